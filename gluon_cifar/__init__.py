@@ -1,0 +1,22 @@
+"""gluon_cifar: the Kaggle CIFAR-10 download to a submission.csv with MXNet Gluon."""
+
+__version__ = "0.1.0"
+
+try:
+    import mxnet as _mxnet  # noqa: F401
+except ImportError as exc:  # mxnet is an extra because CPU and CUDA users need different wheels
+    raise ImportError(
+        "gluon_cifar needs MXNet 1.9.1, which is not installed. Install the extra for your "
+        "machine: pip install 'gluon_cifar[cpu]' (CPU) or pip install 'gluon_cifar[cu112]' "
+        "(CUDA 11.2, see README)."
+    ) from exc
+except AttributeError as exc:  # mxnet 1.9.1 uses np.bool, removed in numpy 1.24
+    raise ImportError(
+        f"MXNet 1.9.1 cannot import with this numpy ({exc}). Install numpy 1.23: "
+        "pip install 'numpy==1.23.5' (the [cpu] and [cu112] extras pin it)."
+    ) from exc
+
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)

@@ -1,0 +1,144 @@
+"""The one configuration object: every setting of a run, saved as JSON beside its results.
+
+Defaults are the book's recipe ("Dive into Deep Learning", Kaggle CIFAR-10, MXNet tab).
+Command-line flags are generated from the fields, so a new setting is added in one place.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+
+def _setting(default: Any, help: str, group: str = "training", **kw: Any) -> Any:
+    return field(default=default, metadata={"help": help, "group": group, **kw})
+
+
+@dataclass
+class Config:
+    # data
+    data_dir: str | None = _setting(None, "Kaggle CIFAR-10 directory (train/, trainLabels.csv, test/); "
+                                          "none: the built-in offline demo dataset", "data")
+    valid_ratio: float = _setting(0.1, "fraction of the smallest class held out per class for validation", "data")
+    seed: int = _setting(0, "seed for the split, initialisation, shuffling and augmentation", "data")
+    num_workers: int = _setting(2, "DataLoader worker processes (0: load in the main process)", "data")
+    cache_dir: str | None = _setting(None, "where split trees and the demo data go "
+                                           "(default: $GLUON_CIFAR_CACHE or ~/.cache/gluon_cifar)", "data")
+    # model
+    model: str = _setting("resnet18", "resnet18 (the book's) or a GluonCV CIFAR model name, "
+                                      "e.g. cifar_resnet56_v1", "model")
+    hybridize: bool = _setting(True, "compile the network into a static graph (faster)", "model")
+    # optimisation: SGD with momentum, lr multiplied by lr_decay every lr_period epochs
+    epochs: int = _setting(20, "passes over the training split")
+    batch_size: int = _setting(128, "global batch size, split across all devices")
+    lr: float = _setting(0.02, "initial learning rate (for the global batch)")
+    momentum: float = _setting(0.9, "SGD momentum")
+    wd: float = _setting(5e-4, "weight decay (L2)")
+    lr_period: int = _setting(4, "epochs between learning-rate decays")
+    lr_decay: float = _setting(0.9, "factor applied to the learning rate every lr_period epochs")
+    # devices: resolved once by the script; recorded so a run shows where it ran
+    gpus: str = _setting("", "comma-separated GPU ids, e.g. 0,1 (empty: CPU)", "devices")
+    cpus: int = _setting(1, "number of CPU contexts to split each batch over (ignored with --gpus)",
+                         "devices")
+    sync_every: int = _setting(50, "batches between reads of the running metrics (each read "
+                                   "waits for the device)", "devices")
+
+    def validate(self) -> "Config":
+        positive = ["epochs", "batch_size", "lr_period", "cpus", "sync_every"]
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{_flag(name)} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 < self.valid_ratio < 1.0:
+            raise ConfigError(f"--valid-ratio must be between 0 and 1 (exclusive), got {self.valid_ratio}")
+        if self.lr <= 0 or not 0 < self.lr_decay <= 1:
+            raise ConfigError(f"--lr must be > 0 and --lr-decay in (0, 1], got {self.lr} and {self.lr_decay}")
+        if self.wd < 0 or not 0 <= self.momentum < 1:
+            raise ConfigError(f"--wd must be >= 0 and --momentum in [0, 1), got {self.wd} and {self.momentum}")
+        if self.num_workers < 0:
+            raise ConfigError(f"--num-workers must be >= 0, got {self.num_workers}")
+        self.gpu_ids()  # raises on a malformed list
+        return self
+
+    def gpu_ids(self) -> list[int]:
+        try:
+            ids = [int(g) for g in self.gpus.split(",") if g.strip()]
+        except ValueError:
+            raise ConfigError(f"--gpus takes comma-separated integers such as 0,1; got {self.gpus!r}") from None
+        if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
+            raise ConfigError(f"--gpus must list distinct ids >= 0, got {self.gpus!r}")
+        return ids
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str, extra: dict[str, Any] | None = None) -> None:
+        from .atomic import write_text
+        write_text(path, json.dumps({"config": self.to_dict(), **(extra or {})}, indent=2) + "\n")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "Config":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown settings {unknown}; valid settings are {sorted(known)}")
+        return cls(**values).validate()
+
+    @classmethod
+    def load(cls, path: str) -> "Config":
+        try:
+            with open(path, encoding="utf-8") as f:
+                values = json.load(f)["config"]
+        except FileNotFoundError:
+            raise ConfigError(f"{path} does not exist: point to a run directory made by scripts/train.py") from None
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path} is not a gluon_cifar config.json ({exc}); re-run training") from None
+        return cls.from_dict(values)
+
+
+# Presets are partial configs layered under command-line flags: preset < flags.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The book's recipe exactly (d2l.ai, chapter "Image Classification (CIFAR-10) on Kaggle").
+    "d2l": {},
+    # Enough to see the whole pipeline work on the offline demo data in a couple of minutes.
+    "demo": {"epochs": 3, "lr_period": 2},
+}
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """Add one flag per Config field; defaults are None so only flags the user gave override."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for f in dataclasses.fields(Config):
+        if f.name in skip:
+            continue
+        group_name = f.metadata["group"]
+        group = groups.get(group_name) or groups.setdefault(group_name, parser.add_argument_group(group_name))
+        help_text = f"{f.metadata['help']} (default: {f.default})"
+        if f.type in ("bool", bool):
+            group.add_argument(f"--{_flag(f.name)}", dest=f.name, default=None,
+                               action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            kind = {"int": int, "float": float}.get(str(f.type), str)
+            group.add_argument(f"--{_flag(f.name)}", dest=f.name, default=None, type=kind, help=help_text)
+
+
+def config_from_args(args: argparse.Namespace, preset: str = "d2l", base: dict[str, Any] | None = None) -> Config:
+    """Layer: Config defaults < `base` (e.g. a saved run) < preset < flags the user gave."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    values: dict[str, Any] = {**(base or {}), **PRESETS[preset]}
+    names = {f.name for f in dataclasses.fields(Config)}
+    values.update({k: v for k, v in vars(args).items() if k in names and v is not None})
+    return Config.from_dict(values)
+
+
+def default_cache_dir() -> str:
+    return os.environ.get("GLUON_CIFAR_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "gluon_cifar")

@@ -1,0 +1,100 @@
+"""The run directory: everything a run leaves behind, each file written atomically.
+
+    config.json    every setting, plus seed, split sizes, class names and library versions
+    classes.txt    class names in the network's output order
+    metrics.csv    one row per epoch
+    curves.png     loss and accuracies per epoch
+    model.params   the trained parameters
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+from typing import Any
+
+import pandas as pd
+
+from . import __version__
+from .atomic import atomic_path, write_text
+from .config import Config
+from .engine import EpochResult
+from .errors import ConfigError, GluonCifarError
+
+CONFIG, CLASSES, METRICS, CURVES, PARAMS = "config.json", "classes.txt", "metrics.csv", "curves.png", "model.params"
+
+
+def default_run_dir(root: str = "runs") -> str:
+    return os.path.join(root, datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+
+
+def versions() -> dict[str, str]:
+    import gluoncv
+    import mxnet
+    import numpy
+
+    return {"gluon_cifar": __version__, "mxnet": mxnet.__version__, "numpy": numpy.__version__,
+            "gluoncv": gluoncv.__version__, "python": platform.python_version()}
+
+
+def create(path: str) -> str:
+    """Make the run directory (parents too); fail clearly if it cannot be written."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise GluonCifarError(f"cannot create run directory {path} ({exc.strerror}); choose --out elsewhere") from None
+    if not os.access(path, os.W_OK):
+        raise GluonCifarError(f"run directory {path} is not writable; choose --out elsewhere")
+    return path
+
+
+def save_start(path: str, cfg: Config, classes: list[str], info: dict[str, Any]) -> None:
+    cfg.save(os.path.join(path, CONFIG), {"classes": classes, "versions": versions(), **info})
+    write_text(os.path.join(path, CLASSES), "\n".join(classes) + "\n")
+
+
+def save_metrics(path: str, history: list[EpochResult]) -> None:
+    with atomic_path(os.path.join(path, METRICS)) as tmp:
+        pd.DataFrame([h.as_row() for h in history]).to_csv(tmp, index=False)
+
+
+def save_curves(path: str, history: list[EpochResult]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    epochs = [h.epoch for h in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [h.train_loss for h in history], marker="o", label="train loss")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.legend()
+    ax_acc.plot(epochs, [h.train_acc for h in history], marker="o", label="train acc")
+    if any(h.valid_acc is not None for h in history):
+        ax_acc.plot(epochs, [h.valid_acc for h in history], marker="o", label="valid acc")
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylim(0, 1)
+    ax_acc.legend()
+    fig.tight_layout()
+    with atomic_path(os.path.join(path, CURVES)) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def save_params(path: str, net, name: str = PARAMS) -> str:
+    target = os.path.join(path, name)
+    with atomic_path(target) as tmp:
+        net.save_parameters(tmp)
+    return target
+
+
+def load(path: str) -> tuple[Config, list[str]]:
+    """Config and class names of a finished run; errors say what is missing."""
+    if not os.path.isdir(path):
+        raise ConfigError(f"run directory {path} does not exist; pass a directory made by scripts/train.py")
+    cfg = Config.load(os.path.join(path, CONFIG))
+    classes_path = os.path.join(path, CLASSES)
+    if not os.path.isfile(classes_path):
+        raise ConfigError(f"{classes_path} is missing: {path} is not a complete run; re-run training")
+    with open(classes_path, encoding="utf-8") as f:
+        classes = [line.strip() for line in f if line.strip()]
+    return cfg, classes

@@ -1,0 +1,135 @@
+"""The two jobs users run, end to end: train a run directory, and turn one into submission.csv.
+
+Scripts parse flags into a Config and resolve contexts, then call these; tests call them too.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+from dataclasses import dataclass
+
+import mxnet as mx
+import numpy as np
+from tqdm import tqdm
+
+from . import rundir
+from .config import Config, default_cache_dir
+from .data import class_names, eval_loader, image_folder, train_loader
+from .demo import ensure_demo_dataset
+from .engine import EpochResult, fit, make_trainer
+from .errors import ConfigError
+from .kaggle import check_sample_submission, read_test, read_train
+from .model import build_model
+from .predict import predict_files, write_submission
+from .split import SplitTree, build_split_tree
+from .transforms import eval_transform, train_transform
+
+log = logging.getLogger(__name__)
+
+
+def resolve_data_dir(cfg: Config) -> str:
+    """The configured data directory, or the demo dataset (generated on first use)."""
+    return cfg.data_dir or ensure_demo_dataset(cfg.cache_dir or default_cache_dir())
+
+
+def prepare_split(cfg: Config, data_dir: str) -> SplitTree:
+    images = read_train(data_dir)
+    return build_split_tree(images, data_dir, cfg.valid_ratio, cfg.seed, cfg.cache_dir or default_cache_dir())
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    mx.random.seed(seed)
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    return lambda epoch: tqdm(total=total, desc=f"{desc} {epoch}", unit="img", leave=False, disable=not enabled)
+
+
+def _train(cfg: Config, ctxs: list[mx.Context], folder: str, valid_folder: str | None, out: str,
+           params_name: str, show_progress: bool) -> list[EpochResult]:
+    seed_everything(cfg.seed)
+    train_images = image_folder(folder, train_transform())
+    train_data = train_loader(train_images, cfg.batch_size, cfg.seed, cfg.num_workers)
+    valid_data = (eval_loader(image_folder(valid_folder, eval_transform()), cfg.batch_size, cfg.num_workers)
+                  if valid_folder else None)
+    net = build_model(cfg.model, len(class_names(folder)), ctxs, seed=cfg.seed)
+    if cfg.hybridize:
+        net.hybridize(static_alloc=True)
+    trainer = make_trainer(net, cfg, len(train_data))
+    history: list[EpochResult] = []
+
+    def on_epoch_end(result: EpochResult) -> None:
+        history.append(result)
+        rundir.save_metrics(out, history)
+        rundir.save_params(out, net, params_name)
+        valid = f", valid acc {result.valid_acc:.4f}" if result.valid_acc is not None else ""
+        log.info("epoch %d/%d: lr %.4g, train loss %.4f, train acc %.4f%s, %.1f examples/s, %.0f s",
+                 result.epoch, cfg.epochs, result.lr, result.train_loss, result.train_acc, valid,
+                 result.examples_per_sec, result.seconds)
+
+    fit(net, trainer, train_data, valid_data, ctxs, cfg.epochs, cfg.sync_every, on_epoch_end,
+        _progress(len(train_images), "epoch", show_progress))
+    return history
+
+
+def train(cfg: Config, ctxs: list[mx.Context], out: str, show_progress: bool = True) -> list[EpochResult]:
+    """Train on the split's train part, validate on its valid part, fill the run directory `out`."""
+    data_dir = resolve_data_dir(cfg)
+    tree = prepare_split(cfg, data_dir)
+    classes = class_names(tree.folder("train"))
+    rundir.create(out)
+    rundir.save_start(out, cfg, classes, {"data_dir_resolved": os.path.abspath(data_dir), "split_seed": cfg.seed,
+                                          "n_train": tree.n_train, "n_valid": tree.n_valid,
+                                          "contexts": [str(c) for c in ctxs]})
+    log.info("data %s: %d train, %d valid (%s tree %s)", data_dir, tree.n_train, tree.n_valid,
+             tree.link_kind, tree.root)
+    history = _train(cfg, ctxs, tree.folder("train"), tree.folder("valid"), out, rundir.PARAMS, show_progress)
+    rundir.save_curves(out, history)
+    return history
+
+
+@dataclass
+class Submission:
+    path: str
+    rows: int
+    params: str
+
+
+def submit(run: str, ctxs: list[mx.Context], out: str | None = None, data_dir: str | None = None,
+           retrain: bool = False, batch_size: int = 512, num_workers: int | None = None,
+           show_progress: bool = True) -> Submission:
+    """Write submission.csv for DIR/test from a finished run.
+
+    With `retrain`, first train afresh on train+valid with the run's settings (the book's final
+    step) and predict with that network; its parameters are kept as model-train_valid.params.
+    """
+    cfg, classes = rundir.load(run)
+    data_dir = data_dir or resolve_data_dir(cfg)
+    out = out or os.path.join(run, "submission.csv")
+    ids, paths = read_test(data_dir)
+    check_sample_submission(data_dir, ids)
+    workers = cfg.num_workers if num_workers is None else num_workers
+
+    if retrain:
+        tree = prepare_split(cfg, data_dir)
+        if class_names(tree.folder("train_valid")) != classes:
+            raise ConfigError(f"the classes of {data_dir} differ from those of run {run}; retrain on the same data")
+        _train(cfg, ctxs, tree.folder("train_valid"), None, run, "model-train_valid.params", show_progress)
+        params = os.path.join(run, "model-train_valid.params")
+    else:
+        params = os.path.join(run, rundir.PARAMS)
+        if not os.path.isfile(params):
+            raise ConfigError(f"{params} is missing: run {run} did not finish an epoch; train it or use --retrain")
+
+    net = build_model(cfg.model, len(classes), ctxs)
+    net.load_parameters(params, ctx=ctxs)
+    if cfg.hybridize:
+        net.hybridize(static_alloc=True)
+    with tqdm(total=len(paths), desc="predict", unit="img", disable=not show_progress) as bar:
+        predictions = predict_files(net, paths, ctxs, batch_size, workers, bar.update)
+    write_submission(out, ids, predictions, classes)
+    log.info("wrote %s: %d rows", out, len(ids))
+    return Submission(out, len(ids), params)
