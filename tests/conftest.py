@@ -1,0 +1,52 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(ROOT, "..", "shared")
+KAGGLE_LAYOUT = os.path.join(SHARED, "tools", "kaggle_layout.py")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """Split trees and demo data go to a per-test cache, never ~/.cache."""
+    monkeypatch.setenv("GLUON_CIFAR_CACHE", str(tmp_path / "cache"))
+
+
+def write_layout(root, labels, test_ids=(), sample_ids=None, size=32):
+    """A Kaggle-style directory: train/<id>.png with `labels` {id: class}, test/<id>.png."""
+    rng = np.random.default_rng(0)
+    os.makedirs(os.path.join(root, "train"), exist_ok=True)
+    os.makedirs(os.path.join(root, "test"), exist_ok=True)
+    for image_id in labels:
+        pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(os.path.join(root, "train", f"{image_id}.png"))
+    for image_id in test_ids:
+        pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(os.path.join(root, "test", f"{image_id}.png"))
+    with open(os.path.join(root, "trainLabels.csv"), "w") as f:
+        f.write("id,label\n" + "".join(f"{i},{c}\n" for i, c in labels.items()))
+    if sample_ids is not None:
+        with open(os.path.join(root, "sampleSubmission.csv"), "w") as f:
+            f.write("id,label\n" + "".join(f"{i},cat\n" for i in sample_ids))
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def real_layout(tmp_path_factory):
+    """1,000 real CIFAR-10 training images and 50 scored holdout images, in the Kaggle layout."""
+    if not os.path.isfile(KAGGLE_LAYOUT):
+        pytest.fail(f"{KAGGLE_LAYOUT} is missing: the real-data tests need ../shared beside the checkout")
+    out = tmp_path_factory.mktemp("real") / "cifar-10"
+    subprocess.run([sys.executable, KAGGLE_LAYOUT, str(out), "--train", "1000", "--holdout", "50"],
+                   check=True, capture_output=True)
+    return str(out)
+
+
+def run_script(name, *args, env=None, timeout=900):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", name), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})

@@ -1,0 +1,70 @@
+"""The scripts as users run them: real images end to end, demo data, and clear failures."""
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+
+from tests.conftest import KAGGLE_LAYOUT, run_script
+
+
+def test_train_then_submit_on_real_images_over_two_cpu_contexts(real_layout, tmp_path):
+    run = tmp_path / "run"
+    trained = run_script("train.py", "--data-dir", real_layout, "--epochs", "1", "--batch-size", "64",
+                         "--cpus", "2", "--out", run, "--no-progress")
+    assert trained.returncode == 0, trained.stderr
+    config = json.loads((run / "config.json").read_text())
+    assert config["config"]["epochs"] == 1 and config["config"]["cpus"] == 2
+    assert config["n_train"] + config["n_valid"] == 1000 and config["versions"]["mxnet"] == "1.9.1"
+    assert (run / "classes.txt").read_text().split() == sorted(config["classes"])
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert len(metrics) == 1 and 0 <= metrics["valid_acc"][0] <= 1 and metrics["examples_per_sec"][0] > 0
+    assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG" and (run / "model.params").stat().st_size > 4e7
+
+    submitted = run_script("submit.py", "--run", run, "--no-progress")
+    assert submitted.returncode == 0, submitted.stderr
+    submission = pd.read_csv(run / "submission.csv")
+    assert list(submission.columns) == ["id", "label"] and submission["id"].tolist() == list(range(1, 51))
+    assert set(submission["label"]) <= set(config["classes"])
+    scored = subprocess.run([sys.executable, KAGGLE_LAYOUT, real_layout, "--score", str(run / "submission.csv")],
+                            capture_output=True, text=True)
+    assert scored.returncode == 0 and "scored 50 images, 0 missing" in scored.stdout
+
+
+def test_demo_learns_well_above_chance(tmp_path):
+    run = tmp_path / "demo"
+    trained = run_script("train.py", "--demo", "--epochs", "2", "--out", run, "--no-progress")
+    assert trained.returncode == 0, trained.stderr
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert metrics["valid_acc"].iloc[-1] > 0.4  # 10 classes: chance is 0.1
+    submitted = run_script("submit.py", "--run", run, "--retrain", "--no-progress")
+    assert submitted.returncode == 0, submitted.stderr
+    assert (run / "model-train_valid.params").exists()
+    submission = pd.read_csv(run / "submission.csv")
+    answers = pd.read_csv(os.path.join(json.loads((run / "config.json").read_text())["data_dir_resolved"],
+                                       "answers.csv"))
+    assert (submission["label"] == answers["label"]).mean() > 0.4
+
+
+def test_missing_data_dir_is_a_clear_error(tmp_path):
+    result = run_script("train.py", "--data-dir", tmp_path / "nope", "--out", tmp_path / "run")
+    assert result.returncode == 2
+    assert f"{tmp_path / 'nope'} does not exist" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_gpus_without_gpus_is_a_clear_error(tmp_path):
+    result = run_script("train.py", "--demo", "--gpus", "0", "--out", tmp_path / "run")
+    assert result.returncode == 2
+    assert "GPU 0 is not available" in result.stderr and "--cpus" in result.stderr
+
+
+def test_bad_setting_is_a_clear_error(tmp_path):
+    result = run_script("train.py", "--demo", "--valid-ratio", "1.5", "--out", tmp_path / "run")
+    assert result.returncode == 2 and "--valid-ratio must be between 0 and 1" in result.stderr
+
+
+def test_submit_from_a_directory_that_is_not_a_run(tmp_path):
+    result = run_script("submit.py", "--run", tmp_path)
+    assert result.returncode == 2 and "config.json does not exist" in result.stderr

@@ -1,0 +1,95 @@
+"""The multi-context path, exercised with several CPU contexts as if they were GPUs."""
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import gluon, nd
+
+from gluon_cifar.config import Config
+from gluon_cifar.engine import evaluate, fit, make_trainer, step_schedule, train_one_epoch
+from gluon_cifar.model import build_model
+
+
+def small_net(ctxs):
+    """No BatchNorm: per-shard batch statistics would make multi-device results differ by design."""
+    net = gluon.nn.HybridSequential()
+    net.add(gluon.nn.Conv2D(4, 3, in_channels=3, activation="relu"), gluon.nn.GlobalAvgPool2D(),
+            gluon.nn.Dense(10, in_units=4))
+    mx.random.seed(0)
+    net.initialize(mx.init.Xavier(), ctx=ctxs)
+    return net
+
+
+def batches(sizes, seed=0):
+    rng = np.random.default_rng(seed)
+    return [(nd.array(rng.normal(size=(n, 3, 8, 8))), nd.array(rng.integers(0, 10, n), dtype="int32"))
+            for n in sizes]
+
+
+def train_params(n_ctx, sizes):
+    ctxs = [mx.cpu(i) for i in range(n_ctx)]
+    net = small_net(ctxs)
+    cfg = Config(lr=0.1, momentum=0.9, wd=1e-4)
+    trainer = make_trainer(net, cfg, batches_per_epoch=len(sizes))
+    train_one_epoch(net, batches(sizes), gluon.loss.SoftmaxCrossEntropyLoss(), trainer, ctxs)
+    return net, [[d.asnumpy() for d in p.list_data()] for p in net.collect_params().values()]
+
+
+# 7 splits unevenly over 2 and 3; the final 2-sample batch leaves the third context without data.
+@pytest.mark.parametrize("n_ctx", [2, 3])
+def test_contexts_match_single_context(n_ctx):
+    sizes = [7, 6, 2]
+    _, single = train_params(1, sizes)
+    net, multi = train_params(n_ctx, sizes)
+    assert len(multi) == len(single) == 4
+    for replicas, (reference,) in zip(multi, single):
+        assert len(replicas) == n_ctx
+        for replica in replicas:
+            np.testing.assert_allclose(replica, reference, rtol=1e-4, atol=1e-6)
+
+
+def test_resnet_replicas_stay_identical_over_three_contexts():
+    ctxs = [mx.cpu(i) for i in range(3)]
+    net = build_model("resnet18", 10, ctxs, seed=0)
+    net.hybridize(static_alloc=True)
+    trainer = make_trainer(net, Config(), batches_per_epoch=2)
+    data = [(nd.random.normal(shape=(5, 3, 32, 32)), nd.array([0, 1, 2, 3, 4], dtype="int32"))] * 2
+    loss, acc, examples = train_one_epoch(net, data, gluon.loss.SoftmaxCrossEntropyLoss(), trainer, ctxs)
+    assert examples == 10 and np.isfinite(loss) and 0 <= acc <= 1
+    for param in net.collect_params().values():
+        if param.grad_req == "null":
+            continue  # BatchNorm running statistics are per device by design
+        first, *others = [d.asnumpy() for d in param.list_data()]
+        for other in others:
+            np.testing.assert_array_equal(first, other)
+
+
+def test_step_schedule_decays_every_lr_period_epochs():
+    cfg = Config(lr=0.02, lr_period=4, lr_decay=0.9, epochs=20)
+    schedule = step_schedule(cfg, batches_per_epoch=10)
+    # the optimizer passes num_update = 1 for the first batch
+    lr_of_epoch = [schedule(epoch * 10 + 1) for epoch in range(20)]
+    expected = [0.02 * 0.9 ** (epoch // 4) for epoch in range(20)]
+    np.testing.assert_allclose(lr_of_epoch, expected)
+    assert schedule(4 * 10) == pytest.approx(0.02)  # last batch of epoch 4 (1-based) still undecayed
+
+
+def test_fit_reports_per_epoch_and_decays_lr():
+    ctxs = [mx.cpu(0), mx.cpu(1)]
+    net = small_net(ctxs)
+    cfg = Config(lr=0.5, lr_period=1, lr_decay=0.5, epochs=3)
+    data = batches([8, 8])
+    history = fit(net, make_trainer(net, cfg, 2), data, batches([5, 3], seed=1), ctxs, epochs=3)
+    assert [h.epoch for h in history] == [1, 2, 3]
+    assert [h.lr for h in history] == pytest.approx([0.5, 0.25, 0.125])
+    assert all(h.examples == 16 and h.examples_per_sec > 0 for h in history)
+    assert all(h.valid_acc is not None and 0 <= h.valid_acc <= 1 for h in history)
+
+
+def test_evaluate_counts_every_sample_including_partial_batch():
+    ctxs = [mx.cpu(0), mx.cpu(1), mx.cpu(2)]
+    net = small_net(ctxs)
+    data = batches([4, 4, 1])
+    predicted = [net(x.as_in_context(mx.cpu(0))).argmax(axis=1).asnumpy() for x, _ in data]
+    labels = [y.asnumpy() for _, y in data]
+    expected = sum((p == y).sum() for p, y in zip(predicted, labels)) / 9
+    assert evaluate(net, data, ctxs) == pytest.approx(expected)

@@ -1,0 +1,70 @@
+"""Submission rows: ids from file names, numeric order, class names, atomic write."""
+import os
+
+import mxnet as mx
+import numpy as np
+import pandas as pd
+import pytest
+from mxnet import gluon, nd
+from PIL import Image
+
+from gluon_cifar import CIFAR10_CLASSES
+from gluon_cifar.errors import GluonCifarError
+from gluon_cifar.kaggle import read_test
+from gluon_cifar.predict import predict_files, write_submission
+from gluon_cifar.transforms import MEAN, STD
+
+IDS = [1, 2, 10, 100, 11, 3, 1000, 20, 9, 99]  # string order and numeric order differ
+
+
+class BrightnessNet(gluon.Block):
+    """Predicts class k for an image whose pixels are all 20 * k: output follows the image."""
+
+    def forward(self, x):
+        red = x[:, 0].mean(axis=(1, 2)) * STD[0] + MEAN[0]  # undo Normalize: back to [0, 1]
+        return nd.one_hot(nd.round(red * 255 / 20), 10)
+
+
+def expected_class(image_id):
+    return image_id % 10
+
+
+@pytest.fixture
+def test_dir(tmp_path):
+    os.makedirs(tmp_path / "test")
+    for image_id in IDS:
+        pixels = np.full((32, 32, 3), 20 * expected_class(image_id), np.uint8)
+        Image.fromarray(pixels).save(tmp_path / "test" / f"{image_id}.png")
+    return str(tmp_path)
+
+
+@pytest.mark.parametrize("n_ctx,batch", [(1, 4), (3, 4), (2, 3)])
+def test_predictions_follow_file_ids(test_dir, tmp_path, n_ctx, batch):
+    ids, paths = read_test(test_dir)
+    ctxs = [mx.cpu(i) for i in range(n_ctx)]
+    predictions = predict_files(BrightnessNet(), paths, ctxs, batch_size=batch, num_workers=0)
+    out = tmp_path / "submission.csv"
+    write_submission(str(out), ids, predictions, list(CIFAR10_CLASSES))
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["id", "label"]
+    assert frame["id"].tolist() == sorted(IDS)
+    assert frame["label"].tolist() == [CIFAR10_CLASSES[expected_class(i)] for i in sorted(IDS)]
+
+
+def test_crash_mid_write_keeps_the_previous_submission(tmp_path, monkeypatch):
+    out = tmp_path / "submission.csv"
+    write_submission(str(out), [1, 2], np.array([0, 1]), list(CIFAR10_CLASSES))
+    before = out.read_text()
+
+    def crash_half_way(self, path, **kwargs):
+        with open(path, "w") as f:
+            f.write("id,label\n1,air")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", crash_half_way)
+    with pytest.raises(OSError, match="disk full"):
+        write_submission(str(out), [1, 2], np.array([3, 3]), list(CIFAR10_CLASSES))
+    assert out.read_text() == before
+    assert os.listdir(tmp_path) == ["submission.csv"]  # no temporary file left behind
+    with pytest.raises(GluonCifarError, match="not a writable directory"):
+        write_submission(str(tmp_path / "missing" / "submission.csv"), [1], np.array([0]), ["cat"])
