@@ -1,0 +1,56 @@
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from gluon_cifar.config import Config, add_config_arguments, config_from_args
+from gluon_cifar.errors import ConfigError
+
+
+def parse(*flags):
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    return parser.parse_args(list(flags))
+
+
+def test_defaults_are_the_books_recipe():
+    cfg = config_from_args(parse())
+    assert (cfg.batch_size, cfg.lr, cfg.wd, cfg.lr_period, cfg.lr_decay, cfg.epochs, cfg.valid_ratio) == \
+        (128, 0.02, 5e-4, 4, 0.9, 20, 0.1)
+
+
+def test_flags_override_preset_and_types_are_parsed():
+    cfg = config_from_args(parse("--epochs", "5", "--lr", "0.1", "--no-hybridize"), preset="demo")
+    assert cfg.epochs == 5 and cfg.lr == 0.1 and cfg.hybridize is False and cfg.lr_period == 2
+
+
+def test_saved_config_reloads_equal(tmp_path):
+    cfg = config_from_args(parse("--seed", "7", "--gpus", "0,1", "--data-dir", "/d"))
+    cfg.save(str(tmp_path / "config.json"), {"classes": ["a"]})
+    assert Config.load(str(tmp_path / "config.json")) == cfg
+    assert cfg.gpu_ids() == [0, 1]
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--gpus", "a,b"], "--gpus takes comma-separated integers"),
+    (["--gpus", "1,1"], "distinct ids"),
+    (["--lr-decay", "2"], "--lr-decay in (0, 1]"),
+])
+def test_bad_values_name_the_flag(flags, message):
+    with pytest.raises(ConfigError) as err:
+        config_from_args(parse(*flags))
+    assert message in str(err.value)
+
+
+def test_unknown_preset_lists_the_choices():
+    with pytest.raises(ConfigError, match=r"choose one of \['d2l', 'demo'\]"):
+        config_from_args(parse(), preset="fast")
+
+
+def test_import_without_mxnet_names_the_extra():
+    blocked = "import sys; sys.modules['mxnet'] = None; import gluon_cifar"
+    result = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "pip install 'gluon_cifar[cpu]'" in result.stderr and "[cu112]" in result.stderr
