@@ -8,10 +8,11 @@ single-device update for the same batch.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
 import mxnet as mx
+import numpy as np
 from gluoncv.utils import LRScheduler
 from mxnet import autograd, gluon, nd
 
@@ -28,9 +29,12 @@ class EpochResult:
     examples: int
     seconds: float
     examples_per_sec: float
+    confusion: np.ndarray | None = field(default=None, repr=False)  # validation [true, predicted]
 
     def as_row(self) -> dict:
-        return asdict(self)
+        row = asdict(self)
+        del row["confusion"]
+        return row
 
 
 def step_schedule(cfg: Config, batches_per_epoch: int) -> LRScheduler:
@@ -103,17 +107,34 @@ def predict_classes(net: gluon.Block, data: nd.NDArray, ctxs: list[mx.Context]) 
     return [net(x).argmax(axis=1) for x in shard(data, ctxs)]
 
 
-def evaluate(net: gluon.Block, loader: Iterable, ctxs: list[mx.Context]) -> float:
-    """Accuracy over every sample of `loader` (partial last batch included)."""
-    correct = [nd.zeros(1, ctx=c) for c in ctxs]
-    total = 0
+def confusion_matrix(net: gluon.Block, loader: Iterable, ctxs: list[mx.Context]) -> np.ndarray:
+    """Counts[true class, predicted class] over every sample of `loader` (partial last batch too).
+
+    Accumulated on each device as one_hot(true)^T @ one_hot(pred), so there is no host sync per
+    batch; read once at the end.
+    """
+    counts: list[nd.NDArray] | None = None
     for data, label in loader:
-        for k, (pred, y) in enumerate(zip(predict_classes(net, data, ctxs), shard(label, ctxs))):
-            correct[k] += (pred == y.astype("float32")).sum()
-        total += data.shape[0]
-    if total == 0:
+        for k, (x, y) in enumerate(zip(shard(data, ctxs), shard(label, ctxs))):
+            logits = net(x)
+            n_classes = logits.shape[1]
+            if counts is None:
+                counts = [nd.zeros((n_classes, n_classes), ctx=c) for c in ctxs]
+            truth = nd.one_hot(y.astype("float32"), n_classes)
+            predicted = nd.one_hot(logits.argmax(axis=1), n_classes)
+            counts[k] += nd.dot(truth, predicted, transpose_a=True)
+    if counts is None:
         raise ValueError("the evaluation loader yielded no batches")
-    return _total(correct) / total
+    return np.rint(sum(c.asnumpy() for c in counts)).astype(np.int64)
+
+
+def accuracy(confusion: np.ndarray) -> float:
+    return float(np.trace(confusion) / confusion.sum())
+
+
+def evaluate(net: gluon.Block, loader: Iterable, ctxs: list[mx.Context]) -> float:
+    """Accuracy over every sample of `loader`."""
+    return accuracy(confusion_matrix(net, loader, ctxs))
 
 
 def fit(net: gluon.Block, trainer: gluon.Trainer, train_data: Iterable, valid_data: Iterable | None,
@@ -144,8 +165,10 @@ def fit(net: gluon.Block, trainer: gluon.Trainer, train_data: Iterable, valid_da
         if bar is not None:
             bar.update(examples - seen[0])
             bar.close()
-        valid_acc = evaluate(net, valid_data, ctxs) if valid_data is not None else None
-        result = EpochResult(epoch, lr, train_loss, train_acc, valid_acc, examples, seconds, examples / seconds)
+        confusion = confusion_matrix(net, valid_data, ctxs) if valid_data is not None else None
+        valid_acc = accuracy(confusion) if confusion is not None else None
+        result = EpochResult(epoch, lr, train_loss, train_acc, valid_acc, examples, seconds, examples / seconds,
+                             confusion)
         history.append(result)
         if on_epoch_end is not None:
             on_epoch_end(result)

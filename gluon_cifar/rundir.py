@@ -5,6 +5,9 @@
     metrics.csv    one row per epoch
     curves.png     loss and accuracies per epoch
     model.params   the trained parameters
+    confusion.csv  validation counts, rows true class, columns predicted class (last epoch)
+    confusion.png  the same as an image
+    per_class.csv  validation accuracy and image count per class
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import os
 import platform
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import __version__
@@ -22,6 +26,7 @@ from .engine import EpochResult
 from .errors import ConfigError, GluonCifarError
 
 CONFIG, CLASSES, METRICS, CURVES, PARAMS = "config.json", "classes.txt", "metrics.csv", "curves.png", "model.params"
+CONFUSION_CSV, CONFUSION_PNG, PER_CLASS = "confusion.csv", "confusion.png", "per_class.csv"
 
 
 def default_run_dir(root: str = "runs") -> str:
@@ -59,10 +64,7 @@ def save_metrics(path: str, history: list[EpochResult]) -> None:
 
 
 def save_curves(path: str, history: list[EpochResult]) -> None:
-    import matplotlib
-    matplotlib.use("Agg")  # files only: no display needed
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     epochs = [h.epoch for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [h.train_loss for h in history], marker="o", label="train loss")
@@ -76,6 +78,41 @@ def save_curves(path: str, history: list[EpochResult]) -> None:
     ax_acc.legend()
     fig.tight_layout()
     with atomic_path(os.path.join(path, CURVES)) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_confusion(path: str, confusion: np.ndarray, classes: list[str]) -> None:
+    """confusion.csv, per_class.csv and confusion.png from a [true, predicted] count matrix."""
+    frame = pd.DataFrame(confusion, index=pd.Index(classes, name="true"), columns=classes)
+    with atomic_path(os.path.join(path, CONFUSION_CSV)) as tmp:
+        frame.to_csv(tmp)
+    totals = confusion.sum(axis=1)
+    per_class = pd.DataFrame({"class": classes, "images": totals,
+                              "accuracy": np.diag(confusion) / np.maximum(totals, 1)})
+    with atomic_path(os.path.join(path, PER_CLASS)) as tmp:
+        per_class.to_csv(tmp, index=False)
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 6))
+    image = ax.imshow(confusion, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for (i, j), count in np.ndenumerate(confusion):
+        ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
+                color="white" if count > confusion.max() / 2 else "black")
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    with atomic_path(os.path.join(path, CONFUSION_PNG)) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
 

@@ -88,7 +88,31 @@ def train(cfg: Config, ctxs: list[mx.Context], out: str, show_progress: bool = T
              tree.link_kind, tree.root)
     history = _train(cfg, ctxs, tree.folder("train"), tree.folder("valid"), out, rundir.PARAMS, show_progress)
     rundir.save_curves(out, history)
+    if history[-1].confusion is not None:
+        rundir.save_confusion(out, history[-1].confusion, classes)
     return history
+
+
+def load_network(cfg: Config, classes: list[str], params: str, ctxs: list[mx.Context]):
+    """The run's network with trained parameters `params`, hybridized if the run was."""
+    net = build_model(cfg.model, len(classes), ctxs)
+    net.load_parameters(params, ctx=ctxs)
+    if cfg.hybridize:
+        net.hybridize(static_alloc=True)
+    return net
+
+
+def load_for_export(run: str, params_name: str, n_images: int):
+    """The run's network on the CPU and the first `n_images` test images of its data, transformed."""
+    cfg, classes = rundir.load(run)
+    params = os.path.join(run, params_name)
+    if not os.path.isfile(params):
+        raise ConfigError(f"{params} is missing: train the run first (or pass --params)")
+    net = load_network(cfg, classes, params, [mx.cpu()])
+    _, paths = read_test(resolve_data_dir(cfg))
+    transform = eval_transform()
+    images = mx.nd.stack(*[transform(mx.image.imread(p, flag=1)) for p in paths[:n_images]])
+    return net, images
 
 
 @dataclass
@@ -124,10 +148,7 @@ def submit(run: str, ctxs: list[mx.Context], out: str | None = None, data_dir: s
         if not os.path.isfile(params):
             raise ConfigError(f"{params} is missing: run {run} did not finish an epoch; train it or use --retrain")
 
-    net = build_model(cfg.model, len(classes), ctxs)
-    net.load_parameters(params, ctx=ctxs)
-    if cfg.hybridize:
-        net.hybridize(static_alloc=True)
+    net = load_network(cfg, classes, params, ctxs)
     with tqdm(total=len(paths), desc="predict", unit="img", disable=not show_progress) as bar:
         predictions = predict_files(net, paths, ctxs, batch_size, workers, bar.update)
     write_submission(out, ids, predictions, classes)

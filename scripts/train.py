@@ -8,7 +8,6 @@ examples:
   python scripts/train.py --data-dir ~/cifar-10 --cpus 2 --epochs 1 --out runs/try
 """
 import argparse
-import logging
 import os
 import sys
 
@@ -43,8 +42,10 @@ def main() -> int:
     out = args.out or rundir.default_run_dir()
     history = workflow.train(cfg, ctxs, out, show_progress=not args.no_progress)
     last = history[-1]
-    logging.info("run directory %s: valid acc %.4f after %d epochs; next: python scripts/submit.py --run %s",
-                 out, last.valid_acc, last.epoch, out)
+    print(f"\nvalid acc {last.valid_acc:.4f} after {last.epoch} epochs. Run directory {out}:")
+    for name in sorted(os.listdir(out)):
+        print(f"  {os.path.join(out, name)}")
+    print(f"next: python scripts/submit.py --run {out}   (or scripts/export.py {out} --format onnx)")
     return 0
 
 
