@@ -121,7 +121,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] 
             continue
         group_name = f.metadata["group"]
         group = groups.get(group_name) or groups.setdefault(group_name, parser.add_argument_group(group_name))
-        help_text = f"{f.metadata['help']} (default: {f.default})"
+        shown = f.default not in (None, "")  # those fields' help says what "unset" means
+        help_text = f"{f.metadata['help']} (default: {f.default})" if shown else f.metadata["help"]
         if f.type in ("bool", bool):
             group.add_argument(f"--{_flag(f.name)}", dest=f.name, default=None,
                                action=argparse.BooleanOptionalAction, help=help_text)
