@@ -27,6 +27,8 @@ from .transforms import eval_transform, train_transform
 
 log = logging.getLogger(__name__)
 
+RETRAIN = "retrain"  # run subdirectory of the train+valid retraining done by submit(retrain=True)
+
 
 def resolve_data_dir(cfg: Config) -> str:
     """The configured data directory, or the demo dataset (generated on first use)."""
@@ -49,7 +51,8 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 def _train(cfg: Config, ctxs: list[mx.Context], folder: str, valid_folder: str | None, out: str,
-           params_name: str, show_progress: bool) -> list[EpochResult]:
+           show_progress: bool) -> list[EpochResult]:
+    """Train on the class folders under `folder`; metrics and parameters go to run directory `out`."""
     seed_everything(cfg.seed)
     train_images = image_folder(folder, train_transform())
     train_data = train_loader(train_images, cfg.batch_size, cfg.seed, cfg.num_workers)
@@ -64,7 +67,7 @@ def _train(cfg: Config, ctxs: list[mx.Context], folder: str, valid_folder: str |
     def on_epoch_end(result: EpochResult) -> None:
         history.append(result)
         rundir.save_metrics(out, history)
-        rundir.save_params(out, net, params_name)
+        rundir.save_params(out, net)
         valid = f", valid acc {result.valid_acc:.4f}" if result.valid_acc is not None else ""
         log.info("epoch %d/%d: lr %.4g, train loss %.4f, train acc %.4f%s, %.1f examples/s, %.0f s",
                  result.epoch, cfg.epochs, result.lr, result.train_loss, result.train_acc, valid,
@@ -86,7 +89,7 @@ def train(cfg: Config, ctxs: list[mx.Context], out: str, show_progress: bool = T
                                           "contexts": [str(c) for c in ctxs]})
     log.info("data %s: %d train, %d valid (%s tree %s)", data_dir, tree.n_train, tree.n_valid,
              tree.link_kind, tree.root)
-    history = _train(cfg, ctxs, tree.folder("train"), tree.folder("valid"), out, rundir.PARAMS, show_progress)
+    history = _train(cfg, ctxs, tree.folder("train"), tree.folder("valid"), out, show_progress)
     rundir.save_curves(out, history)
     if history[-1].confusion is not None:
         rundir.save_confusion(out, history[-1].confusion, classes)
@@ -128,7 +131,7 @@ def submit(run: str, ctxs: list[mx.Context], out: str | None = None, data_dir: s
     """Write submission.csv for DIR/test from a finished run.
 
     With `retrain`, first train afresh on train+valid with the run's settings (the book's final
-    step) and predict with that network; its parameters are kept as model-train_valid.params.
+    step) and predict with that network; that training leaves its own run directory, RUN/retrain.
     """
     cfg, classes = rundir.load(run)
     data_dir = data_dir or resolve_data_dir(cfg)
@@ -141,8 +144,13 @@ def submit(run: str, ctxs: list[mx.Context], out: str | None = None, data_dir: s
         tree = prepare_split(cfg, data_dir)
         if class_names(tree.folder("train_valid")) != classes:
             raise ConfigError(f"the classes of {data_dir} differ from those of run {run}; retrain on the same data")
-        _train(cfg, ctxs, tree.folder("train_valid"), None, run, "model-train_valid.params", show_progress)
-        params = os.path.join(run, "model-train_valid.params")
+        retrain_dir = rundir.create(os.path.join(run, RETRAIN))
+        rundir.save_start(retrain_dir, cfg, classes, {"data_dir_resolved": os.path.abspath(data_dir),
+                                                      "n_train": tree.n_train + tree.n_valid, "n_valid": 0,
+                                                      "contexts": [str(c) for c in ctxs]})
+        rundir.save_curves(retrain_dir, _train(cfg, ctxs, tree.folder("train_valid"), None, retrain_dir,
+                                               show_progress))
+        params = os.path.join(retrain_dir, rundir.PARAMS)
     else:
         params = os.path.join(run, rundir.PARAMS)
         if not os.path.isfile(params):

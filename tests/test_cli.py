@@ -40,7 +40,10 @@ def test_demo_learns_well_above_chance(tmp_path):
     assert metrics["valid_acc"].iloc[-1] > 0.4  # 10 classes: chance is 0.1
     submitted = run_script("submit.py", "--run", run, "--retrain", "--no-progress")
     assert submitted.returncode == 0, submitted.stderr
-    assert (run / "model-train_valid.params").exists()
+    retrain = pd.read_csv(run / "retrain" / "metrics.csv")
+    assert len(retrain) == 2 and retrain["examples"].iloc[0] == 896  # 1,000 images, batches of 128
+    assert (run / "retrain" / "model.params").exists()
+    assert pd.read_csv(run / "metrics.csv")["valid_acc"].notna().all()  # the run's own metrics untouched
     submission = pd.read_csv(run / "submission.csv")
     answers = pd.read_csv(os.path.join(json.loads((run / "config.json").read_text())["data_dir_resolved"],
                                        "answers.csv"))
