@@ -34,6 +34,13 @@ def predict_files(net: gluon.Block, paths: list[str], ctxs: list[mx.Context], ba
     return predictions
 
 
+def check_writable(path: str) -> None:
+    """Fail before hours of prediction, not after, if `path` cannot be written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+        raise GluonCifarError(f"cannot write {path}: {directory} is not a writable directory; choose --out elsewhere")
+
+
 def write_submission(path: str, ids: list[int], predictions: np.ndarray, classes: list[str]) -> None:
     """Write `id,label` rows sorted by numeric id, labels as class names; atomically."""
     if len(ids) != len(predictions):
@@ -41,8 +48,6 @@ def write_submission(path: str, ids: list[int], predictions: np.ndarray, classes
     frame = pd.DataFrame({"id": np.asarray(ids, dtype=np.int64),
                           "label": np.asarray(classes, dtype=object)[predictions]})
     frame = frame.sort_values("id", kind="stable")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
-        raise GluonCifarError(f"cannot write {path}: {directory} is not a writable directory; choose --out elsewhere")
+    check_writable(path)
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)

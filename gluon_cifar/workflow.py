@@ -21,7 +21,7 @@ from .engine import EpochResult, fit, make_trainer
 from .errors import ConfigError
 from .kaggle import check_sample_submission, read_test, read_train
 from .model import build_model
-from .predict import predict_files, write_submission
+from .predict import check_writable, predict_files, write_submission
 from .split import SplitTree, build_split_tree
 from .transforms import eval_transform, train_transform
 
@@ -50,15 +50,24 @@ def _progress(total: int, desc: str, enabled: bool):
     return lambda epoch: tqdm(total=total, desc=f"{desc} {epoch}", unit="img", leave=False, disable=not enabled)
 
 
-def _train(cfg: Config, ctxs: list[mx.Context], folder: str, valid_folder: str | None, out: str,
-           show_progress: bool) -> list[EpochResult]:
-    """Train on the class folders under `folder`; metrics and parameters go to run directory `out`."""
+def _train_run(cfg: Config, ctxs: list[mx.Context], data_dir: str, tree: SplitTree, part: str,
+               valid_part: str | None, out: str, show_progress: bool) -> list[EpochResult]:
+    """Train on the tree's `part`, validate on `valid_part` (if any), and fill run directory `out`."""
+    classes = class_names(tree.folder(part))
+    rundir.create(out)
+    n_train = tree.n_train if valid_part else tree.n_train + tree.n_valid
+    rundir.save_start(out, cfg, classes, {"data_dir_resolved": os.path.abspath(data_dir), "split_seed": cfg.seed,
+                                          "train_part": part, "n_train": n_train,
+                                          "n_valid": tree.n_valid if valid_part else 0,
+                                          "contexts": [str(c) for c in ctxs]})
+    log.info("data %s: training on %s (%d images) of %s tree %s", data_dir, part, n_train, tree.link_kind, tree.root)
+
     seed_everything(cfg.seed)
-    train_images = image_folder(folder, train_transform())
+    train_images = image_folder(tree.folder(part), train_transform())
     train_data = train_loader(train_images, cfg.batch_size, cfg.seed, cfg.num_workers)
-    valid_data = (eval_loader(image_folder(valid_folder, eval_transform()), cfg.batch_size, cfg.num_workers)
-                  if valid_folder else None)
-    net = build_model(cfg.model, len(class_names(folder)), ctxs, seed=cfg.seed)
+    valid_data = (eval_loader(image_folder(tree.folder(valid_part), eval_transform()), cfg.batch_size,
+                              cfg.num_workers) if valid_part else None)
+    net = build_model(cfg.model, len(classes), ctxs, seed=cfg.seed)
     if cfg.hybridize:
         net.hybridize(static_alloc=True)
     trainer = make_trainer(net, cfg, len(train_data))
@@ -75,6 +84,9 @@ def _train(cfg: Config, ctxs: list[mx.Context], folder: str, valid_folder: str |
 
     fit(net, trainer, train_data, valid_data, ctxs, cfg.epochs, cfg.sync_every, on_epoch_end,
         _progress(len(train_images), "epoch", show_progress))
+    rundir.save_curves(out, history)
+    if history[-1].confusion is not None:
+        rundir.save_confusion(out, history[-1].confusion, classes)
     return history
 
 
@@ -82,18 +94,7 @@ def train(cfg: Config, ctxs: list[mx.Context], out: str, show_progress: bool = T
     """Train on the split's train part, validate on its valid part, fill the run directory `out`."""
     data_dir = resolve_data_dir(cfg)
     tree = prepare_split(cfg, data_dir)
-    classes = class_names(tree.folder("train"))
-    rundir.create(out)
-    rundir.save_start(out, cfg, classes, {"data_dir_resolved": os.path.abspath(data_dir), "split_seed": cfg.seed,
-                                          "n_train": tree.n_train, "n_valid": tree.n_valid,
-                                          "contexts": [str(c) for c in ctxs]})
-    log.info("data %s: %d train, %d valid (%s tree %s)", data_dir, tree.n_train, tree.n_valid,
-             tree.link_kind, tree.root)
-    history = _train(cfg, ctxs, tree.folder("train"), tree.folder("valid"), out, show_progress)
-    rundir.save_curves(out, history)
-    if history[-1].confusion is not None:
-        rundir.save_confusion(out, history[-1].confusion, classes)
-    return history
+    return _train_run(cfg, ctxs, data_dir, tree, "train", "valid", out, show_progress)
 
 
 def load_network(cfg: Config, classes: list[str], params: str, ctxs: list[mx.Context]):
@@ -136,6 +137,7 @@ def submit(run: str, ctxs: list[mx.Context], out: str | None = None, data_dir: s
     cfg, classes = rundir.load(run)
     data_dir = data_dir or resolve_data_dir(cfg)
     out = out or os.path.join(run, "submission.csv")
+    check_writable(out)
     ids, paths = read_test(data_dir)
     check_sample_submission(data_dir, ids)
     workers = cfg.num_workers if num_workers is None else num_workers
@@ -144,12 +146,8 @@ def submit(run: str, ctxs: list[mx.Context], out: str | None = None, data_dir: s
         tree = prepare_split(cfg, data_dir)
         if class_names(tree.folder("train_valid")) != classes:
             raise ConfigError(f"the classes of {data_dir} differ from those of run {run}; retrain on the same data")
-        retrain_dir = rundir.create(os.path.join(run, RETRAIN))
-        rundir.save_start(retrain_dir, cfg, classes, {"data_dir_resolved": os.path.abspath(data_dir),
-                                                      "n_train": tree.n_train + tree.n_valid, "n_valid": 0,
-                                                      "contexts": [str(c) for c in ctxs]})
-        rundir.save_curves(retrain_dir, _train(cfg, ctxs, tree.folder("train_valid"), None, retrain_dir,
-                                               show_progress))
+        retrain_dir = os.path.join(run, RETRAIN)
+        _train_run(cfg, ctxs, data_dir, tree, "train_valid", None, retrain_dir, show_progress)
         params = os.path.join(retrain_dir, rundir.PARAMS)
     else:
         params = os.path.join(run, rundir.PARAMS)

@@ -71,3 +71,12 @@ def test_bad_setting_is_a_clear_error(tmp_path):
 def test_submit_from_a_directory_that_is_not_a_run(tmp_path):
     result = run_script("submit.py", "--run", tmp_path)
     assert result.returncode == 2 and "config.json does not exist" in result.stderr
+
+
+def test_submit_to_an_unwritable_place_fails_before_predicting(tmp_path):
+    run = tmp_path / "run"
+    trained = run_script("train.py", "--demo", "--epochs", "1", "--batch-size", "256", "--out", run, "--no-progress")
+    assert trained.returncode == 0, trained.stderr
+    result = run_script("submit.py", "--run", run, "--out", tmp_path / "missing" / "submission.csv")
+    assert result.returncode == 2 and "is not a writable directory" in result.stderr
+    assert "predict" not in result.stderr  # no progress bar: it stopped before the 300k-image work

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""End-to-end ResNet-18 training throughput, gluon_cifar vs the book's pipeline, interleaved.
+
+Both sides train the same number of batches of the same size from PNG files on disk (decoding,
+augmentation, compute and synchronisation included), in alternating subprocesses so that machine
+noise hits both alike. The baseline is ../shared/baseline/d2l_reference.py, unchanged, run on a
+hard-linked scratch copy of DATA_DIR (it writes its copy-based reorganisation into the directory
+it is given); its own "examples/sec" line is used, which excludes its reorganisation.
+
+example:
+  python benchmarks/train_throughput.py --data-dir /tmp/cifar-small --batches 20 --rounds 2
+"""
+import argparse
+import itertools
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BASELINE = os.path.join(ROOT, "..", "shared", "baseline", "d2l_reference.py")
+
+
+def ours(data_dir: str, batches: int, batch_size: int, num_workers: int) -> float:
+    """Examples/s of gluon_cifar's training loop over `batches` batches (after the split tree exists)."""
+    sys.path.insert(0, ROOT)
+    import mxnet as mx
+    from mxnet import gluon
+
+    from gluon_cifar.config import Config
+    from gluon_cifar.data import image_folder, train_loader
+    from gluon_cifar.engine import make_trainer, train_one_epoch
+    from gluon_cifar.model import build_model
+    from gluon_cifar.transforms import train_transform
+    from gluon_cifar.workflow import prepare_split
+
+    cfg = Config(data_dir=data_dir, batch_size=batch_size, num_workers=num_workers)
+    tree = prepare_split(cfg, data_dir)
+    ctxs = [mx.cpu()]
+    loader = train_loader(image_folder(tree.folder("train"), train_transform()), batch_size, 0, num_workers)
+    net = build_model("resnet18", 10, ctxs, seed=0)
+    net.hybridize(static_alloc=True)
+    trainer = make_trainer(net, cfg, len(loader))
+    start = time.perf_counter()
+    _, _, examples = train_one_epoch(net, itertools.islice(loader, batches), gluon.loss.SoftmaxCrossEntropyLoss(),
+                                     trainer, ctxs)
+    return examples / (time.perf_counter() - start)
+
+
+def run_ours(args) -> float:
+    out = subprocess.run([sys.executable, __file__, "--data-dir", args.data_dir, "--batches", str(args.batches),
+                          "--batch-size", str(args.batch_size), "--num-workers", str(args.num_workers), "--ours"],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def run_baseline(args, scratch: str) -> float:
+    out = subprocess.run([sys.executable, BASELINE, scratch, "--mode", "train", "--epochs", "1",
+                          "--batch", str(args.batch_size), "--max-batches", str(args.batches)],
+                         capture_output=True, text=True, check=True)
+    return float(re.search(r"([\d.]+) examples/sec", out.stdout).group(1))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", required=True, help="Kaggle layout (kaggle_layout.py OUT --train N)")
+    p.add_argument("--batches", type=int, default=20, help="batches each side trains per round (default: 20)")
+    p.add_argument("--batch-size", type=int, default=128, help="(default: 128, the book's)")
+    p.add_argument("--rounds", type=int, default=2, help="alternating rounds (default: 2)")
+    p.add_argument("--num-workers", type=int, default=2, help="gluon_cifar loader workers (default: 2)")
+    p.add_argument("--ours", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.ours:
+        print(ours(args.data_dir, args.batches, args.batch_size, args.num_workers))
+        return 0
+    scratch = tempfile.mkdtemp(prefix="d2l_baseline_")
+    shutil.rmtree(scratch)
+    subprocess.run(["cp", "-al", args.data_dir, scratch], check=True)
+    try:
+        rows = []
+        for r in range(1, args.rounds + 1):
+            base, mine = run_baseline(args, scratch), run_ours(args)
+            rows.append((r, mine, base))
+            print(f"round {r}: gluon_cifar {mine:.1f} img/s, d2l baseline {base:.1f} img/s, ratio {mine / base:.2f}",
+                  flush=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"\n| round | gluon_cifar img/s | d2l baseline img/s | ratio |\n|---|---|---|---|")
+    for r, mine, base in rows:
+        print(f"| {r} | {mine:.1f} | {base:.1f} | {mine / base:.2f} |")
+    print(f"median ratio {statistics.median(m / b for _, m, b in rows):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
