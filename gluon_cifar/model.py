@@ -7,8 +7,11 @@ the graph it records has no `_npx_*` operators, which `HybridBlock.export` + ONN
 """
 from __future__ import annotations
 
+import mxnet as mx
 from mxnet import init
 from mxnet.gluon import HybridBlock, nn
+
+from .errors import ConfigError
 
 
 class Residual(HybridBlock):
@@ -48,22 +51,26 @@ def resnet18(num_classes: int = 10) -> nn.HybridSequential:
     return net
 
 
+def check_model_name(name: str) -> None:
+    """Raise ConfigError listing the valid names unless `name` is resnet18 or a GluonCV CIFAR model."""
+    if name == "resnet18":
+        return
+    from gluoncv.model_zoo import get_model_list  # slow import: only for GluonCV models
+    cifar_models = sorted(m for m in get_model_list() if m.startswith("cifar_"))
+    if name not in cifar_models:
+        raise ConfigError(f"unknown model {name!r}; choose resnet18 or a GluonCV CIFAR model: "
+                          + ", ".join(cifar_models))
+
+
 def build_model(name: str, num_classes: int, ctx, seed: int | None = None) -> HybridBlock:
     """A network by name, Xavier-initialised on every context in `ctx`."""
-    import mxnet as mx
-
-    from .errors import ConfigError
-
     if seed is not None:
         mx.random.seed(seed)  # initialisation draws from MXNet's generator
+    check_model_name(name)
     if name == "resnet18":
         net = resnet18(num_classes)
     else:
-        from gluoncv.model_zoo import get_model, get_model_list
-        cifar_models = sorted(m for m in get_model_list() if m.startswith("cifar_"))
-        if name not in cifar_models:
-            raise ConfigError(f"unknown model {name!r}; choose resnet18 or a GluonCV CIFAR model: "
-                              + ", ".join(cifar_models))
+        from gluoncv.model_zoo import get_model
         net = get_model(name, classes=num_classes)
     net.initialize(init.Xavier(), ctx=ctx)
     return net

@@ -20,7 +20,7 @@ from .demo import ensure_demo_dataset
 from .engine import EpochResult, fit, make_trainer
 from .errors import ConfigError
 from .kaggle import check_sample_submission, read_test, read_train
-from .model import build_model
+from .model import build_model, check_model_name
 from .predict import check_writable, predict_files, write_submission
 from .split import SplitTree, build_split_tree
 from .transforms import eval_transform, train_transform
@@ -92,6 +92,7 @@ def _train_run(cfg: Config, ctxs: list[mx.Context], data_dir: str, tree: SplitTr
 
 def train(cfg: Config, ctxs: list[mx.Context], out: str, show_progress: bool = True) -> list[EpochResult]:
     """Train on the split's train part, validate on its valid part, fill the run directory `out`."""
+    check_model_name(cfg.model)  # before anything is written
     data_dir = resolve_data_dir(cfg)
     tree = prepare_split(cfg, data_dir)
     return _train_run(cfg, ctxs, data_dir, tree, "train", "valid", out, show_progress)

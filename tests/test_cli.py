@@ -63,6 +63,12 @@ def test_gpus_without_gpus_is_a_clear_error(tmp_path):
     assert "GPU 0 is not available" in result.stderr and "--cpus" in result.stderr
 
 
+def test_unknown_model_fails_before_writing_anything(tmp_path):
+    result = run_script("train.py", "--demo", "--model", "resnet1000", "--out", tmp_path / "run")
+    assert result.returncode == 2 and "unknown model 'resnet1000'" in result.stderr
+    assert "cifar_resnet56_v1" in result.stderr and not (tmp_path / "run").exists()
+
+
 def test_bad_setting_is_a_clear_error(tmp_path):
     result = run_script("train.py", "--demo", "--valid-ratio", "1.5", "--out", tmp_path / "run")
     assert result.returncode == 2 and "--valid-ratio must be between 0 and 1" in result.stderr
