@@ -68,14 +68,15 @@ def save_curves(path: str, history: list[EpochResult]) -> None:
     epochs = [h.epoch for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [h.train_loss for h in history], marker="o", label="train loss")
-    ax_loss.set_xlabel("epoch")
     ax_loss.legend()
     ax_acc.plot(epochs, [h.train_acc for h in history], marker="o", label="train acc")
     if any(h.valid_acc is not None for h in history):
         ax_acc.plot(epochs, [h.valid_acc for h in history], marker="o", label="valid acc")
-    ax_acc.set_xlabel("epoch")
     ax_acc.set_ylim(0, 1)
     ax_acc.legend()
+    for ax in (ax_loss, ax_acc):
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
     with atomic_path(os.path.join(path, CURVES)) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
