@@ -89,7 +89,7 @@ def main() -> int:
                   flush=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print(f"\n| round | gluon_cifar img/s | d2l baseline img/s | ratio |\n|---|---|---|---|")
+    print("\n| round | gluon_cifar img/s | d2l baseline img/s | ratio |\n|---|---|---|---|")
     for r, mine, base in rows:
         print(f"| {r} | {mine:.1f} | {base:.1f} | {mine / base:.2f} |")
     print(f"median ratio {statistics.median(m / b for _, m, b in rows):.2f}")

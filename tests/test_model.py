@@ -71,3 +71,10 @@ def test_gluoncv_model_by_name_and_unknown_name():
     assert net(mx.nd.zeros((2, 3, 32, 32))).shape == (2, 10)
     with pytest.raises(ConfigError, match="cifar_resnet56_v1"):
         build_model("resnet1000", 10, [mx.cpu()])
+
+
+def test_readme_usage_of_resnet18():
+    net = resnet18(num_classes=10)
+    net.initialize(mx.init.Xavier())
+    net.hybridize()
+    assert net(mx.nd.zeros((1, 3, 32, 32))).shape == (1, 10)
