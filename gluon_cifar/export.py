@@ -15,7 +15,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
-from .atomic import write_text
+from .atomic import atomic_path, write_text
 from .errors import GluonCifarError
 
 ONNX_TOLERANCE = 1e-4  # max abs difference of logits between MXNet and onnxruntime
@@ -57,10 +57,9 @@ def export_onnx(net: gluon.HybridBlock, path: str) -> str:
     workdir = tempfile.mkdtemp(prefix="gluon_cifar_export_")
     try:
         symbol_file, params_file = export_mxnet(net, os.path.join(workdir, "net"))
-        tmp = path + ".tmp"
-        mx.onnx.export_model(symbol_file, params_file, in_shapes=[(1, *INPUT_SHAPE)], in_types=np.float32,
-                             onnx_file_path=tmp, dynamic=True, dynamic_input_shapes=[(None, *INPUT_SHAPE)])
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            mx.onnx.export_model(symbol_file, params_file, in_shapes=[(1, *INPUT_SHAPE)], in_types=np.float32,
+                                 onnx_file_path=tmp, dynamic=True, dynamic_input_shapes=[(None, *INPUT_SHAPE)])
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return path

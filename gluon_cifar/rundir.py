@@ -77,10 +77,7 @@ def save_curves(path: str, history: list[EpochResult]) -> None:
     for ax in (ax_loss, ax_acc):
         ax.set_xlabel("epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)
-    fig.tight_layout()
-    with atomic_path(os.path.join(path, CURVES)) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    _save_figure(plt, fig, os.path.join(path, CURVES))
 
 
 def _pyplot():
@@ -88,6 +85,13 @@ def _pyplot():
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
     return plt
+
+
+def _save_figure(plt, fig, target: str) -> None:
+    fig.tight_layout()
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
 
 
 def save_confusion(path: str, confusion: np.ndarray, classes: list[str]) -> None:
@@ -112,14 +116,11 @@ def save_confusion(path: str, confusion: np.ndarray, classes: list[str]) -> None
         ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
                 color="white" if count > confusion.max() / 2 else "black")
     fig.colorbar(image, ax=ax)
-    fig.tight_layout()
-    with atomic_path(os.path.join(path, CONFUSION_PNG)) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    _save_figure(plt, fig, os.path.join(path, CONFUSION_PNG))
 
 
-def save_params(path: str, net, name: str = PARAMS) -> str:
-    target = os.path.join(path, name)
+def save_params(path: str, net) -> str:
+    target = os.path.join(path, PARAMS)
     with atomic_path(target) as tmp:
         net.save_parameters(tmp)
     return target

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from . import rundir
 from .config import Config, default_cache_dir
-from .data import class_names, eval_loader, image_folder, train_loader
+from .data import ImageFiles, class_names, eval_loader, image_folder, train_loader
 from .demo import ensure_demo_dataset
 from .engine import EpochResult, fit, make_trainer
 from .errors import ConfigError
@@ -115,8 +115,8 @@ def load_for_export(run: str, params_name: str, n_images: int):
         raise ConfigError(f"{params} is missing: train the run first (or pass --params)")
     net = load_network(cfg, classes, params, [mx.cpu()])
     _, paths = read_test(resolve_data_dir(cfg))
-    transform = eval_transform()
-    images = mx.nd.stack(*[transform(mx.image.imread(p, flag=1)) for p in paths[:n_images]])
+    test_images = ImageFiles(paths[:n_images])
+    images = mx.nd.stack(*[test_images[i][0] for i in range(len(test_images))])
     return net, images
 
 
