@@ -45,8 +45,16 @@ class Config:
     gpus: str = _setting("", "comma-separated GPU ids, e.g. 0,1 (empty: CPU)", "devices")
     cpus: int = _setting(1, "number of CPU contexts to split each batch over (ignored with --gpus)",
                          "devices")
+    kvstore: str = _setting("auto", "how gradients are summed: auto (device for several contexts), device, "
+                                    "local, nccl (GPUs), dist_sync or dist_device_sync (several processes "
+                                    "or machines: run under scripts/launch.py)", "devices")
+    amp: bool = _setting(False, "float16 mixed precision with dynamic loss scaling (GPU contexts only; "
+                                "untested here: no GPU)", "devices")
     sync_every: int = _setting(50, "batches between reads of the running metrics (each read "
                                    "waits for the device)", "devices")
+    # checkpoints: RUN/checkpoint-last.zip after every epoch, -best.zip on the best validation
+    checkpoint_every: int = _setting(0, "also checkpoint every N batches within an epoch (0: only at "
+                                        "epoch ends)", "checkpoints")
 
     def validate(self) -> "Config":
         positive = ["epochs", "batch_size", "lr_period", "cpus", "sync_every"]
@@ -59,9 +67,12 @@ class Config:
             raise ConfigError(f"--lr must be > 0 and --lr-decay in (0, 1], got {self.lr} and {self.lr_decay}")
         if self.wd < 0 or not 0 <= self.momentum < 1:
             raise ConfigError(f"--wd must be >= 0 and --momentum in [0, 1), got {self.wd} and {self.momentum}")
-        if self.num_workers < 0:
-            raise ConfigError(f"--num-workers must be >= 0, got {self.num_workers}")
+        for name in ("num_workers", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
         self.gpu_ids()  # raises on a malformed list
+        if self.kvstore not in KVSTORES:
+            raise ConfigError(f"--kvstore must be one of {', '.join(KVSTORES)}, got {self.kvstore!r}")
         return self
 
     def gpu_ids(self) -> list[int]:
@@ -100,6 +111,19 @@ class Config:
         return cls.from_dict(values)
 
 
+KVSTORES = ("auto", "device", "local", "nccl", "dist_sync", "dist_device_sync")
+
+# Settings that may change when a run is resumed: none of them changes what is computed, except
+# `epochs`, which extends (or shortens) the schedule.
+RESUMABLE = ("epochs", "num_workers", "gpus", "cpus", "sync_every", "checkpoint_every")
+
+
+def changed_settings(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
+    """{name: (old, new)} for the settings that differ, RESUMABLE ones left out."""
+    return {f.name: (getattr(old, f.name), getattr(new, f.name)) for f in dataclasses.fields(Config)
+            if f.name not in RESUMABLE and getattr(old, f.name) != getattr(new, f.name)}
+
+
 # Presets are partial configs layered under command-line flags: preset < flags.
 PRESETS: dict[str, dict[str, Any]] = {
     # The book's recipe exactly (d2l.ai, chapter "Image Classification (CIFAR-10) on Kaggle").
@@ -131,14 +155,17 @@ def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] 
             group.add_argument(f"--{_flag(f.name)}", dest=f.name, default=None, type=kind, help=help_text)
 
 
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The Config settings the user gave on the command line (flags left out are None)."""
+    names = {f.name for f in dataclasses.fields(Config)}
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+
+
 def config_from_args(args: argparse.Namespace, preset: str = "d2l", base: dict[str, Any] | None = None) -> Config:
     """Layer: Config defaults < `base` (e.g. a saved run) < preset < flags the user gave."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    values: dict[str, Any] = {**(base or {}), **PRESETS[preset]}
-    names = {f.name for f in dataclasses.fields(Config)}
-    values.update({k: v for k, v in vars(args).items() if k in names and v is not None})
-    return Config.from_dict(values)
+    return Config.from_dict({**(base or {}), **PRESETS[preset], **config_overrides(args)})
 
 
 def default_cache_dir() -> str:

@@ -19,6 +19,7 @@ from mxnet.gluon.data import Dataset, Sampler
 from mxnet.gluon.data.vision import ImageFolderDataset
 
 from .errors import ConfigError
+from .images import read_rgb
 from .transforms import eval_transform
 
 
@@ -30,26 +31,37 @@ class EpochShuffleSampler(Sampler):
     """Shuffles with (seed, epoch) and yields keys `epoch * n + index` instead of bare indices.
 
     The key carries the epoch into the worker processes, where `EpochSeededDataset` decodes it.
-    Each iteration is the next epoch; `set_epoch` moves elsewhere (e.g. when resuming).
+    Each iteration is the next epoch (0-based); `set_epoch` moves elsewhere, e.g. when resuming,
+    and can skip that epoch's first samples once.
+
+    With `num_parts` > 1 (distributed training), this yields part `part` of the shuffled order:
+    the parts are disjoint, equal in size (at most num_parts - 1 images sit out each epoch, a
+    different few every epoch) and, since every worker shuffles with the same seed, need no
+    communication.
     """
 
-    def __init__(self, length: int, seed: int, shuffle: bool = True) -> None:
+    def __init__(self, length: int, seed: int, shuffle: bool = True, part: int = 0, num_parts: int = 1) -> None:
+        if not 0 <= part < num_parts:
+            raise ValueError(f"part {part} is not in [0, {num_parts})")
         self._length, self._seed, self._shuffle = length, seed, shuffle
+        self._part, self._part_length = part, length // num_parts
         self.epoch = 0
+        self._skip = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self._skip = epoch, skip
 
     def __iter__(self) -> Iterator[int]:
         epoch, self.epoch = self.epoch, self.epoch + 1
+        skip, self._skip = self._skip, 0
         order = np.arange(self._length)
         if self._shuffle:
             order = np.random.default_rng([self._seed, epoch]).permutation(self._length)
-        offset = epoch * self._length
-        return iter((offset + order).tolist())
+        mine = order[self._part * self._part_length:(self._part + 1) * self._part_length]
+        return iter((epoch * self._length + mine[skip:]).tolist())
 
     def __len__(self) -> int:
-        return self._length
+        return self._part_length
 
 
 class EpochSeededDataset(Dataset):
@@ -70,24 +82,60 @@ class EpochSeededDataset(Dataset):
         return self._dataset[index]
 
 
-def image_folder(root: str, transform: Callable) -> Dataset:
-    """`ImageFolderDataset` over one folder per class, transforming the image only."""
-    return ImageFolderDataset(root, flag=1).transform_first(transform)
+class CheckedImageFolder(ImageFolderDataset):
+    """`ImageFolderDataset` whose decode failures name the original file (not its link in the tree)."""
+
+    def __init__(self, root: str, source_dir: str | None = None) -> None:
+        super().__init__(root, flag=1)
+        self._source_dir = source_dir
+
+    def __getitem__(self, idx: int):
+        path, label = self.items[idx]
+        shown = os.path.join(self._source_dir, os.path.basename(path)) if self._source_dir else path
+        return read_rgb(path, shown), label
 
 
-def train_loader(dataset: Dataset, batch_size: int, seed: int, num_workers: int) -> gluon.data.DataLoader:
-    """Shuffled batches, reproducibly augmented by `dataset`'s random transform (see module doc).
+def image_folder(root: str, transform: Callable, source_dir: str | None = None) -> Dataset:
+    """`ImageFolderDataset` over one folder per class, transforming the image only.
 
-    The last partial batch is dropped, as in the book: a batch of a few images gives BatchNorm
-    useless statistics and the update a full-size step on a noisy gradient. Shuffling differs
-    every epoch, so no image is left out for long.
+    `source_dir`: where the files linked into `root` really live, named in decode errors.
     """
-    if len(dataset) < batch_size:
-        raise ConfigError(f"the training split has {len(dataset)} images, fewer than one batch of "
-                          f"{batch_size}: lower --batch-size")
-    dataset = EpochSeededDataset(dataset, seed)
-    sampler = gluon.data.BatchSampler(EpochShuffleSampler(len(dataset), seed), batch_size, last_batch="discard")
-    return gluon.data.DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers)
+    return CheckedImageFolder(root, source_dir).transform_first(transform)
+
+
+class TrainLoader:
+    """Shuffled batches, reproducibly augmented by the dataset's random transform (see module doc).
+
+    Each iteration is one epoch. The last partial batch is dropped, as in the book: a batch of a
+    few images gives BatchNorm useless statistics and the update a full-size step on a noisy
+    gradient. Shuffling differs every epoch, so no image is left out for long.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int, num_workers: int, part: int = 0,
+                 num_parts: int = 1) -> None:
+        if len(dataset) // num_parts < batch_size:
+            raise ConfigError(f"the training split has {len(dataset)} images, fewer than one batch of "
+                              f"{batch_size} per worker: lower --batch-size")
+        self._sampler = EpochShuffleSampler(len(dataset), seed, part=part, num_parts=num_parts)
+        self.batch_size = batch_size
+        batches = gluon.data.BatchSampler(self._sampler, batch_size, last_batch="discard")
+        self._loader = gluon.data.DataLoader(EpochSeededDataset(dataset, seed), batch_sampler=batches,
+                                             num_workers=num_workers)
+
+    def start_at(self, epoch: int, batch: int = 0) -> None:
+        """Make the next iteration epoch `epoch` (1-based), starting after its first `batch` batches."""
+        self._sampler.set_epoch(epoch - 1, skip=batch * self.batch_size)
+
+    def __iter__(self):
+        return iter(self._loader)
+
+    def __len__(self) -> int:
+        return len(self._loader)
+
+
+def train_loader(dataset: Dataset, batch_size: int, seed: int, num_workers: int, part: int = 0,
+                 num_parts: int = 1) -> TrainLoader:
+    return TrainLoader(dataset, batch_size, seed, num_workers, part, num_parts)
 
 
 def eval_loader(dataset: Dataset, batch_size: int, num_workers: int) -> gluon.data.DataLoader:
@@ -111,4 +159,4 @@ class ImageFiles(Dataset):
         return len(self._paths)
 
     def __getitem__(self, index: int):
-        return self._transform(mx.image.imread(self._paths[index], flag=1)), index
+        return self._transform(read_rgb(self._paths[index])), index

@@ -15,8 +15,10 @@ import mxnet as mx
 import numpy as np
 from gluoncv.utils import LRScheduler
 from mxnet import autograd, gluon, nd
+from mxnet.contrib import amp
 
 from .config import Config
+from .errors import ConfigError, DivergenceError
 
 
 @dataclass
@@ -48,11 +50,26 @@ def step_schedule(cfg: Config, batches_per_epoch: int) -> LRScheduler:
                        step_factor=cfg.lr_decay, offset=1)
 
 
-def make_trainer(net: gluon.Block, cfg: Config, batches_per_epoch: int, kvstore: str = "device") -> gluon.Trainer:
+def make_trainer(net: gluon.Block, cfg: Config, batches_per_epoch: int, kvstore: object = "device",
+                 update_on_kvstore: bool | None = None) -> gluon.Trainer:
+    """SGD with the step schedule; `kvstore`/`update_on_kvstore` as given by distributed.connect."""
     return gluon.Trainer(net.collect_params(), "sgd",
                          {"learning_rate": cfg.lr, "momentum": cfg.momentum, "wd": cfg.wd,
                           "lr_scheduler": step_schedule(cfg, batches_per_epoch)},
-                         kvstore=kvstore)
+                         kvstore=kvstore, update_on_kvstore=update_on_kvstore)
+
+
+def enable_amp(ctxs: list[mx.Context]) -> None:
+    """Switch MXNet to float16 mixed precision; call before the network is built.
+
+    GPU contexts only: MXNet 1.9.1 has no float16 kernels worth using on a CPU, and its bfloat16
+    AMP measured slower than float32 on the 2-core test machine (about 18 vs 36 images/s).
+    Untested here (no GPU); it follows MXNet's AMP tutorial.
+    """
+    if any(c.device_type != "gpu" for c in ctxs):
+        raise ConfigError("--amp needs GPU contexts (--gpus): MXNet's float16 AMP is for GPUs, and on this "
+                          "CPU its bfloat16 variant measured slower than float32 (18 vs 36 images/s)")
+    amp.init()  # patches MXNet's operators process-wide: the only global state we touch, by necessity
 
 
 def shard(batch: nd.NDArray, ctxs: list[mx.Context]) -> list[nd.NDArray]:
@@ -61,45 +78,101 @@ def shard(batch: nd.NDArray, ctxs: list[mx.Context]) -> list[nd.NDArray]:
     return gluon.utils.split_and_load(batch, used, even_split=False)
 
 
+@dataclass
+class EpochProgress:
+    """Host-side totals of the epoch in progress: what a mid-epoch checkpoint must carry over."""
+
+    epoch: int = 1  # 1-based
+    batches: int = 0
+    examples: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    seconds: float = 0.0  # training time spent in this epoch so far, across resumes
+
+
 def train_one_epoch(net: gluon.Block, loader: Iterable, loss_fn: gluon.loss.Loss, trainer: gluon.Trainer,
                     ctxs: list[mx.Context], sync_every: int = 50,
-                    on_progress: Callable[[int, float, float], None] | None = None) -> tuple[float, float, int]:
-    """One pass over `loader`; returns (mean loss, accuracy, examples).
+                    on_sync: Callable[[EpochProgress], None] | None = None,
+                    progress: EpochProgress | None = None, workers: int = 1,
+                    amp_enabled: bool = False) -> tuple[float, float, int]:
+    """One pass over `loader`; returns (mean loss, accuracy, examples) of the whole epoch.
 
-    Running sums stay on the devices; they are read (a blocking device->host copy) only every
-    `sync_every` batches for `on_progress(examples, loss, acc)`. Those reads also keep the Python
-    thread from queueing an unbounded number of batches ahead of the device.
+    Per-batch loss sums and correct counts stay on the devices; they are read (a blocking
+    device->host copy) only after every `sync_every`-th batch of the epoch and at its end. Each
+    read checks the losses: a NaN or inf raises DivergenceError naming the batch, before
+    `on_sync(progress)` could checkpoint the damaged parameters. The reads also keep the Python
+    thread from queueing an unbounded number of batches ahead of the devices.
+
+    `progress` carries the totals of an epoch resumed part-way (the loader must then yield only
+    the remaining batches); it is updated in place. `workers`: processes of a distributed run,
+    each stepping on an equal batch; their gradients are summed, so the step divides by all.
+    `amp_enabled`: the network and trainer were set up by `enable_amp`.
     """
-    loss_sums = [nd.zeros(1, ctx=c) for c in ctxs]
-    correct = [nd.zeros(1, ctx=c) for c in ctxs]
-    examples = 0
-    for batch_index, (data, label) in enumerate(loader):
+    progress = progress or EpochProgress()
+    window: list[tuple[int, int, list[nd.NDArray], list[nd.NDArray]]] = []  # (size, used, losses, correct)
+    start = time.perf_counter()
+
+    def sync() -> None:
+        nonlocal start
+        _fold_window(window, progress, trainer)
+        window.clear()
+        now = time.perf_counter()
+        progress.seconds += now - start
+        start = now
+        if on_sync is not None:
+            on_sync(progress)
+
+    for data, label in loader:
         xs, ys = shard(data, ctxs), shard(label.astype("float32"), ctxs)
         with autograd.record():
             outputs = [net(x) for x in xs]
             losses = [loss_fn(out, y) for out, y in zip(outputs, ys)]
-        if len(xs) < len(ctxs):
             # A last batch smaller than the number of contexts leaves some replicas without a
             # slice. Their gradients must still be fresh zeros, or the kvstore would add last
             # batch's gradients into this update: a zero-weighted pass writes exactly that.
-            with autograd.record():
-                losses += [loss_fn(net(xs[0].as_in_context(c)), ys[0].as_in_context(c)) * 0
-                           for c in ctxs[len(xs):]]
-        autograd.backward(losses)
-        trainer.step(data.shape[0])
-        for k, (out, y, loss) in enumerate(zip(outputs, ys, losses)):
-            loss_sums[k] += loss.sum()
-            correct[k] += (out.argmax(axis=1) == y).sum()
-        examples += data.shape[0]
-        if on_progress is not None and (batch_index + 1) % sync_every == 0:
-            on_progress(examples, _total(loss_sums) / examples, _total(correct) / examples)
-    if examples == 0:
+            idle = [loss_fn(net(xs[0].as_in_context(c)), ys[0].as_in_context(c)) * 0 for c in ctxs[len(xs):]]
+            if amp_enabled:
+                with amp.scale_loss(losses + idle, trainer) as scaled:  # dynamic loss scaling
+                    autograd.backward(scaled)
+            else:
+                autograd.backward(losses + idle)
+        trainer.step(data.shape[0] * workers)
+        window.append((data.shape[0], len(xs), [loss.sum() for loss in losses],
+                       [(out.argmax(axis=1) == y).sum() for out, y in zip(outputs, ys)]))
+        if (progress.batches + len(window)) % sync_every == 0:
+            sync()
+    if window:
+        sync()
+    if progress.examples == 0:
         raise ValueError("the training loader yielded no batches")
-    return _total(loss_sums) / examples, _total(correct) / examples, examples
+    return progress.loss_sum / progress.examples, progress.correct / progress.examples, progress.examples
 
 
-def _total(per_context: list[nd.NDArray]) -> float:
-    return sum(float(v.asscalar()) for v in per_context)
+def _fold_window(window: list, progress: EpochProgress, trainer: gluon.Trainer) -> None:
+    """Read the window's per-batch sums (one copy per context) into `progress`; stop on NaN/inf."""
+    if not window:
+        return
+    n_ctx = max(used for _, used, _, _ in window)
+    loss = np.zeros(len(window))
+    correct = np.zeros(len(window))
+    for k in range(n_ctx):
+        # Context k has an entry for every batch that used it; contexts are used in order.
+        batches = [b for b, (_, used, _, _) in enumerate(window) if used > k]
+        loss[batches] += nd.stack(*[window[b][2][k] for b in batches]).asnumpy().ravel()
+        correct[batches] += nd.stack(*[window[b][3][k] for b in batches]).asnumpy().ravel()
+    bad = np.flatnonzero(~np.isfinite(loss))
+    if bad.size:
+        batch = progress.batches + int(bad[0]) + 1
+        lr = trainer.learning_rate
+        raise DivergenceError(
+            f"the training loss became {loss[bad[0]]} in epoch {progress.epoch}, batch {batch} (learning rate "
+            f"{lr:.4g}): training stopped and no checkpoint was written after it. Lower --lr (e.g. to "
+            f"{lr / 10:.4g}) and start again, or --resume the run from its last good checkpoint.")
+    for (size, _, _, _), batch_loss, batch_correct in zip(window, loss, correct):
+        progress.batches += 1
+        progress.examples += size
+        progress.loss_sum += float(batch_loss)
+        progress.correct += int(round(batch_correct))
 
 
 def predict_classes(net: gluon.Block, data: nd.NDArray, ctxs: list[mx.Context]) -> list[nd.NDArray]:
@@ -140,35 +213,43 @@ def evaluate(net: gluon.Block, loader: Iterable, ctxs: list[mx.Context]) -> floa
 def fit(net: gluon.Block, trainer: gluon.Trainer, train_data: Iterable, valid_data: Iterable | None,
         ctxs: list[mx.Context], epochs: int, sync_every: int = 50,
         on_epoch_end: Callable[[EpochResult], None] | None = None,
-        progress: Callable[[int], object] | None = None) -> list[EpochResult]:
-    """Train for `epochs`, evaluating after each; returns one EpochResult per epoch.
+        progress: Callable[[int], object] | None = None,
+        on_sync: Callable[[EpochProgress], None] | None = None,
+        start: EpochProgress | None = None, workers: int = 1, amp_enabled: bool = False) -> list[EpochResult]:
+    """Train up to epoch `epochs`, evaluating after each; returns one EpochResult per epoch trained.
 
     `progress(epoch)` may return a tqdm-like bar (update/set_postfix/close) for the epoch.
+    `start` resumes part-way: training begins in epoch `start.epoch` with its totals so far, and
+    `train_data` must already be positioned after `start.batches` batches of it.
     """
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     history: list[EpochResult] = []
-    for epoch in range(1, epochs + 1):
-        lr = trainer.optimizer.lr_scheduler(trainer.optimizer.num_update + 1)
+    first = start or EpochProgress()
+    for epoch in range(first.epoch, epochs + 1):
+        state = first if epoch == first.epoch else EpochProgress(epoch)
+        lr = trainer.optimizer.lr_scheduler(trainer.optimizer.num_update + 1 - state.batches)
         bar = progress(epoch) if progress else None
-        seen = [0]
-
-        def report(examples: int, loss: float, acc: float) -> None:
-            if bar is not None:
-                bar.update(examples - seen[0])
-                seen[0] = examples
-                bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}")
-
-        start = time.perf_counter()
-        train_loss, train_acc, examples = train_one_epoch(net, train_data, loss_fn, trainer, ctxs,
-                                                          sync_every, report)
-        seconds = time.perf_counter() - start  # train_one_epoch ends with a host read: work is done
+        shown = state.examples
         if bar is not None:
-            bar.update(examples - seen[0])
+            bar.update(shown)
+
+        def report(now: EpochProgress) -> None:
+            nonlocal shown
+            if bar is not None:
+                bar.update(now.examples - shown)
+                shown = now.examples
+                bar.set_postfix(loss=f"{now.loss_sum / now.examples:.3f}", acc=f"{now.correct / now.examples:.3f}")
+            if on_sync is not None:
+                on_sync(now)
+
+        train_loss, train_acc, examples = train_one_epoch(net, train_data, loss_fn, trainer, ctxs, sync_every,
+                                                          report, state, workers, amp_enabled)
+        if bar is not None:
             bar.close()
         confusion = confusion_matrix(net, valid_data, ctxs) if valid_data is not None else None
         valid_acc = accuracy(confusion) if confusion is not None else None
-        result = EpochResult(epoch, lr, train_loss, train_acc, valid_acc, examples, seconds, examples / seconds,
-                             confusion)
+        result = EpochResult(epoch, lr, train_loss, train_acc, valid_acc, examples, state.seconds,
+                             examples / state.seconds, confusion)
         history.append(result)
         if on_epoch_end is not None:
             on_epoch_end(result)

@@ -13,3 +13,7 @@ class LayoutError(GluonCifarError):
 
 class ConfigError(GluonCifarError):
     """A setting is out of range or names something that does not exist."""
+
+
+class DivergenceError(GluonCifarError):
+    """The loss became NaN or infinite: the learning rate is too high for this run."""

@@ -16,9 +16,9 @@ import pandas as pd
 
 from . import CIFAR10_CLASSES
 from .errors import LayoutError
+from .images import check_headers, first_few
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
-_SHOW = 5  # offenders named in an error message
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,6 @@ class LabelledImages:
         return sorted(set(self.labels))
 
 
-def _first(items: list[str]) -> str:
-    shown = ", ".join(str(i) for i in items[:_SHOW])
-    return shown + (", ..." if len(items) > _SHOW else "")
-
-
 def id_sort_key(image_id: str) -> tuple[int, int | str]:
     """Numeric ids in numeric order (1, 2, 10), anything else after them as text."""
     return (0, int(image_id)) if image_id.isdigit() else (1, image_id)
@@ -52,13 +47,25 @@ def require_dir(path: str, what: str) -> str:
 
 
 def list_images(folder: str) -> dict[str, str]:
-    """Map id (file name without extension) to path for every image file in `folder`."""
+    """Map id (file name without extension) to path for every image file in `folder`.
+
+    Any other file is an error rather than silently skipped: a stray file in train/ or test/
+    usually means the archive was unpacked into the wrong place.
+    """
     images: dict[str, str] = {}
+    others: list[str] = []
     with os.scandir(folder) as entries:
         for entry in entries:
+            if not entry.is_file():
+                continue
             stem, ext = os.path.splitext(entry.name)
-            if ext.lower() in IMAGE_EXTENSIONS and entry.is_file():
+            if ext.lower() in IMAGE_EXTENSIONS:
                 images[stem] = entry.path
+            else:
+                others.append(entry.name)
+    if others:
+        raise LayoutError(f"{folder} holds {len(others)} files that are not .png/.jpg images "
+                          f"(first: {first_few(sorted(others))}); move them out of {folder}")
     return images
 
 
@@ -92,27 +99,29 @@ def read_train(data_dir: str, classes: tuple[str, ...] = CIFAR10_CLASSES) -> Lab
     problems = []
     duplicated = frame.loc[frame["id"].duplicated(), "id"].tolist()
     if duplicated:
-        problems.append(f"{len(duplicated)} duplicate ids (first: {_first(duplicated)})")
+        problems.append(f"{len(duplicated)} duplicate ids (first: {first_few(duplicated)})")
     empty = (frame.index[frame["label"] == ""] + 2).tolist()  # +2: header line and 1-based
     if empty:
-        problems.append(f"{len(empty)} empty labels (lines {_first(empty)})")
+        problems.append(f"{len(empty)} empty labels (lines {first_few(empty)})")
     unknown = sorted(set(frame["label"]) - set(classes) - {""})
     if unknown:
-        problems.append(f"{len(unknown)} unknown labels ({_first(unknown)}); valid labels are {', '.join(classes)}")
+        problems.append(f"{len(unknown)} unknown labels ({first_few(unknown)}); valid labels are {', '.join(classes)}")
     listed = set(frame["id"])
     no_image = sorted(listed - set(images), key=id_sort_key)
     if no_image:
-        problems.append(f"{len(no_image)} ids without an image in train/ (first: {_first(no_image)})")
+        problems.append(f"{len(no_image)} ids without an image in train/ (first: {first_few(no_image)})")
     no_id = sorted(set(images) - listed, key=id_sort_key)
     if no_id:
-        problems.append(f"{len(no_id)} images in train/ without a row (first: {_first(no_id)})")
+        problems.append(f"{len(no_id)} images in train/ without a row (first: {first_few(no_id)})")
     if problems:
         raise LayoutError(f"{csv_path} does not match {train_dir}:\n  - " + "\n  - ".join(problems)
                           + "\nFix the CSV or the folder so that every image has exactly one labelled row.")
 
     frame = frame.iloc[sorted(range(len(frame)), key=lambda i: id_sort_key(frame["id"].iat[i]))]
     ids = frame["id"].tolist()
-    return LabelledImages(ids=ids, labels=frame["label"].tolist(), paths=[images[i] for i in ids])
+    paths = [images[i] for i in ids]
+    check_headers(paths, train_dir)
+    return LabelledImages(ids=ids, labels=frame["label"].tolist(), paths=paths)
 
 
 def read_test(data_dir: str) -> tuple[list[int], list[str]]:
@@ -121,12 +130,14 @@ def read_test(data_dir: str) -> tuple[list[int], list[str]]:
     images = list_images(test_dir)
     if not images:
         raise LayoutError(f"{test_dir} holds no .png/.jpg images: unpack the Kaggle test archive there")
-    bad = sorted(i for i in images if not i.isdigit())
+    bad = sorted(i for i in images if not i.isdigit() or str(int(i)) != i)  # "007" would collide with "7"
     if bad:
         raise LayoutError(f"{len(bad)} files in {test_dir} are not named <numeric id>.png "
-                          f"(first: {_first([os.path.basename(images[b]) for b in bad])}); move them out")
+                          f"(first: {first_few([os.path.basename(images[b]) for b in bad])}); move them out")
     ids = sorted(int(i) for i in images)
-    return ids, [images[str(i)] for i in ids]
+    paths = [images[str(i)] for i in ids]
+    check_headers(paths, test_dir)
+    return ids, paths
 
 
 def check_sample_submission(data_dir: str, ids: list[int]) -> None:
@@ -145,5 +156,5 @@ def check_sample_submission(data_dir: str, ids: list[int]) -> None:
         extra = sorted(ours - expected)
         raise LayoutError(
             f"{path} and {os.path.join(data_dir, 'test')} disagree: {len(missing)} ids listed but without an "
-            f"image (first: {_first(missing)}), {len(extra)} images not listed (first: {_first(extra)}). "
+            f"image (first: {first_few(missing)}), {len(extra)} images not listed (first: {first_few(extra)}). "
             "Re-download the test archive or the sample submission.")

@@ -63,7 +63,7 @@ def check_model_name(name: str) -> None:
 
 
 def build_model(name: str, num_classes: int, ctx, seed: int | None = None) -> HybridBlock:
-    """A network by name, Xavier-initialised on every context in `ctx`."""
+    """A network by name, Xavier-initialised on every context in `ctx`, every shape known."""
     if seed is not None:
         mx.random.seed(seed)  # initialisation draws from MXNet's generator
     check_model_name(name)
@@ -73,4 +73,9 @@ def build_model(name: str, num_classes: int, ctx, seed: int | None = None) -> Hy
         from gluoncv.model_zoo import get_model
         net = get_model(name, classes=num_classes)
     net.initialize(init.Xavier(), ctx=ctx)
+    # GluonCV's models infer some shapes on the first forward pass; do it now (outside autograd:
+    # BatchNorm statistics are untouched), so parameters can be saved, loaded and synchronised
+    # before training starts.
+    first = ctx[0] if isinstance(ctx, (list, tuple)) else ctx
+    net(mx.nd.zeros((1, 3, 32, 32), ctx=first))
     return net

@@ -11,7 +11,9 @@
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
+import json
 import os
 import platform
 from typing import Any
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__
+from . import __version__, checkpoint
 from .atomic import atomic_path, write_text
 from .config import Config
 from .engine import EpochResult
@@ -42,15 +44,33 @@ def versions() -> dict[str, str]:
             "gluoncv": gluoncv.__version__, "python": platform.python_version()}
 
 
-def create(path: str) -> str:
-    """Make the run directory (parents too); fail clearly if it cannot be written."""
+def create(path: str) -> bool:
+    """Make a new run directory (parents too); return whether it had to be created.
+
+    A directory holding a run's checkpoint is refused: it would be overwritten. One whose run
+    never reached a checkpoint holds nothing worth keeping and is reused.
+    """
+    if os.path.exists(os.path.join(path, checkpoint.LAST)):
+        raise GluonCifarError(f"{path} already holds a run: continue it with --resume {path}, or choose "
+                              "another --out")
+    existed = os.path.isdir(path)
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as exc:
         raise GluonCifarError(f"cannot create run directory {path} ({exc.strerror}); choose --out elsewhere") from None
     if not os.access(path, os.W_OK):
         raise GluonCifarError(f"run directory {path} is not writable; choose --out elsewhere")
-    return path
+    return not existed
+
+
+def discard(path: str, created: bool) -> None:
+    """Remove what a run that never reached a checkpoint wrote, so no half-run is left behind."""
+    for name in (CONFIG, CLASSES, METRICS, PARAMS):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(path, name))
+    if created:
+        with contextlib.suppress(OSError):
+            os.rmdir(path)  # only if empty: never delete what the user put there
 
 
 def save_start(path: str, cfg: Config, classes: list[str], info: dict[str, Any]) -> None:
@@ -124,6 +144,12 @@ def save_params(path: str, net) -> str:
     with atomic_path(target) as tmp:
         net.save_parameters(tmp)
     return target
+
+
+def info(path: str) -> dict[str, Any]:
+    """What config.json records beside the settings (split sizes, data directory, contexts, ...)."""
+    with open(os.path.join(path, CONFIG), encoding="utf-8") as f:
+        return {k: v for k, v in json.load(f).items() if k != "config"}
 
 
 def load(path: str) -> tuple[Config, list[str]]:

@@ -53,6 +53,7 @@ class SplitTree:
     n_train: int
     n_valid: int
     link_kind: str  # "hardlink" or "symlink"
+    labels_sha256: str  # of the id,label list: tells whether a run's data changed under it
 
     def folder(self, part: str) -> str:
         return os.path.join(self.root, part)
@@ -96,7 +97,8 @@ def build_split_tree(images: LabelledImages, data_dir: str, valid_ratio: float, 
             manifest = json.load(f)
         if manifest.get("fingerprint") == fingerprint:
             log.info("reusing split tree %s", root)
-            return SplitTree(root, manifest["n_train"], manifest["n_valid"], manifest["link_kind"])
+            return SplitTree(root, manifest["n_train"], manifest["n_valid"], manifest["link_kind"],
+                             fingerprint["labels_sha256"])
         log.info("split inputs changed: rebuilding %s", root)
 
     train, valid = split_train_valid(images, valid_ratio, seed)
@@ -117,4 +119,4 @@ def build_split_tree(images: LabelledImages, data_dir: str, valid_ratio: float, 
     shutil.rmtree(root, ignore_errors=True)
     os.replace(tmp, root)
     log.info("built split tree %s (%d train, %d valid, %ss)", root, len(train), len(valid), link_kind)
-    return SplitTree(root, len(train), len(valid), link_kind)
+    return SplitTree(root, len(train), len(valid), link_kind, fingerprint["labels_sha256"])

@@ -4,20 +4,25 @@ Scripts parse flags into a Config and resolve contexts, then call these; tests c
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 import os
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import mxnet as mx
 import numpy as np
+from mxnet import gluon
+from mxnet.contrib import amp
 from tqdm import tqdm
 
-from . import rundir
-from .config import Config, default_cache_dir
+from . import checkpoint, distributed, rundir
+from .config import RESUMABLE, Config, changed_settings, default_cache_dir
 from .data import ImageFiles, class_names, eval_loader, image_folder, train_loader
 from .demo import ensure_demo_dataset
-from .engine import EpochResult, fit, make_trainer
+from .engine import EpochProgress, EpochResult, enable_amp, fit, make_trainer, step_schedule
 from .errors import ConfigError
 from .kaggle import check_sample_submission, read_test, read_train
 from .model import build_model, check_model_name
@@ -51,43 +56,119 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 def _train_run(cfg: Config, ctxs: list[mx.Context], data_dir: str, tree: SplitTree, part: str,
-               valid_part: str | None, out: str, show_progress: bool) -> list[EpochResult]:
-    """Train on the tree's `part`, validate on `valid_part` (if any), and fill run directory `out`."""
-    classes = class_names(tree.folder(part))
-    rundir.create(out)
-    n_train = tree.n_train if valid_part else tree.n_train + tree.n_valid
-    rundir.save_start(out, cfg, classes, {"data_dir_resolved": os.path.abspath(data_dir), "split_seed": cfg.seed,
-                                          "train_part": part, "n_train": n_train,
-                                          "n_valid": tree.n_valid if valid_part else 0,
-                                          "contexts": [str(c) for c in ctxs]})
-    log.info("data %s: training on %s (%d images) of %s tree %s", data_dir, part, n_train, tree.link_kind, tree.root)
+               valid_part: str | None, out: str, show_progress: bool,
+               resume_from: checkpoint.Checkpoint | None = None) -> list[EpochResult]:
+    """Train on the tree's `part`, validate on `valid_part` (if any), and fill run directory `out`.
 
+    With `resume_from`, continue that checkpoint of run `out` instead of starting afresh. In a
+    distributed run every worker trains; only rank 0 validates and writes `out`.
+    """
+    cluster = distributed.connect(cfg.kvstore, ctxs)
+    if cfg.amp:
+        enable_amp(ctxs)
+    classes = class_names(tree.folder(part))
+    if not cluster.is_root:
+        return _train_loop(cfg, ctxs, cluster, data_dir, tree, part, None, classes, None, show_progress, resume_from)
+    created = rundir.create(out) if resume_from is None else False
+    checkpoint.remove_temporaries(out)
+    n_train = tree.n_train if valid_part else tree.n_train + tree.n_valid
+    try:
+        rundir.save_start(out, cfg, classes, {"data_dir_resolved": os.path.abspath(data_dir), "split_seed": cfg.seed,
+                                              "train_part": part, "n_train": n_train,
+                                              "n_valid": tree.n_valid if valid_part else 0,
+                                              "contexts": [str(c) for c in ctxs], "workers": cluster.num_workers})
+        return _train_loop(cfg, ctxs, cluster, data_dir, tree, part, valid_part, classes, out, show_progress,
+                           resume_from)
+    except BaseException:
+        if not os.path.exists(os.path.join(out, checkpoint.LAST)):
+            rundir.discard(out, created)
+        raise
+
+
+def _train_loop(cfg: Config, ctxs: list[mx.Context], cluster: distributed.Cluster, data_dir: str, tree: SplitTree,
+                part: str, valid_part: str | None, classes: list[str], out: str | None, show_progress: bool,
+                resume_from: checkpoint.Checkpoint | None) -> list[EpochResult]:
+    """The training itself; `out` None: write nothing (a distributed worker other than rank 0)."""
     seed_everything(cfg.seed)
-    train_images = image_folder(tree.folder(part), train_transform())
-    train_data = train_loader(train_images, cfg.batch_size, cfg.seed, cfg.num_workers)
-    valid_data = (eval_loader(image_folder(tree.folder(valid_part), eval_transform()), cfg.batch_size,
+    source = os.path.join(data_dir, "train")
+    train_images = image_folder(tree.folder(part), train_transform(), source)
+    train_data = train_loader(train_images, distributed.worker_batch_size(cfg.batch_size, cluster), cfg.seed,
+                              cfg.num_workers, cluster.rank, cluster.num_workers)
+    log.info("data %s: training on %s (%d images%s) of %s tree %s", data_dir, part, len(train_images),
+             f", {len(train_data)} batches on worker {cluster.rank} of {cluster.num_workers}"
+             if cluster.distributed else "", tree.link_kind, tree.root)
+    valid_data = (eval_loader(image_folder(tree.folder(valid_part), eval_transform(), source), cfg.batch_size,
                               cfg.num_workers) if valid_part else None)
     net = build_model(cfg.model, len(classes), ctxs, seed=cfg.seed)
     if cfg.hybridize:
         net.hybridize(static_alloc=True)
-    trainer = make_trainer(net, cfg, len(train_data))
+    trainer = make_trainer(net, cfg, len(train_data), cluster.kvstore, cluster.update_on_kvstore)
+    if cluster.distributed:
+        distributed.initialize_kvstore(trainer)
+    if cfg.amp:
+        amp.init_trainer(trainer)
     history: list[EpochResult] = []
+    best: float | None = None  # validation accuracy of checkpoint-best.zip
+    start = None
+    if resume_from is not None:
+        checkpoint.restore(resume_from, net, trainer, ctxs)
+        # The pickled schedule is the old run's; a fresh one honours a changed --epochs.
+        trainer.optimizer.lr_scheduler = step_schedule(cfg, len(train_data))
+        history = [EpochResult(**row) for row in resume_from.history]
+        best, start = resume_from.best_valid_acc, resume_from.progress
+        train_data.start_at(start.epoch, start.batches)
+        log.info("resuming %s at epoch %d, batch %d of %d", out, start.epoch, start.batches, len(train_data))
+
+    def save_checkpoint(position: EpochProgress) -> None:
+        checkpoint.save(out, net, trainer, position, [h.as_row() for h in history], cfg.to_dict(),
+                        tree.labels_sha256, best)
+
+    def on_sync(progress: EpochProgress) -> None:
+        if (out and cfg.checkpoint_every and progress.batches % cfg.checkpoint_every == 0
+                and progress.batches < len(train_data)):
+            save_checkpoint(progress)
 
     def on_epoch_end(result: EpochResult) -> None:
+        nonlocal best
         history.append(result)
-        rundir.save_metrics(out, history)
-        rundir.save_params(out, net)
         valid = f", valid acc {result.valid_acc:.4f}" if result.valid_acc is not None else ""
         log.info("epoch %d/%d: lr %.4g, train loss %.4f, train acc %.4f%s, %.1f examples/s, %.0f s",
                  result.epoch, cfg.epochs, result.lr, result.train_loss, result.train_acc, valid,
                  result.examples_per_sec, result.seconds)
+        if out is None:
+            return
+        rundir.save_metrics(out, history)
+        rundir.save_params(out, net)
+        improved = result.valid_acc is not None and (best is None or result.valid_acc > best)
+        if improved:
+            best = result.valid_acc
+        save_checkpoint(EpochProgress(epoch=result.epoch + 1))
+        if improved:
+            checkpoint.mark_best(out)
 
-    fit(net, trainer, train_data, valid_data, ctxs, cfg.epochs, cfg.sync_every, on_epoch_end,
-        _progress(len(train_images), "epoch", show_progress))
-    rundir.save_curves(out, history)
-    if history[-1].confusion is not None:
-        rundir.save_confusion(out, history[-1].confusion, classes)
+    # Sync (read metrics, check for NaN) at least wherever a checkpoint is due.
+    sync_every = math.gcd(cfg.sync_every, cfg.checkpoint_every) if cfg.checkpoint_every else cfg.sync_every
+    fit(net, trainer, train_data, valid_data, ctxs, cfg.epochs, sync_every, on_epoch_end,
+        _progress(len(train_data) * train_data.batch_size, "epoch", show_progress), on_sync, start,
+        cluster.num_workers, cfg.amp)
+    if cluster.distributed:
+        # Identical on every worker if the updates really were synchronised (a test compares them).
+        log.info("worker %d of %d: trained weights digest %s", cluster.rank, cluster.num_workers,
+                 weights_digest(net))
+    if out is not None:
+        rundir.save_curves(out, history)
+        if history[-1].confusion is not None:
+            rundir.save_confusion(out, history[-1].confusion, classes)
     return history
+
+
+def weights_digest(net: gluon.Block) -> str:
+    """sha256 of the trainable weights (not BatchNorm statistics: those are per worker by design)."""
+    digest = hashlib.sha256()
+    for param in net.collect_params().values():
+        if param.grad_req != "null":
+            digest.update(param.data().asnumpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def train(cfg: Config, ctxs: list[mx.Context], out: str, show_progress: bool = True) -> list[EpochResult]:
@@ -96,6 +177,38 @@ def train(cfg: Config, ctxs: list[mx.Context], out: str, show_progress: bool = T
     data_dir = resolve_data_dir(cfg)
     tree = prepare_split(cfg, data_dir)
     return _train_run(cfg, ctxs, data_dir, tree, "train", "valid", out, show_progress)
+
+
+def resume_config(run: str, overrides: dict[str, Any]) -> Config:
+    """The run's saved config with `overrides` applied; only RESUMABLE settings may change."""
+    saved, _ = rundir.load(run)
+    wanted = Config.from_dict({**saved.to_dict(), **{k: v for k, v in overrides.items() if v is not None}})
+    changed = changed_settings(saved, wanted)
+    if changed:
+        listed = ", ".join(f"--{k.replace('_', '-')} ({old} -> {new})" for k, (old, new) in changed.items())
+        raise ConfigError(f"cannot change {listed} when resuming {run}: only {', '.join(RESUMABLE)} may change. "
+                          "Start a new run (another --out) to train with different settings")
+    return wanted
+
+
+def resume(run: str, cfg: Config, ctxs: list[mx.Context], show_progress: bool = True) -> list[EpochResult]:
+    """Continue run `run` from RUN/checkpoint-last.zip with `cfg` (from resume_config)."""
+    last = checkpoint.read(os.path.join(run, checkpoint.LAST))
+    changed = changed_settings(Config.from_dict(last.config), cfg)
+    if changed:
+        raise ConfigError(f"{last.path} was written with other settings than {run}/config.json "
+                          f"({', '.join(f'{k}: {a} vs {b}' for k, (a, b) in changed.items())}): it does not belong "
+                          "to this run; start a new run")
+    if last.progress.epoch > cfg.epochs:
+        raise ConfigError(f"{run} already finished its {cfg.epochs} epochs; pass --epochs with a larger number "
+                          "to train longer")
+    data_dir = resolve_data_dir(cfg)
+    tree = prepare_split(cfg, data_dir)
+    if tree.labels_sha256 != last.data_fingerprint:
+        raise ConfigError(f"{data_dir}/trainLabels.csv changed since {run} started: resuming would train on other "
+                          "data. Restore the original labels or start a new run")
+    part = rundir.info(run).get("train_part", "train")  # RUN/retrain trained on train_valid
+    return _train_run(cfg, ctxs, data_dir, tree, part, "valid" if part == "train" else None, run, show_progress, last)
 
 
 def load_network(cfg: Config, classes: list[str], params: str, ctxs: list[mx.Context]):
@@ -118,6 +231,18 @@ def load_for_export(run: str, params_name: str, n_images: int):
     test_images = ImageFiles(paths[:n_images])
     images = mx.nd.stack(*[test_images[i][0] for i in range(len(test_images))])
     return net, images
+
+
+def _retrain(cfg: Config, ctxs: list[mx.Context], data_dir: str, tree: SplitTree, out: str,
+             show_progress: bool) -> None:
+    """Train on train+valid into `out`; a retraining that already ran is reused or continued."""
+    last = os.path.join(out, checkpoint.LAST)
+    if not os.path.exists(last):
+        _train_run(cfg, ctxs, data_dir, tree, "train_valid", None, out, show_progress)
+    elif checkpoint.read(last).progress.epoch > cfg.epochs:
+        log.info("reusing the finished retraining in %s", out)
+    else:
+        resume(out, resume_config(out, cfg.to_dict()), ctxs, show_progress)
 
 
 @dataclass
@@ -148,7 +273,7 @@ def submit(run: str, ctxs: list[mx.Context], out: str | None = None, data_dir: s
         if class_names(tree.folder("train_valid")) != classes:
             raise ConfigError(f"the classes of {data_dir} differ from those of run {run}; retrain on the same data")
         retrain_dir = os.path.join(run, RETRAIN)
-        _train_run(cfg, ctxs, data_dir, tree, "train_valid", None, retrain_dir, show_progress)
+        _retrain(cfg, ctxs, data_dir, tree, retrain_dir, show_progress)
         params = os.path.join(retrain_dir, rundir.PARAMS)
     else:
         params = os.path.join(run, rundir.PARAMS)

@@ -1,0 +1,154 @@
+"""Start a parameter-server job: one scheduler, S servers and N workers, and watch over them.
+
+MXNet's distributed kvstore is ps-lite: every process learns its role and where the scheduler
+listens from DMLC_* environment variables, and `import mxnet` in a process whose role is server
+or scheduler runs that role until the workers finish. This module only starts those processes,
+prefixes their output with their role, and makes sure that one failure ends the whole job
+within a bounded time (a worker whose peer died would otherwise wait for it forever).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import IO
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+_RUN_ROLE = [sys.executable, "-c", "import mxnet"]  # a server or the scheduler: importing runs it
+
+
+@dataclass
+class Process:
+    name: str  # "scheduler", "server 0", "worker 1", ...
+    popen: subprocess.Popen
+    pump: threading.Thread = field(repr=False)
+
+    @property
+    def is_worker(self) -> bool:
+        return self.name.startswith("worker")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+def read_hostfile(path: str) -> list[str]:
+    """One host per line (blank lines and # comments ignored)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            hosts = [line.split("#")[0].strip() for line in f]
+    except OSError as exc:
+        raise ConfigError(f"cannot read host file {path} ({exc.strerror})") from None
+    hosts = [h for h in hosts if h]
+    if not hosts:
+        raise ConfigError(f"host file {path} lists no hosts: write one host name per line")
+    return hosts
+
+
+def _pump(stream: IO[str], prefix: str, out: IO[str]) -> None:
+    for line in stream:
+        out.write(f"[{prefix}] {line}")
+        out.flush()
+
+
+def _start(name: str, command: list[str], env: dict[str, str], host: str | None, out: IO[str]) -> Process:
+    if host is not None:  # the remote shell gets the variables and the working directory explicitly
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items() if k.startswith(("DMLC_", "OMP_")))
+        command = ["ssh", "-o", "BatchMode=yes", host,
+                   f"cd {shlex.quote(os.getcwd())} && env {exports} {shlex.join(command)}"]
+    popen = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, bufsize=1, start_new_session=True)  # own group: kill its children too
+    pump = threading.Thread(target=_pump, args=(popen.stdout, name, out), daemon=True)
+    pump.start()
+    log.info("started %s (pid %d%s): %s", name, popen.pid, f", on {host}" if host else "", shlex.join(command))
+    return Process(name, popen, pump)
+
+
+def _stop(processes: list[Process], grace: float) -> None:
+    """SIGTERM every live process group, then SIGKILL whatever is left after `grace` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        alive = [p for p in processes if p.popen.poll() is None]
+        for p in alive:
+            try:
+                os.killpg(p.popen.pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while alive and time.monotonic() < deadline:
+            alive = [p for p in alive if p.popen.poll() is None]
+            time.sleep(0.05)
+    for p in processes:
+        p.pump.join(timeout=1)
+
+
+def launch(command: list[str], workers: int, servers: int, hosts: list[str] | None = None,
+           port: int | None = None, grace: float = 10.0, out: IO[str] = sys.stdout) -> int:
+    """Run `command` as `workers` workers with `servers` servers and a scheduler; return an exit code.
+
+    0 when every worker exits 0. When any process fails, all the others are stopped (SIGTERM, then
+    SIGKILL after `grace` seconds) and the failed process's exit code is returned (128 + N if
+    signal N killed it, 1 if it ended with 0 too early). Without `hosts` everything runs on this machine; with them, the scheduler runs on the
+    first host and servers and workers go round-robin over the hosts, through ssh.
+    """
+    if workers < 1 or servers < 1:
+        raise ConfigError(f"need at least one worker and one server, got -n {workers} -s {servers}")
+    if not command:
+        raise ConfigError("no worker command: put it after --, e.g. -- python scripts/train.py --kvstore dist_sync")
+    root = hosts[0] if hosts else "127.0.0.1"
+    env = {"DMLC_PS_ROOT_URI": socket.gethostbyname(root) if hosts else root,
+           "DMLC_PS_ROOT_PORT": str(port or free_port()),
+           "DMLC_NUM_SERVER": str(servers), "DMLC_NUM_WORKER": str(workers)}
+    if not hosts and "OMP_NUM_THREADS" not in os.environ:
+        # Processes sharing one machine would each start a thread per core and thrash.
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+
+    def host(i: int) -> str | None:
+        return hosts[i % len(hosts)] if hosts else None
+
+    processes = [_start("scheduler", _RUN_ROLE, {**env, "DMLC_ROLE": "scheduler"}, host(0), out)]
+    processes += [_start(f"server {i}", _RUN_ROLE, {**env, "DMLC_ROLE": "server"}, host(i), out)
+                  for i in range(servers)]
+    processes += [_start(f"worker {i}", command, {**env, "DMLC_ROLE": "worker"}, host(i), out)
+                  for i in range(workers)]
+    try:
+        return _watch(processes, grace)
+    except KeyboardInterrupt:
+        log.error("interrupted: stopping every process")
+        _stop(processes, grace)
+        return 130
+
+
+def _watch(processes: list[Process], grace: float) -> int:
+    workers = [p for p in processes if p.is_worker]
+    roles_done_at = None  # when the scheduler and servers had all ended (they do once every worker said goodbye)
+    while True:
+        failed = [p for p in processes if p.popen.poll() not in (None, 0)]
+        if roles_done_at is None and all(p.popen.poll() == 0 for p in processes if not p.is_worker):
+            roles_done_at = time.monotonic()
+        hung = roles_done_at is not None and time.monotonic() - roles_done_at > grace
+        if failed or hung:
+            first = failed[0] if failed else next(w for w in workers if w.popen.poll() is None)
+            log.error("%s %s: stopping every other process", first.name,
+                      f"exited with code {first.popen.returncode}" if failed else "outlived the scheduler")
+            _stop(processes, grace)
+            code = first.popen.returncode if failed else 1
+            return code if code > 0 else 128 - code  # killed by signal N: 128 + N, as shells do
+        if all(w.popen.poll() == 0 for w in workers):
+            deadline = time.monotonic() + grace  # give the scheduler and servers time to end cleanly
+            while any(p.popen.poll() is None for p in processes) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            _stop(processes, grace)
+            return 0
+        time.sleep(0.1)

@@ -1,0 +1,176 @@
+"""Every bad input a user can hand us: exit code 2, a message naming the offender, nothing left behind.
+
+The scripts run in this process (as `python scripts/X.py` would run them) so that the whole
+catalogue costs seconds, not one MXNet start-up per case.
+"""
+import logging
+import os
+import runpy
+import shutil
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gluon_cifar.images import check_headers, read_rgb
+from tests.conftest import ROOT, write_layout
+
+LABELS = {i: ("cat" if i % 2 else "dog") for i in range(1, 13)}  # 12 images: 10 train, 2 valid
+TRAIN = ["--model", "cifar_resnet20_v1", "--epochs", "1", "--batch-size", "4", "--no-progress"]
+
+
+def run(script, *args, capsys):
+    """Run scripts/`script` with `args`; return (exit code, stderr)."""
+    argv = sys.argv
+    sys.argv = [script, *map(str, args)]
+    try:
+        runpy.run_path(os.path.join(ROOT, "scripts", script), run_name="__main__")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        sys.argv = argv
+    return code, capsys.readouterr().err
+
+
+def save_png(path, size=(32, 32), mode="RGB"):
+    shape = (size[1], size[0]) if mode == "L" else (size[1], size[0], len(mode))
+    Image.fromarray(np.full(shape, 128, dtype=np.uint8), mode).save(path)
+
+
+def truncate(path):
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(data[: len(data) // 2])  # the header survives: only decoding finds it
+
+
+def csv(text):
+    return lambda root: open(os.path.join(root, "trainLabels.csv"), "w").write(text)
+
+
+def remove(name):
+    return lambda root: os.remove(os.path.join(root, name))
+
+
+def rows(labels):
+    return "id,label\n" + "".join(f"{i},{c}\n" for i, c in labels.items())
+
+
+TRAIN_CASES = {
+    "empty train/": (lambda root: [os.remove(os.path.join(root, "train", n)) for n in os.listdir(
+        os.path.join(root, "train"))], "holds no .png/.jpg images"),
+    "missing trainLabels.csv": (remove("trainLabels.csv"), "trainLabels.csv is missing"),
+    "empty trainLabels.csv": (csv(""), "trainLabels.csv is empty"),
+    "header-less trainLabels.csv": (csv("1,cat\n2,dog\n"), "the first line must be exactly 'id,label'"),
+    "duplicate ids": (csv(rows(LABELS) + "3,cat\n"), "1 duplicate ids (first: 3)"),
+    "ids without images": (csv(rows({**LABELS, 40: "cat"})), "1 ids without an image in train/ (first: 40)"),
+    "images without ids": (csv(rows({k: v for k, v in LABELS.items() if k != 7})),
+                           "1 images in train/ without a row (first: 7)"),
+    "empty label": (csv(rows({**LABELS, 5: ""})), "1 empty labels (lines 6)"),
+    "non-image file in train/": (lambda root: open(os.path.join(root, "train", "notes.txt"), "w").write("x"),
+                                 "1 files that are not .png/.jpg images (first: notes.txt)"),
+    "text file named .png": (lambda root: open(os.path.join(root, "train", "4.png"), "w").write("not a png"),
+                             "1 files are not PNG/JPEG images or are truncated (first: 4.png)"),
+    "image not 32x32": (lambda root: save_png(os.path.join(root, "train", "9.png"), size=(64, 48)),
+                        "1 images are not 32x32 (first: 9.png (64x48))"),
+}
+
+
+@pytest.mark.parametrize("case", TRAIN_CASES)
+def test_bad_training_input(case, tmp_path, capsys):
+    root = write_layout(tmp_path / "data", LABELS)
+    damage, message = TRAIN_CASES[case]
+    damage(root)
+    code, err = run("train.py", "--data-dir", root, *TRAIN, "--out", tmp_path / "run", capsys=capsys)
+    assert code == 2, err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_corrupt_image_found_mid_training_is_named_and_the_half_run_removed(tmp_path, capsys, workers):
+    root = write_layout(tmp_path / "data", LABELS)
+    truncate(os.path.join(root, "train", "8.png"))
+    code, err = run("train.py", "--data-dir", root, *TRAIN, "--num-workers", workers, "--out", tmp_path / "run",
+                    capsys=capsys)
+    assert code == 2, err
+    assert f"{os.path.join(root, 'train', '8.png')} cannot be decoded" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_unwritable_run_directory(tmp_path, capsys):
+    root = write_layout(tmp_path / "data", LABELS)
+    (tmp_path / "file").write_text("")
+    code, err = run("train.py", "--data-dir", root, *TRAIN, "--out", tmp_path / "file" / "run", capsys=capsys)
+    assert code == 2 and f"cannot create run directory {tmp_path / 'file' / 'run'}" in err
+
+
+def test_grayscale_palette_and_rgba_images_are_converted_with_a_warning(tmp_path, caplog):
+    paths = []
+    for mode in ("L", "RGBA", "P", "RGB"):
+        paths.append(str(tmp_path / f"{mode}.png"))
+        save_png(paths[-1], mode="RGB" if mode == "P" else mode)
+        if mode == "P":
+            Image.open(paths[-1]).convert("P").save(paths[-1])
+    with caplog.at_level(logging.WARNING):
+        check_headers(paths, str(tmp_path))
+    assert "3 images are not RGB (first: L.png (grayscale), RGBA.png (RGBA), P.png (palette))" in caplog.text
+    for path in paths:
+        expected = np.asarray(Image.open(path).convert("RGB"))  # the palette's 128 is stored as 153
+        np.testing.assert_array_equal(read_rgb(path).asnumpy(), expected)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A finished tiny run and its data, shared by the prediction cases."""
+    base = tmp_path_factory.mktemp("trained")
+    root = write_layout(base / "data", LABELS, test_ids=range(1, 6), sample_ids=range(1, 6))
+    argv = sys.argv
+    sys.argv = ["train.py", "--data-dir", root, *TRAIN, "--out", str(base / "run"), "--cache-dir", str(base / "cache")]
+    try:
+        with pytest.raises(SystemExit) as done:
+            runpy.run_path(os.path.join(ROOT, "scripts", "train.py"), run_name="__main__")
+    finally:
+        sys.argv = argv
+    assert done.value.code == 0
+    return root, base / "run"
+
+
+SUBMIT_CASES = {
+    "non-numeric test file": (lambda root: save_png(os.path.join(root, "test", "cat.png")),
+                              "1 files in {test} are not named <numeric id>.png (first: cat.png)"),
+    "non-image file in test/": (lambda root: open(os.path.join(root, "test", "3.txt"), "w").write("x"),
+                                "{test} holds 1 files that are not .png/.jpg images (first: 3.txt)"),
+    "sampleSubmission disagrees": (lambda root: os.remove(os.path.join(root, "test", "4.png")),
+                                   "1 ids listed but without an image (first: 4)"),
+    "test image not 32x32": (lambda root: save_png(os.path.join(root, "test", "2.png"), size=(31, 32)),
+                             "1 images are not 32x32 (first: 2.png (31x32))"),
+    "truncated test image": (lambda root: truncate(os.path.join(root, "test", "5.png")),
+                             "{test}/5.png cannot be decoded"),
+}
+
+
+@pytest.mark.parametrize("case", SUBMIT_CASES)
+def test_bad_prediction_input(case, trained, tmp_path, capsys):
+    source, run_dir = trained
+    root = str(tmp_path / "data")
+    shutil.copytree(source, root)
+    damage, message = SUBMIT_CASES[case]
+    damage(root)
+    out = tmp_path / "submission.csv"
+    code, err = run("submit.py", "--run", run_dir, "--data-dir", root, "--out", out, "--no-progress",
+                    capsys=capsys)
+    assert code == 2, err
+    assert message.format(test=os.path.join(root, "test")) in err and "Traceback" not in err
+    assert not out.exists() and os.listdir(tmp_path) == ["data"]  # no temporary file either
+
+
+def test_prediction_input_that_is_fine(trained, tmp_path, capsys):
+    """The control for the cases above: the same copy, undamaged, gives a full submission."""
+    source, run_dir = trained
+    out = tmp_path / "submission.csv"
+    code, err = run("submit.py", "--run", run_dir, "--data-dir", source, "--out", out, "--no-progress",
+                    capsys=capsys)
+    assert code == 0, err
+    assert out.read_text().splitlines()[0] == "id,label" and len(out.read_text().splitlines()) == 6

@@ -1,0 +1,178 @@
+"""Checkpoints, exact resume after kill -9, divergence, and interrupted writes.
+
+Runs use GluonCV's cifar_resnet20_v1 on the demo data: the checkpoint machinery is the same as
+for ResNet-18 and the runs take seconds instead of minutes.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import mxnet as mx
+import numpy as np
+import pandas as pd
+import pytest
+from mxnet import gluon
+
+from gluon_cifar import checkpoint
+from gluon_cifar.config import Config
+from gluon_cifar.engine import EpochProgress, make_trainer, train_one_epoch
+from gluon_cifar.errors import ConfigError, DivergenceError
+from tests.conftest import ROOT, run_script
+from tests.test_engine import batches, small_net
+
+SMALL = ["--demo", "--model", "cifar_resnet20_v1", "--batch-size", "64", "--no-progress"]
+
+
+def params_of(run):
+    return {k: v.asnumpy() for k, v in mx.nd.load(str(run / "model.params")).items()}
+
+
+def checkpoint_state(path):
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("state.json"))
+
+
+def test_kill_minus_9_mid_epoch_then_resume_ends_exactly_like_an_uninterrupted_run(tmp_path):
+    args = SMALL + ["--epochs", "2", "--checkpoint-every", "4"]
+    reference = run_script("train.py", *args, "--out", tmp_path / "reference")
+    assert reference.returncode == 0, reference.stderr
+
+    run = tmp_path / "crashed"
+    victim = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "train.py"), *args, "--out", str(run)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = run / checkpoint.LAST
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and victim.poll() is None:
+        try:
+            position = checkpoint_state(last)["progress"]
+            if position["epoch"] == 2 and position["batches"] > 0:  # part-way through the last epoch
+                break
+        except (OSError, KeyError, zipfile.BadZipFile):
+            pass
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait() == -signal.SIGKILL, "the run ended before it could be killed mid-epoch"
+    position = checkpoint_state(last)["progress"]
+    assert position["epoch"] == 2 and 0 < position["batches"] < 14  # 900 images: 14 batches of 64
+
+    resumed = run_script("train.py", "--resume", run, "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {run} at epoch 2, batch {position['batches']}" in resumed.stderr
+    # Bitwise on the same machine: same batches, same order of operations, weights and momentum
+    # restored exactly from float32 files.
+    for name, value in params_of(tmp_path / "reference").items():
+        np.testing.assert_array_equal(params_of(run)[name], value, err_msg=name)
+    columns = ["epoch", "lr", "train_loss", "train_acc", "valid_acc", "examples"]
+    pd.testing.assert_frame_equal(pd.read_csv(run / "metrics.csv")[columns],
+                                  pd.read_csv(tmp_path / "reference" / "metrics.csv")[columns])
+    assert not [n for n in os.listdir(run) if n.startswith(".")], "temporary files left behind"
+
+
+def test_resume_extends_a_finished_run_and_refuses_other_changes(tmp_path):
+    run = tmp_path / "run"
+    assert run_script("train.py", *SMALL, "--epochs", "1", "--out", run).returncode == 0
+    finished = run_script("train.py", "--resume", run)
+    assert finished.returncode == 2 and "already finished its 1 epochs; pass --epochs" in finished.stderr
+    changed = run_script("train.py", "--resume", run, "--lr", "0.1", "--epochs", "2")
+    assert changed.returncode == 2 and "cannot change --lr (0.02 -> 0.1)" in changed.stderr
+    longer = run_script("train.py", "--resume", run, "--epochs", "2", "--no-progress")
+    assert longer.returncode == 0, longer.stderr
+    assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1, 2]
+    assert json.loads((run / "config.json").read_text())["config"]["epochs"] == 2
+    again = run_script("train.py", *SMALL, "--epochs", "1", "--out", run)
+    assert again.returncode == 2 and f"{run} already holds a run: continue it with --resume" in again.stderr
+
+
+def test_resume_errors_name_the_problem(tmp_path):
+    not_a_run = run_script("train.py", "--resume", tmp_path)
+    assert not_a_run.returncode == 2 and "config.json does not exist" in not_a_run.stderr
+
+    run = tmp_path / "run"
+    assert run_script("train.py", *SMALL, "--epochs", "1", "--out", run).returncode == 0
+    config = json.loads((run / "config.json").read_text())
+    config["config"]["wd"] = 0.1  # config.json no longer matches the checkpoint
+    (run / "config.json").write_text(json.dumps(config))
+    foreign = run_script("train.py", "--resume", run, "--epochs", "2")
+    assert foreign.returncode == 2 and "it does not belong to this run" in foreign.stderr and "wd" in foreign.stderr
+
+    last = run / checkpoint.LAST
+    best = (run / checkpoint.BEST).read_bytes()
+    os.unlink(last)
+    last.write_bytes(best[: len(best) // 2])  # truncated, e.g. by a full disk during a copy
+    truncated = run_script("train.py", "--resume", run, "--epochs", "2")
+    assert truncated.returncode == 2 and f"{last} is damaged" in truncated.stderr
+    assert "Traceback" not in truncated.stderr
+
+
+def test_absurd_learning_rate_stops_with_a_message_and_leaves_no_half_run(tmp_path):
+    run = tmp_path / "run"
+    result = run_script("train.py", *SMALL, "--epochs", "1", "--lr", "1e12", "--sync-every", "1", "--out", run)
+    assert result.returncode == 2, result.stderr
+    assert "the training loss became" in result.stderr and "in epoch 1, batch" in result.stderr
+    assert "Lower --lr" in result.stderr and "Traceback" not in result.stderr
+    assert not run.exists()  # no checkpoint was reached: nothing is left behind
+
+
+def test_divergence_names_the_batch_and_is_caught_before_any_checkpoint():
+    ctxs = [mx.cpu(0), mx.cpu(1)]
+    net = small_net(ctxs)
+    dense_weight = list(net.collect_params().values())[-2]
+
+    def loader():
+        for index, batch in enumerate(batches([8] * 6), start=1):
+            if index == 5:  # the weights blow up just before batch 5, as in a diverging run
+                dense_weight.set_data(dense_weight.data() * np.nan)
+            yield batch
+
+    synced = []
+    with pytest.raises(DivergenceError, match=r"loss became nan in epoch 3, batch 5 \(learning rate 0.1\)"):
+        train_one_epoch(net, loader(), gluon.loss.SoftmaxCrossEntropyLoss(), make_trainer(net, Config(lr=0.1), 6),
+                        ctxs, sync_every=2, on_sync=lambda p: synced.append(p.batches),
+                        progress=EpochProgress(epoch=3))
+    assert synced == [2, 4]  # a checkpoint could follow batch 4; never a later one
+
+
+def test_interrupted_checkpoint_write_leaves_the_previous_one_loadable(tmp_path, monkeypatch):
+    run = str(tmp_path)
+    ctxs = [mx.cpu(0)]
+    net = small_net(ctxs)
+    trainer = make_trainer(net, Config(lr=0.1), 3)
+    train_one_epoch(net, batches([8, 8, 8]), gluon.loss.SoftmaxCrossEntropyLoss(), trainer, ctxs)
+    saved = [p.data().asnumpy() for p in net.collect_params().values()]
+    checkpoint.save(run, net, trainer, EpochProgress(epoch=2), [], Config().to_dict(), "labels", None)
+
+    train_one_epoch(net, batches([8, 8, 8], seed=1), gluon.loss.SoftmaxCrossEntropyLoss(), trainer, ctxs)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        checkpoint.save(run, net, trainer, EpochProgress(epoch=3), [], Config().to_dict(), "labels", None)
+    monkeypatch.undo()
+
+    assert sorted(os.listdir(run)) == [checkpoint.LAST]  # no temporary file left
+    previous = checkpoint.read(os.path.join(run, checkpoint.LAST))
+    assert previous.progress.epoch == 2
+    fresh = small_net(ctxs)
+    checkpoint.restore(previous, fresh, make_trainer(fresh, Config(lr=0.1), 3), ctxs)
+    for param, value in zip(fresh.collect_params().values(), saved):
+        np.testing.assert_array_equal(param.data().asnumpy(), value)
+
+
+def test_a_checkpoint_of_another_network_is_refused(tmp_path):
+    ctxs = [mx.cpu(0)]
+    net = small_net(ctxs)
+    trainer = make_trainer(net, Config(), 1)
+    train_one_epoch(net, batches([8]), gluon.loss.SoftmaxCrossEntropyLoss(), trainer, ctxs)
+    checkpoint.save(str(tmp_path), net, trainer, EpochProgress(epoch=2), [], Config().to_dict(), "labels", None)
+    other = gluon.nn.HybridSequential()
+    other.add(gluon.nn.Dense(3, in_units=5))
+    other.initialize(ctx=ctxs)
+    with pytest.raises(ConfigError, match="does not fit this network"):
+        checkpoint.restore(checkpoint.read(str(tmp_path / checkpoint.LAST)), other,
+                           gluon.Trainer(other.collect_params(), "sgd"), ctxs)
