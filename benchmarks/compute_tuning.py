@@ -23,7 +23,7 @@ FORWARD_GFLOP = 1.11
 
 # name: (environment, options); one factor at a time from the defaults (first row).
 SETTINGS = {
-    "defaults (static_alloc, batch 128)": ({}, {}),
+    "MXNet's defaults (static_alloc, batch 128)": ({}, {}),
     "OMP_NUM_THREADS=1": ({"OMP_NUM_THREADS": "1"}, {}),
     "OMP_NUM_THREADS=2": ({"OMP_NUM_THREADS": "2"}, {}),
     "MXNET_CPU_WORKER_NTHREADS=2": ({"MXNET_CPU_WORKER_NTHREADS": "2"}, {}),

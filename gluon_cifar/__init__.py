@@ -2,6 +2,10 @@
 
 __version__ = "0.1.0"
 
+from .cores import use_every_core
+
+use_every_core()  # must precede the first `import mxnet` of the process: see cores.py
+
 try:
     import mxnet as _mxnet  # noqa: F401
 except ImportError as exc:  # mxnet is an extra because CPU and CUDA users need different wheels

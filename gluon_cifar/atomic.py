@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from typing import Iterator
@@ -39,3 +40,19 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
+
+
+@contextlib.contextmanager
+def exclusive(lock_path: str | os.PathLike) -> Iterator[None]:
+    """Hold an advisory lock on `lock_path` (created if needed) for the block.
+
+    For work several processes may start at once, e.g. the workers of a distributed run all
+    preparing the same split tree: the first builds it, the others wait and then reuse it.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(lock_path)), exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from . import CIFAR10_CLASSES
+from .atomic import exclusive
 
 DEMO_VERSION = 1
 _YY, _XX = np.mgrid[0:32, 0:32].astype(np.float32)
@@ -51,26 +52,28 @@ def render(label: int, rng: np.random.Generator) -> np.ndarray:
 def ensure_demo_dataset(cache_dir: str, n_train: int = 1000, n_test: int = 200, seed: int = 0) -> str:
     """Path of the demo dataset, generating it once (into a temp dir, then renamed)."""
     root = os.path.join(cache_dir, f"demo-v{DEMO_VERSION}-{n_train}-{n_test}-{seed}")
-    if os.path.isfile(os.path.join(root, "sampleSubmission.csv")):
-        return root
-    rng = np.random.default_rng(seed)
-    tmp = f"{root}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    for part in ("train", "test"):
-        os.makedirs(os.path.join(tmp, part))
-    train_labels = rng.permutation(np.arange(n_train) % len(CIFAR10_CLASSES))
-    for i, label in enumerate(train_labels, start=1):
-        Image.fromarray(render(int(label), rng)).save(os.path.join(tmp, "train", f"{i}.png"))
-    test_labels = rng.integers(0, len(CIFAR10_CLASSES), n_test)
-    for i, label in enumerate(test_labels, start=1):
-        Image.fromarray(render(int(label), rng)).save(os.path.join(tmp, "test", f"{i}.png"))
-    for name, rows in (("trainLabels.csv", enumerate(train_labels, 1)), ("sampleSubmission.csv", enumerate(test_labels, 1)),
-                       ("answers.csv", enumerate(test_labels, 1))):
-        with open(os.path.join(tmp, name), "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["id", "label"])
-            # the sample submission, like Kaggle's, carries placeholder labels only
-            writer.writerows((i, "cat" if name == "sampleSubmission.csv" else CIFAR10_CLASSES[l]) for i, l in rows)
-    shutil.rmtree(root, ignore_errors=True)
-    os.replace(tmp, root)
+    with exclusive(f"{root}.lock"):  # concurrent first uses (distributed workers) generate it once
+        if os.path.isfile(os.path.join(root, "sampleSubmission.csv")):
+            return root
+        rng = np.random.default_rng(seed)
+        tmp = f"{root}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        for part in ("train", "test"):
+            os.makedirs(os.path.join(tmp, part))
+        train_labels = rng.permutation(np.arange(n_train) % len(CIFAR10_CLASSES))
+        for i, label in enumerate(train_labels, start=1):
+            Image.fromarray(render(int(label), rng)).save(os.path.join(tmp, "train", f"{i}.png"))
+        test_labels = rng.integers(0, len(CIFAR10_CLASSES), n_test)
+        for i, label in enumerate(test_labels, start=1):
+            Image.fromarray(render(int(label), rng)).save(os.path.join(tmp, "test", f"{i}.png"))
+        for name, rows in (("trainLabels.csv", enumerate(train_labels, 1)),
+                           ("sampleSubmission.csv", enumerate(test_labels, 1)),
+                           ("answers.csv", enumerate(test_labels, 1))):
+            with open(os.path.join(tmp, name), "w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(["id", "label"])
+                # the sample submission, like Kaggle's, carries placeholder labels only
+                writer.writerows((i, "cat" if name == "sampleSubmission.csv" else CIFAR10_CLASSES[l]) for i, l in rows)
+        shutil.rmtree(root, ignore_errors=True)
+        os.replace(tmp, root)
     return root

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import IO
 
+from .cores import THREAD_VARIABLES, physical_cores
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def _pump(stream: IO[str], prefix: str, out: IO[str]) -> None:
 
 def _start(name: str, command: list[str], env: dict[str, str], host: str | None, out: IO[str]) -> Process:
     if host is not None:  # the remote shell gets the variables and the working directory explicitly
-        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items() if k.startswith(("DMLC_", "OMP_")))
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items() if k.startswith(("DMLC_", "OMP_", "MXNET_")))
         command = ["ssh", "-o", "BatchMode=yes", host,
                    f"cd {shlex.quote(os.getcwd())} && env {exports} {shlex.join(command)}"]
     popen = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -94,7 +95,8 @@ def _stop(processes: list[Process], grace: float) -> None:
 
 
 def launch(command: list[str], workers: int, servers: int, hosts: list[str] | None = None,
-           port: int | None = None, grace: float = 10.0, out: IO[str] = sys.stdout) -> int:
+           port: int | None = None, grace: float = 10.0, threads_per_worker: int | None = None,
+           out: IO[str] = sys.stdout) -> int:
     """Run `command` as `workers` workers with `servers` servers and a scheduler; return an exit code.
 
     0 when every worker exits 0. When any process fails, all the others are stopped (SIGTERM, then
@@ -110,9 +112,11 @@ def launch(command: list[str], workers: int, servers: int, hosts: list[str] | No
     env = {"DMLC_PS_ROOT_URI": socket.gethostbyname(root) if hosts else root,
            "DMLC_PS_ROOT_PORT": str(port or free_port()),
            "DMLC_NUM_SERVER": str(servers), "DMLC_NUM_WORKER": str(workers)}
-    if not hosts and "OMP_NUM_THREADS" not in os.environ:
-        # Processes sharing one machine would each start a thread per core and thrash.
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    if threads_per_worker is None and not hosts:
+        # Workers sharing one machine would each start a thread per core and thrash.
+        threads_per_worker = max(1, physical_cores() // workers)
+    if threads_per_worker is not None:
+        env.update({variable: str(threads_per_worker) for variable in THREAD_VARIABLES})
 
     def host(i: int) -> str | None:
         return hosts[i % len(hosts)] if hosts else None

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, checkpoint
+from .cores import omp_threads
 from .atomic import atomic_path, write_text
 from .config import Config
 from .engine import EpochResult
@@ -41,7 +42,7 @@ def versions() -> dict[str, str]:
     import numpy
 
     return {"gluon_cifar": __version__, "mxnet": mxnet.__version__, "numpy": numpy.__version__,
-            "gluoncv": gluoncv.__version__, "python": platform.python_version()}
+            "gluoncv": gluoncv.__version__, "python": platform.python_version(), "omp_threads": omp_threads()}
 
 
 def create(path: str) -> bool:

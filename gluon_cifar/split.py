@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .atomic import exclusive
 from .kaggle import LabelledImages
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,11 @@ def build_split_tree(images: LabelledImages, data_dir: str, valid_ratio: float, 
     fingerprint = _fingerprint(images, data_dir, valid_ratio, seed)
     key = hashlib.sha256(json.dumps([fingerprint["data_dir"], valid_ratio, seed]).encode()).hexdigest()[:16]
     root = os.path.join(cache_dir, "splits", key)
+    with exclusive(f"{root}.lock"):  # workers of a distributed run may all get here at once
+        return _reuse_or_build(images, root, fingerprint, valid_ratio, seed)
+
+
+def _reuse_or_build(images: LabelledImages, root: str, fingerprint: dict, valid_ratio: float, seed: int) -> SplitTree:
     manifest_path = os.path.join(root, "manifest.json")
     if os.path.exists(manifest_path):
         with open(manifest_path, encoding="utf-8") as f:

@@ -30,6 +30,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=None, help="scheduler port (default: a free one)")
     parser.add_argument("--grace", type=float, default=10.0,
                         help="seconds between SIGTERM and SIGKILL when stopping processes (default: 10)")
+    parser.add_argument("--threads-per-worker", type=int, default=None,
+                        help="OpenMP threads per worker (default on one machine: cores / workers)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the worker command")
     return parser
 
@@ -39,7 +41,7 @@ def main() -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     hosts = read_hostfile(args.hostfile) if args.hostfile else None
     logging.getLogger().handlers[0].setFormatter(logging.Formatter("[launch] %(asctime)s %(message)s", "%H:%M:%S"))
-    return launch(command, args.workers, args.servers, hosts, args.port, args.grace)
+    return launch(command, args.workers, args.servers, hosts, args.port, args.grace, args.threads_per_worker)
 
 
 if __name__ == "__main__":

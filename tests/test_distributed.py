@@ -71,13 +71,14 @@ def test_a_dead_worker_stops_the_whole_job(tmp_path):
                             "--no-progress", "--out", str(tmp_path / "run")],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     pids, output = {}, []
-    for line in job.stdout:
+    for line in job.stdout:  # the workers also generate the demo data, concurrently: a lock serialises them
         output.append(line)
-        started = re.search(r"started (\w+ ?\d*) \(pid (\d+)", line)
+        started = re.search(r"started (\w+(?: \d+)?) \(pid (\d+)", line)
         if started:
             pids[started.group(1)] = int(started.group(2))
         if "epoch 1/50" in line:  # training is under way on both workers
             break
+    assert job.poll() is None and set(pids) == {"scheduler", "server 0", "worker 0", "worker 1"}, "".join(output)
     os.kill(pids["worker 1"], signal.SIGKILL)
     killed_at = time.monotonic()
     output += job.stdout.readlines()
