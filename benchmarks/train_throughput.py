@@ -52,9 +52,24 @@ def ours(data_dir: str, batches: int, batch_size: int, num_workers: int) -> floa
     return examples / (time.perf_counter() - start)
 
 
-def run_ours(args) -> float:
+def loader_alone(data_dir: str, batches: int, batch_size: int, num_workers: int) -> float:
+    """Images/s of gluon_cifar's training loader with the model removed (decode + augment + batch)."""
+    sys.path.insert(0, ROOT)
+    from gluon_cifar.config import Config
+    from gluon_cifar.data import image_folder, train_loader
+    from gluon_cifar.transforms import train_transform
+    from gluon_cifar.workflow import prepare_split
+
+    tree = prepare_split(Config(data_dir=data_dir), data_dir)
+    loader = train_loader(image_folder(tree.folder("train"), train_transform()), batch_size, 0, num_workers)
+    start = time.perf_counter()
+    images = sum(data.shape[0] for data, _ in itertools.islice(loader, batches))
+    return images / (time.perf_counter() - start)
+
+
+def run_ours(args, what: str = "--ours") -> float:
     out = subprocess.run([sys.executable, __file__, "--data-dir", args.data_dir, "--batches", str(args.batches),
-                          "--batch-size", str(args.batch_size), "--num-workers", str(args.num_workers), "--ours"],
+                          "--batch-size", str(args.batch_size), "--num-workers", str(args.num_workers), what],
                          capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -78,9 +93,11 @@ def main() -> int:
     p.add_argument("--baseline-threads", type=int, default=None,
                    help="also run the baseline with MXNET_OMP_MAX_THREADS=N (MXNet's default halves the cores)")
     p.add_argument("--ours", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--loader", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.ours:
-        print(ours(args.data_dir, args.batches, args.batch_size, args.num_workers))
+    if args.ours or args.loader:
+        measure = ours if args.ours else loader_alone
+        print(measure(args.data_dir, args.batches, args.batch_size, args.num_workers))
         return 0
     scratch = tempfile.mkdtemp(prefix="d2l_baseline_")
     shutil.rmtree(scratch)
@@ -102,6 +119,9 @@ def main() -> int:
         print(f"| {r} | {mine:.1f} | {base:.1f} | {mine / base:.2f} |"
               + (f" {tuned:.1f} | {mine / tuned:.2f} |" if tuned else ""))
     print(f"median ratio {statistics.median(m / b for _, m, b, _ in rows):.2f}")
+    loader = run_ours(args, "--loader")
+    print(f"\ngluon_cifar's loader alone (model removed, {args.num_workers} workers): {loader:.1f} img/s, "
+          f"{loader / statistics.median(m for _, m, _, _ in rows):.2f}x its training rate")
     return 0
 
 
