@@ -116,11 +116,10 @@ def train_one_epoch(net: gluon.Block, loader: Iterable, loss_fn: gluon.loss.Loss
         nonlocal start
         _fold_window(window, progress, trainer)
         window.clear()
-        now = time.perf_counter()
-        progress.seconds += now - start
-        start = now
+        progress.seconds += time.perf_counter() - start
         if on_sync is not None:
-            on_sync(progress)
+            on_sync(progress)  # may write a checkpoint: not training time
+        start = time.perf_counter()
 
     for data, label in loader:
         xs, ys = shard(data, ctxs), shard(label.astype("float32"), ctxs)
