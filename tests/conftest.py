@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import gluon_cifar  # noqa: F401  (before any test imports mxnet: it sets MXNet's thread count)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared")
 KAGGLE_LAYOUT = os.path.join(SHARED, "tools", "kaggle_layout.py")
