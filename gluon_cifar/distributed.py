@@ -72,23 +72,23 @@ def worker_batch_size(batch_size: int, cluster: Cluster) -> int:
 
 
 def initialize_kvstore(trainer) -> None:
-    """Put the initial weights on the servers and give every worker rank 0's copy, race-free.
+    """Put the initial weights on the servers and give every worker rank 0's copy, before training.
 
     MXNet 1.9's Trainer does this lazily in the first `step`, with one broadcast (init, then pull)
-    per parameter. On CPU contexts rank 0's init push is not awaited before the barrier that
-    follows it, so another worker's pull can reach a server before the value does: measured
-    here, the server aborted with "init 4 first" (every run, when called before training), or a
-    late pull came back holding the first summed gradient instead of the weights (the second
-    worker's weights then stayed off by it for the whole run). So: init every key, wait until
-    rank 0's pushes are acknowledged, barrier, then pull; and tell the Trainer it is done.
+    per parameter, and nothing orders that pull before the same step's gradient push under the
+    same key. Measured here once with update_on_kvstore=False: a worker's first update moved its
+    weights the wrong way, as if it had pulled the first summed gradient instead of the weights,
+    and it stayed off by that for the whole run. So: init every key, wait, barrier, then pull,
+    before any gradient exists; and tell the Trainer it is done.
     """
     trainer._init_kvstore()  # private: what step() would call first; there is no public equivalent
     store, params = trainer._kvstore, trainer._params
     keys = list(range(len(params)))
     # Copies: after an inference pass, oneDNN may hold a weight in its own layout, which the
-    # kvstore cannot send ("can't generate TBlob for MKLDNN data"); a copy is in the default one.
+    # kvstore cannot send ("can't generate TBlob for MKLDNN data"; the server then aborted with
+    # "init 4 first" because rank 0's push never came); a copy is in the default layout.
     store.init(keys, [p.data().copy() for p in params])
-    mx.nd.waitall()  # rank 0: its init pushes have been acknowledged by the servers
+    mx.nd.waitall()  # rank 0: its init pushes are done
     store._barrier()  # nobody pulls before that
     pulled = [mx.nd.zeros(p.shape, p.list_ctx()[0], dtype=p.dtype) for p in params]
     store.pull(keys, pulled)
