@@ -138,21 +138,21 @@ def _watch(processes: list[Process], grace: float) -> int:
     workers = [p for p in processes if p.is_worker]
     roles_done_at = None  # when the scheduler and servers had all ended (they do once every worker said goodbye)
     while True:
-        failed = [p for p in processes if p.popen.poll() not in (None, 0)]
-        if roles_done_at is None and all(p.popen.poll() == 0 for p in processes if not p.is_worker):
-            roles_done_at = time.monotonic()
-        hung = roles_done_at is not None and time.monotonic() - roles_done_at > grace
-        if failed or hung:
-            first = failed[0] if failed else next(w for w in workers if w.popen.poll() is None)
-            log.error("%s %s: stopping every other process", first.name,
-                      f"exited with code {first.popen.returncode}" if failed else "outlived the scheduler")
-            _stop(processes, grace)
-            code = first.popen.returncode if failed else 1
-            return code if code > 0 else 128 - code  # killed by signal N: 128 + N, as shells do
-        if all(w.popen.poll() == 0 for w in workers):
+        if all(w.popen.poll() == 0 for w in workers):  # the job is done, whatever a server does now
             deadline = time.monotonic() + grace  # give the scheduler and servers time to end cleanly
             while any(p.popen.poll() is None for p in processes) and time.monotonic() < deadline:
                 time.sleep(0.05)
             _stop(processes, grace)
             return 0
+        failed = [p for p in processes if p.popen.poll() not in (None, 0)]
+        if roles_done_at is None and all(p.popen.poll() == 0 for p in processes if not p.is_worker):
+            roles_done_at = time.monotonic()
+        hung = roles_done_at is not None and time.monotonic() - roles_done_at > grace
+        if failed or hung:
+            first = failed[0] if failed else next((w for w in workers if w.popen.poll() is None), workers[0])
+            log.error("%s %s: stopping every other process", first.name,
+                      f"exited with code {first.popen.returncode}" if failed else "outlived the scheduler")
+            _stop(processes, grace)
+            code = first.popen.returncode if failed else 1
+            return code if code > 0 else 128 - code  # killed by signal N: 128 + N, as shells do
         time.sleep(0.1)
