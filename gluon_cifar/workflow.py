@@ -24,6 +24,7 @@ from .data import ImageFiles, class_names, eval_loader, image_folder, train_load
 from .demo import ensure_demo_dataset
 from .engine import EpochProgress, EpochResult, enable_amp, fit, make_trainer, step_schedule
 from .errors import ConfigError
+from .images import check_headers
 from .kaggle import check_sample_submission, read_test, read_train
 from .model import build_model, check_model_name
 from .predict import check_writable, predict_files, write_submission
@@ -265,6 +266,7 @@ def submit(run: str, ctxs: list[mx.Context], out: str | None = None, data_dir: s
     out = out or os.path.join(run, "submission.csv")
     check_writable(out)
     ids, paths = read_test(data_dir)
+    check_headers(paths, os.path.join(data_dir, "test"))
     check_sample_submission(data_dir, ids)
     workers = cfg.num_workers if num_workers is None else num_workers
 
