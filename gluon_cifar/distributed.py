@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import mxnet as mx
 
-from .config import KVSTORES
 from .errors import ConfigError
 
 DISTRIBUTED = ("dist_sync", "dist_device_sync")
@@ -47,9 +46,8 @@ class Cluster:
 
 
 def connect(kind: str, ctxs: list[mx.Context]) -> Cluster:
-    """Create the kvstore named by --kvstore; `auto`: `device` for several contexts, none for one."""
-    if kind not in KVSTORES:
-        raise ConfigError(f"--kvstore {kind!r} is not one of {', '.join(KVSTORES)}")
+    """Create the kvstore named by --kvstore (Config.validate checked the name); `auto`: `device`
+    for several contexts, none for one."""
     if kind == "auto":
         return Cluster("device")  # gluon.Trainer creates no kvstore at all for a single context
     if kind == "nccl" and any(c.device_type != "gpu" for c in ctxs):
