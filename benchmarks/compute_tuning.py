@@ -11,6 +11,7 @@ example:
   python benchmarks/compute_tuning.py --rounds 2 --batches 6
 """
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from common import BASELINE, ROOT
 FORWARD_GFLOP = 1.11
 
 # name: (environment, options); one factor at a time from the defaults (first row).
@@ -33,6 +34,11 @@ SETTINGS = {
     "static_alloc + static_shape": ({}, {"hybridize": "static_shape"}),
     "batch 64": ({}, {"batch_size": 64}),
     "batch 256": ({}, {"batch_size": 256}),
+    # Against the row "OMP_NUM_THREADS=2" (what gluon_cifar sets on this machine):
+    "OMP_NUM_THREADS=2, numpy API (the book's network under npx.set_np)": ({"OMP_NUM_THREADS": "2"},
+                                                                          {"numpy_api": True}),
+    "OMP_NUM_THREADS=2, bfloat16 inference (submit.py --dtype bfloat16)": ({"OMP_NUM_THREADS": "2"},
+                                                                          {"bfloat16": True}),
 }
 
 
@@ -48,14 +54,26 @@ def measure(options: dict, batches: int) -> dict:
 
     batch_size = options.get("batch_size", 128)
     ctx = mx.cpu()
-    net = build_model("resnet18", 10, [ctx], seed=0)
+    labels = list(range(10)) * (batch_size // 10) + list(range(batch_size % 10))
+    if options.get("numpy_api"):
+        # The baseline's own ResNet-18 (the same layers), written for MXNet's numpy API: importing it
+        # calls npx.set_np(), and its inputs are mx.np arrays.
+        spec = importlib.util.spec_from_file_location("d2l_reference", BASELINE)
+        book = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(book)
+        mx.random.seed(0)
+        net = book.get_net([ctx])
+        data = mx.np.random.normal(size=(batch_size, 3, 32, 32), ctx=ctx)
+        label = mx.np.array(labels, ctx=ctx)
+    else:
+        net = build_model("resnet18", 10, [ctx], seed=0)
+        data = nd.random.normal(shape=(batch_size, 3, 32, 32), ctx=ctx)
+        label = nd.array(labels, ctx=ctx)
     mode = options.get("hybridize", "static_alloc")
     if mode != "none":
         net.hybridize(static_alloc=True, static_shape=mode == "static_shape")
     trainer = make_trainer(net, Config(), 100)
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    data = nd.random.normal(shape=(batch_size, 3, 32, 32), ctx=ctx)
-    label = nd.array(list(range(10)) * (batch_size // 10) + list(range(batch_size % 10)), ctx=ctx)
 
     def train_step():
         with autograd.record():
@@ -74,6 +92,9 @@ def measure(options: dict, batches: int) -> dict:
         return n * batch_size / (time.perf_counter() - start)
 
     train = timed(train_step, batches)
+    if options.get("bfloat16"):
+        from gluon_cifar.predict import cast_for_inference
+        net = cast_for_inference(net, "bfloat16", [ctx])
     infer = timed(lambda: net(data), batches * 2)
     return {"train": train, "infer": infer}
 

@@ -18,9 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BASELINE = os.path.join(ROOT, "..", "shared", "baseline", "d2l_reference.py")
+from common import BASELINE, ROOT
 
 
 def inodes(*folders: str) -> set[tuple[int, int]]:
@@ -55,32 +55,50 @@ def ours(data_dir: str, cache: str) -> tuple[float, str]:
     return time.perf_counter() - start, tree.root
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", required=True)
-    args = parser.parse_args()
-    originals = inodes(os.path.join(args.data_dir, "train"), os.path.join(args.data_dir, "test"))
+@dataclass
+class PrepResult:
+    our_seconds: float
+    our_files: int
+    our_bytes: int
+    base_seconds: float
+    base_files: int
+    base_bytes: int
+    base_timing: str  # where base_seconds comes from
 
-    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(args.data_dir))) as scratch:
-        our_seconds, tree = ours(args.data_dir, os.path.join(scratch, "cache"))
+
+def measure(data_dir: str) -> PrepResult:
+    originals = inodes(os.path.join(data_dir, "train"), os.path.join(data_dir, "test"))
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(data_dir))) as scratch:
+        our_seconds, tree = ours(data_dir, os.path.join(scratch, "cache"))
         our_bytes, our_files = new_bytes(tree, originals)
 
         copy = os.path.join(scratch, "baseline")
-        subprocess.run(["cp", "-al", args.data_dir, copy], check=True)  # links: the baseline's input, not timed
+        subprocess.run(["cp", "-al", data_dir, copy], check=True)  # links: the baseline's input, not timed
         start = time.perf_counter()
         out = subprocess.run([sys.executable, BASELINE, copy, "--mode", "reorg"], capture_output=True, text=True,
                              check=True).stdout
         base_seconds = time.perf_counter() - start
         reported = re.search(r"reorg[^\d]*([\d.]+)", out)
         base_bytes, base_files = new_bytes(os.path.join(copy, "train_valid_test"), originals)
-
-    print("| | seconds | image files written | image bytes written |\n| --- | --- | --- | --- |")
-    print(f"| gluon_cifar (read + check headers + link tree) | {our_seconds:.1f} | {our_files:,} links | {our_bytes:,} |")
     if reported:  # its own timing of the reorganisation excludes Python and MXNet start-up, as ours does
-        base_seconds = float(reported.group(1))
-    print(f"| d2l baseline reorg ({'as it reports it' if reported else 'process wall time'}) "
-          f"| {base_seconds:.1f} | {base_files:,} copies | {base_bytes:,} |")
-    print(f"\nratio (baseline / ours): {base_seconds / our_seconds:.1f}x faster")
+        return PrepResult(our_seconds, our_files, our_bytes, float(reported.group(1)), base_files, base_bytes,
+                          "as it reports it")
+    return PrepResult(our_seconds, our_files, our_bytes, base_seconds, base_files, base_bytes, "process wall time")
+
+
+def table(r: PrepResult) -> str:
+    return "\n".join([
+        "| | seconds | image files written | image bytes written |", "| --- | --- | --- | --- |",
+        f"| gluon_cifar (read + check headers + link tree) | {r.our_seconds:.1f} | {r.our_files:,} links "
+        f"| {r.our_bytes:,} |",
+        f"| d2l baseline reorg ({r.base_timing}) | {r.base_seconds:.1f} | {r.base_files:,} copies | {r.base_bytes:,} |",
+        "", f"ratio (baseline / ours): {r.base_seconds / r.our_seconds:.1f}x faster"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", required=True)
+    print(table(measure(parser.parse_args().data_dir)))
     return 0
 
 

@@ -27,6 +27,9 @@ class Config:
     valid_ratio: float = _setting(0.1, "fraction of the smallest class held out per class for validation", "data")
     seed: int = _setting(0, "seed for the split, initialisation, shuffling and augmentation", "data")
     num_workers: int = _setting(2, "DataLoader worker processes (0: load in the main process)", "data")
+    loader: str = _setting("decoded", "decoded: decode every image once into a cached uint8 array and augment "
+                                     "whole batches (fast); folder: decode and augment image by image with "
+                                     "ImageFolderDataset, as the book does", "data")
     cache_dir: str | None = _setting(None, "where split trees and the demo data go "
                                            "(default: $GLUON_CIFAR_CACHE or ~/.cache/gluon_cifar)", "data")
     # model
@@ -71,6 +74,8 @@ class Config:
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
         self.gpu_ids()  # raises on a malformed list
+        if self.loader not in LOADERS:
+            raise ConfigError(f"--loader must be one of {', '.join(LOADERS)}, got {self.loader!r}")
         if self.kvstore not in KVSTORES:
             raise ConfigError(f"--kvstore must be one of {', '.join(KVSTORES)}, got {self.kvstore!r}")
         return self
@@ -111,6 +116,7 @@ class Config:
         return cls.from_dict(values)
 
 
+LOADERS = ("decoded", "folder")
 KVSTORES = ("auto", "device", "local", "nccl", "dist_sync", "dist_device_sync")
 
 # Settings that may change when a run is resumed: none of them changes what is computed, except

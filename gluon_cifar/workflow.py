@@ -19,6 +19,8 @@ from mxnet.contrib import amp
 from tqdm import tqdm
 
 from . import checkpoint, distributed, rundir
+from .augment import BookAugment
+from .batches import DecodedEvalLoader, DecodedTrainLoader, decoded_part
 from .config import RESUMABLE, Config, changed_settings, default_cache_dir
 from .data import ImageFiles, class_names, eval_loader, image_folder, train_loader
 from .demo import ensure_demo_dataset
@@ -27,7 +29,7 @@ from .errors import ConfigError
 from .images import check_headers
 from .kaggle import check_sample_submission, read_test, read_train
 from .model import build_model, check_model_name
-from .predict import check_writable, predict_files, write_submission
+from .predict import cast_for_inference, check_dtype, check_writable, predict_files, write_submission
 from .split import SplitTree, build_split_tree
 from .transforms import eval_transform, train_transform
 
@@ -86,20 +88,39 @@ def _train_run(cfg: Config, ctxs: list[mx.Context], data_dir: str, tree: SplitTr
         raise
 
 
+def make_loaders(cfg: Config, ctx: mx.Context, cluster: distributed.Cluster, data_dir: str, tree: SplitTree,
+                 part: str, valid_part: str | None, show_progress: bool = False):
+    """(training loader, validation loader or None) over the tree's parts, as `cfg.loader` says.
+
+    Both kinds give the same images in the same batches for a given seed; `ctx`: where the decoded
+    loader assembles and augments its batches.
+    """
+    batch_size = distributed.worker_batch_size(cfg.batch_size, cluster)
+    if cfg.loader == "decoded":
+        paths = read_train(data_dir).paths
+        cache = cfg.cache_dir or default_cache_dir()
+        train = DecodedTrainLoader(decoded_part(tree.folder(part), paths, cache, cfg.num_workers, show_progress),
+                                   batch_size, cfg.seed, BookAugment(), cluster.rank, cluster.num_workers, ctx)
+        valid = (DecodedEvalLoader(decoded_part(tree.folder(valid_part), paths, cache, cfg.num_workers), cfg.batch_size,
+                                   ctx) if valid_part else None)
+        return train, valid
+    source = os.path.join(data_dir, "train")
+    train = train_loader(image_folder(tree.folder(part), train_transform(), source), batch_size, cfg.seed,
+                         cfg.num_workers, cluster.rank, cluster.num_workers)
+    valid = (eval_loader(image_folder(tree.folder(valid_part), eval_transform(), source), cfg.batch_size,
+                         cfg.num_workers) if valid_part else None)
+    return train, valid
+
+
 def _train_loop(cfg: Config, ctxs: list[mx.Context], cluster: distributed.Cluster, data_dir: str, tree: SplitTree,
                 part: str, valid_part: str | None, classes: list[str], out: str | None, show_progress: bool,
                 resume_from: checkpoint.Checkpoint | None) -> list[EpochResult]:
     """The training itself; `out` None: write nothing (a distributed worker other than rank 0)."""
     seed_everything(cfg.seed)
-    source = os.path.join(data_dir, "train")
-    train_images = image_folder(tree.folder(part), train_transform(), source)
-    train_data = train_loader(train_images, distributed.worker_batch_size(cfg.batch_size, cluster), cfg.seed,
-                              cfg.num_workers, cluster.rank, cluster.num_workers)
-    log.info("data %s: training on %s (%d images%s) of %s tree %s", data_dir, part, len(train_images),
-             f", {len(train_data)} batches on worker {cluster.rank} of {cluster.num_workers}"
-             if cluster.distributed else "", tree.link_kind, tree.root)
-    valid_data = (eval_loader(image_folder(tree.folder(valid_part), eval_transform(), source), cfg.batch_size,
-                              cfg.num_workers) if valid_part else None)
+    train_data, valid_data = make_loaders(cfg, ctxs[0], cluster, data_dir, tree, part, valid_part, show_progress)
+    log.info("data %s: training on %s of %s tree %s, %s loader, %d batches%s", data_dir, part, tree.link_kind,
+             tree.root, cfg.loader, len(train_data),
+             f" on worker {cluster.rank} of {cluster.num_workers}" if cluster.distributed else "")
     net = build_model(cfg.model, len(classes), ctxs, seed=cfg.seed)
     if cfg.hybridize:
         net.hybridize(static_alloc=True)
@@ -255,7 +276,7 @@ class Submission:
 
 def submit(run: str, ctxs: list[mx.Context], out: str | None = None, data_dir: str | None = None,
            retrain: bool = False, batch_size: int = 512, num_workers: int | None = None,
-           show_progress: bool = True) -> Submission:
+           show_progress: bool = True, dtype: str = "float32") -> Submission:
     """Write submission.csv for DIR/test from a finished run.
 
     With `retrain`, first train afresh on train+valid with the run's settings (the book's final
@@ -265,6 +286,7 @@ def submit(run: str, ctxs: list[mx.Context], out: str | None = None, data_dir: s
     data_dir = data_dir or resolve_data_dir(cfg)
     out = out or os.path.join(run, "submission.csv")
     check_writable(out)
+    check_dtype(dtype, ctxs)
     ids, paths = read_test(data_dir)
     check_headers(paths, os.path.join(data_dir, "test"))
     check_sample_submission(data_dir, ids)
@@ -282,7 +304,7 @@ def submit(run: str, ctxs: list[mx.Context], out: str | None = None, data_dir: s
         if not os.path.isfile(params):
             raise ConfigError(f"{params} is missing: run {run} did not finish an epoch; train it or use --retrain")
 
-    net = load_network(cfg, classes, params, ctxs)
+    net = cast_for_inference(load_network(cfg, classes, params, ctxs), dtype, ctxs)
     with tqdm(total=len(paths), desc="predict", unit="img", disable=not show_progress) as bar:
         predictions = predict_files(net, paths, ctxs, batch_size, workers, bar.update)
     write_submission(out, ids, predictions, classes)

@@ -6,6 +6,7 @@ examples:
   python scripts/submit.py --run runs/r1 --data-dir ~/cifar-10 --out submission.csv
   python scripts/submit.py --run runs/r1 --retrain               # the book's final step: retrain
                                                                  # on train+valid, then predict
+  python scripts/submit.py --run runs/r1 --dtype bfloat16        # faster on CPUs with AVX512-BF16
 """
 import argparse
 import os
@@ -17,6 +18,7 @@ from gluon_cifar import workflow  # noqa: E402
 from gluon_cifar.cli import run_main  # noqa: E402
 from gluon_cifar.config import Config  # noqa: E402
 from gluon_cifar.contexts import resolve_contexts  # noqa: E402
+from gluon_cifar.predict import DTYPES  # noqa: E402
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -28,6 +30,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="retrain on train+valid with the run's settings before predicting")
     parser.add_argument("--batch-size", type=int, default=512, help="prediction batch size (default: 512)")
     parser.add_argument("--num-workers", type=int, default=None, help="decoding workers (default: the run's)")
+    parser.add_argument("--dtype", default="float32", choices=DTYPES,
+                        help="compute in float32, or bfloat16 on CPUs (1.6x faster on CPUs with AVX512-BF16; "
+                             "a few predictions in a thousand change) (default: float32)")
     parser.add_argument("--gpus", default="", help="comma-separated GPU ids (default: CPU)")
     parser.add_argument("--cpus", type=int, default=1, help="CPU contexts to split batches over (default: 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -40,7 +45,7 @@ def main() -> int:
     ctxs = resolve_contexts(devices.gpu_ids(), devices.cpus)
     result = workflow.submit(args.run, ctxs, out=args.out, data_dir=args.data_dir, retrain=args.retrain,
                              batch_size=args.batch_size, num_workers=args.num_workers,
-                             show_progress=not args.no_progress)
+                             show_progress=not args.no_progress, dtype=args.dtype)
     print(f"wrote {result.path} ({result.rows} rows, parameters {result.params})")
     return 0
 

@@ -6,13 +6,25 @@ import sys
 from tests.conftest import ROOT
 
 
-def test_train_throughput_benchmark_runs(real_layout):
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "train_throughput.py"),
-                             "--data-dir", real_layout, "--batches", "2", "--batch-size", "16", "--rounds", "1",
-                             "--num-workers", "0"], capture_output=True, text=True, timeout=600)
+def test_bench_measures_everything_and_writes_its_table_between_the_markers(real_layout, tmp_path):
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text("# Benchmarks\n\nkept above\n<!-- bench.py: begin -->\nold numbers\n<!-- bench.py: end -->\n"
+                   "kept below\n")
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bench.py"), "--data-dir", real_layout,
+                             "--rounds", "1", "--train-batches", "2", "--batch-size", "16", "--loader-batches", "2",
+                             "--predict-images", "20", "--full-predict", "--num-workers", "1", "--write", str(doc)],
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert "| 1 |" in result.stdout and "median ratio" in result.stdout and "loader alone" in result.stdout
-    assert not os.path.exists(os.path.join(real_layout, "train_valid_test"))  # baseline ran on a scratch copy
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks\n\nkept above\n") and text.endswith("kept below\n")
+    assert "old numbers" not in text and "Command: `python benchmarks/bench.py --data-dir" in text
+    for row in ("training end to end, decoded loader", "training end to end, folder loader", "compute-only ceiling",
+                "decoded loader alone", "prediction, bfloat16", "prediction over all 50 test images",
+                "data preparation, full layout", "decoded loader's one-time decode", "| 1 |"):
+        assert row in text, row
+    assert "| 2,000 links / 0 B |" in text  # train + valid + train_valid links, no image bytes
+    assert not os.path.exists(os.path.join(real_layout, "train_valid_test"))  # the baseline ran on scratch copies
+    assert not [n for n in os.listdir(os.path.dirname(real_layout)) if n.startswith("gluon_cifar_bench_")]
 
 
 def test_distributed_epoch_benchmark_runs(real_layout):

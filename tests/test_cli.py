@@ -32,6 +32,25 @@ def test_train_then_submit_on_real_images_over_two_cpu_contexts(real_layout, tmp
     assert scored.returncode == 0 and "scored 50 images, 0 missing" in scored.stdout
 
 
+def test_decoded_loader_over_three_contexts_then_bfloat16_prediction_on_real_images(real_layout, tmp_path):
+    run = tmp_path / "run"
+    trained = run_script("train.py", "--data-dir", real_layout, "--epochs", "1", "--batch-size", "50", "--cpus", "3",
+                         "--loader", "decoded", "--out", run, "--no-progress")  # 50 over 3 contexts: 17, 17, 16
+    assert trained.returncode == 0, trained.stderr
+    assert "decoded loader, 18 batches" in trained.stderr  # 900 images, batch 50
+    assert json.loads((run / "config.json").read_text())["config"]["loader"] == "decoded"
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert metrics["examples"][0] == 900 and 0 < metrics["train_loss"][0] < 10 and 0 <= metrics["valid_acc"][0] <= 1
+
+    full = run_script("submit.py", "--run", run, "--out", tmp_path / "fp32.csv", "--no-progress")
+    low = run_script("submit.py", "--run", run, "--out", tmp_path / "bf16.csv", "--dtype", "bfloat16", "--cpus", "2",
+                     "--batch-size", "16", "--no-progress")
+    assert full.returncode == 0 and low.returncode == 0, full.stderr + low.stderr
+    fp32, bf16 = pd.read_csv(tmp_path / "fp32.csv"), pd.read_csv(tmp_path / "bf16.csv")
+    assert fp32["id"].tolist() == bf16["id"].tolist() == list(range(1, 51))
+    assert (fp32["label"] == bf16["label"]).sum() >= 48  # bfloat16 changes a few predictions at most
+
+
 def test_demo_learns_well_above_chance(tmp_path):
     run = tmp_path / "demo"
     trained = run_script("train.py", "--demo", "--epochs", "2", "--out", run, "--no-progress")

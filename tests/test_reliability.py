@@ -36,8 +36,9 @@ def checkpoint_state(path):
         return json.loads(archive.read("state.json"))
 
 
-def test_kill_minus_9_mid_epoch_then_resume_ends_exactly_like_an_uninterrupted_run(tmp_path):
-    args = SMALL + ["--epochs", "2", "--checkpoint-every", "4"]
+@pytest.mark.parametrize("loader", ["folder", "decoded"])
+def test_kill_minus_9_mid_epoch_then_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, loader):
+    args = SMALL + ["--epochs", "2", "--checkpoint-every", "4", "--loader", loader]
     reference = run_script("train.py", *args, "--out", tmp_path / "reference")
     assert reference.returncode == 0, reference.stderr
 

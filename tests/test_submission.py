@@ -9,9 +9,10 @@ from mxnet import gluon, nd
 from PIL import Image
 
 from gluon_cifar import CIFAR10_CLASSES
-from gluon_cifar.errors import GluonCifarError
+from gluon_cifar.errors import ConfigError, GluonCifarError
 from gluon_cifar.kaggle import read_test
-from gluon_cifar.predict import predict_files, write_submission
+from gluon_cifar.model import build_model
+from gluon_cifar.predict import cast_for_inference, check_dtype, predict_files, write_submission
 from gluon_cifar.transforms import MEAN, STD
 
 IDS = [1, 2, 10, 100, 11, 3, 1000, 20, 9, 99]  # string order and numeric order differ
@@ -68,3 +69,22 @@ def test_crash_mid_write_keeps_the_previous_submission(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["submission.csv"]  # no temporary file left behind
     with pytest.raises(GluonCifarError, match="not a writable directory"):
         write_submission(str(tmp_path / "missing" / "submission.csv"), [1], np.array([0]), ["cat"])
+
+
+def test_bfloat16_inference_agrees_with_float32_and_its_misuses_are_named():
+    ctxs = [mx.cpu(0), mx.cpu(1)]
+    net = build_model("cifar_resnet20_v1", 10, ctxs, seed=0)
+    with pytest.raises(ConfigError, match="hybridized"):
+        cast_for_inference(net, "bfloat16", ctxs)
+    net.hybridize(static_alloc=True)
+    x = nd.random.uniform(-2, 2, shape=(64, 3, 32, 32), ctx=ctxs[1])
+    low = cast_for_inference(net, "bfloat16", ctxs)
+    assert cast_for_inference(net, "float32", ctxs) is net
+    out, ref = low(x), net(x)  # on the second context: the copy lives on every context
+    assert out.dtype == np.float32 and out.context == ctxs[1]
+    assert np.abs(out.asnumpy() - ref.asnumpy()).max() < 0.1 * np.abs(ref.asnumpy()).max()
+    assert (out.argmax(axis=1) == ref.argmax(axis=1)).mean().asscalar() >= 0.9
+    with pytest.raises(ConfigError, match="CPU contexts only"):
+        check_dtype("bfloat16", [mx.gpu(0)])
+    with pytest.raises(ConfigError, match="float32, bfloat16"):
+        check_dtype("float16", ctxs)
