@@ -4,11 +4,12 @@ Decoding a PNG costs more than augmenting it: the per-image pipeline decodes all
 images again every epoch. Here they are decoded once, in parallel, into an (N, 32, 32, 3) uint8
 `.npy` file (150 MB for 50,000 images) that later runs memory-map. The file is named by a digest
 of the images' paths, sizes and modification times, so replacing, adding or touching a file
-makes a new one; it is written under another name and renamed into place when complete, so an
-interrupted build is never read.
+makes a new one (replacing the old); it is written under another name and renamed into place
+when complete, so an interrupted build is never read.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import logging
 import os
@@ -59,10 +60,16 @@ def decoded_images(paths: list[str], cache_dir: str, num_workers: int, show_prog
     Built on first use (in `num_workers` processes) under `cache_dir`/decoded/, reused afterwards.
     `shown_as`: the names to give in decode errors (e.g. the originals of linked files).
     """
-    path = os.path.join(cache_dir, "decoded", files_digest(paths) + ".npy")
-    with exclusive(path + ".lock"):  # several workers of a distributed run may get here at once
+    # One array per source folder: a new one replaces the old (a run still reading the old one
+    # keeps its mapping: on POSIX a removed file lives on until its last user closes it).
+    folder = hashlib.sha256(os.path.dirname(os.path.abspath(paths[0])).encode()).hexdigest()[:12]
+    path = os.path.join(cache_dir, "decoded", f"{folder}-{files_digest(paths)}.npy")
+    with exclusive(os.path.join(cache_dir, "decoded", f"{folder}.lock")):  # distributed workers may all get here
         if not os.path.exists(path):
             _build(paths, shown_as or paths, path, num_workers, show_progress)
+            for old in glob.glob(os.path.join(cache_dir, "decoded", f"{folder}-*.npy")):
+                if old != path:
+                    os.remove(old)
         else:
             log.info("reusing decoded images %s", path)
     images = np.load(path, mmap_mode="r")

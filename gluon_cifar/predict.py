@@ -35,11 +35,12 @@ def cast_for_inference(net: gluon.HybridBlock, dtype: str, ctxs: list[mx.Context
         return net
     if not _cpu_has_bf16():
         log.warning("this CPU has no AVX512-BF16/AMX: bfloat16 is emulated and may be slower than float32")
-    if not net._active:
-        raise ConfigError("bfloat16 inference needs a hybridized network: the run was trained with --no-hybridize")
-    net(mx.nd.zeros((1, 3, SIZE[1], SIZE[0]), ctx=ctxs[0]))  # the conversion reads the graph of a forward pass
+    # The conversion rewrites the graph of a hybridized forward pass (even for a run trained
+    # with --no-hybridize: inference computes the same either way).
+    net.hybridize(static_alloc=True)
+    net(mx.nd.zeros((1, 3, SIZE[1], SIZE[0]), ctx=ctxs[0]))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "Cannot decide type for data": the input is float32, cast inside
+        warnings.filterwarnings("ignore", message="Cannot decide type")  # of the input: float32, cast inside
         low = amp.convert_hybrid_block(net, target_dtype="bfloat16", ctx=ctxs[0])
     low.collect_params().reset_ctx(ctxs)
     low.hybridize(static_alloc=True)

@@ -10,7 +10,7 @@ import math
 import os
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import mxnet as mx
 import numpy as np
@@ -89,7 +89,7 @@ def _train_run(cfg: Config, ctxs: list[mx.Context], data_dir: str, tree: SplitTr
 
 
 def make_loaders(cfg: Config, ctx: mx.Context, cluster: distributed.Cluster, data_dir: str, tree: SplitTree,
-                 part: str, valid_part: str | None, show_progress: bool = False):
+                 part: str, valid_part: str | None, show_progress: bool = False) -> tuple[Iterable, Iterable | None]:
     """(training loader, validation loader or None) over the tree's parts, as `cfg.loader` says.
 
     Both kinds give the same images in the same batches for a given seed; `ctx`: where the decoded
