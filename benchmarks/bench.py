@@ -32,7 +32,7 @@ import tempfile
 
 from common import BASELINE, ROOT, Measured, machine, prefix_layout, run_measured
 
-import data_prep
+import data_prep  # after common: see common.PRISTINE_ENV
 
 BEGIN, END = "<!-- bench.py: begin -->", "<!-- bench.py: end -->"
 GB = 2**30

@@ -10,6 +10,9 @@ import time
 from dataclasses import dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The environment as the user started us, before any gluon_cifar import in this process sets
+# MXNET_OMP_MAX_THREADS (gluon_cifar/cores.py): the baseline must run as it would on its own.
+PRISTINE_ENV = dict(os.environ)
 BASELINE = os.path.join(ROOT, "..", "shared", "baseline", "d2l_reference.py")
 
 
@@ -70,7 +73,7 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None, sample_every
     """Run `cmd`, sampling the memory (PSS) of its whole process tree; raise with its stderr if it fails."""
     start = time.perf_counter()
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env={**os.environ, **(env or {})}) as proc:
+                          env={**PRISTINE_ENV, **(env or {})}) as proc:
         peak = 0
         while True:
             try:

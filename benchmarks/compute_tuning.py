@@ -13,13 +13,12 @@ example:
 import argparse
 import importlib.util
 import json
-import os
 import statistics
 import subprocess
 import sys
 import time
 
-from common import BASELINE, ROOT
+from common import BASELINE, PRISTINE_ENV, ROOT
 FORWARD_GFLOP = 1.11
 
 # name: (environment, options); one factor at a time from the defaults (first row).
@@ -116,7 +115,7 @@ def main() -> int:
         for name in names:
             env, options = SETTINGS[name]
             out = subprocess.run([sys.executable, __file__, "--batches", str(args.batches), "--child",
-                                  json.dumps(options)], env={**os.environ, **env}, capture_output=True, text=True,
+                                  json.dumps(options)], env={**PRISTINE_ENV, **env}, capture_output=True, text=True,
                                  check=True)
             results[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(f"round {r + 1}: {name}: {results[name][-1]}", file=sys.stderr, flush=True)

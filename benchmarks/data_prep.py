@@ -20,7 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from common import BASELINE, ROOT
+from common import BASELINE, PRISTINE_ENV, ROOT
 
 
 def inodes(*folders: str) -> set[tuple[int, int]]:
@@ -76,7 +76,7 @@ def measure(data_dir: str) -> PrepResult:
         subprocess.run(["cp", "-al", data_dir, copy], check=True)  # links: the baseline's input, not timed
         start = time.perf_counter()
         out = subprocess.run([sys.executable, BASELINE, copy, "--mode", "reorg"], capture_output=True, text=True,
-                             check=True).stdout
+                             check=True, env=PRISTINE_ENV).stdout
         base_seconds = time.perf_counter() - start
         reported = re.search(r"reorg[^\d]*([\d.]+)", out)
         base_bytes, base_files = new_bytes(os.path.join(copy, "train_valid_test"), originals)
