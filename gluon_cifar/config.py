@@ -36,14 +36,25 @@ class Config:
     model: str = _setting("resnet18", "resnet18 (the book's) or a GluonCV CIFAR model name, "
                                       "e.g. cifar_resnet56_v1", "model")
     hybridize: bool = _setting(True, "compile the network into a static graph (faster)", "model")
-    # optimisation: SGD with momentum, lr multiplied by lr_decay every lr_period epochs
+    augment: str = _setting("book", "training augmentation: book (resize 40, random square crop of 64-100%% of the "
+                                    "area, flip), pad-crop (random shift of up to 4 pixels, padded with the mean "
+                                    "colour, flip) or pad-crop-cutout (the same and a 16x16 square blanked); the "
+                                    "last two need --loader decoded", "data")
+    # optimisation: SGD with momentum; the book's schedule multiplies lr by lr_decay every lr_period epochs
     epochs: int = _setting(20, "passes over the training split")
     batch_size: int = _setting(128, "global batch size, split across all devices")
     lr: float = _setting(0.02, "initial learning rate (for the global batch)")
     momentum: float = _setting(0.9, "SGD momentum")
+    nesterov: bool = _setting(False, "Nesterov momentum")
     wd: float = _setting(5e-4, "weight decay (L2)")
-    lr_period: int = _setting(4, "epochs between learning-rate decays")
-    lr_decay: float = _setting(0.9, "factor applied to the learning rate every lr_period epochs")
+    schedule: str = _setting("step", "learning-rate schedule: step (x lr_decay every lr_period epochs) or cosine "
+                                     "(from lr down to 0 over the epochs after the warm-up)")
+    warmup_epochs: int = _setting(0, "epochs of linear warm-up from 0 to lr (cosine schedule)")
+    lr_period: int = _setting(4, "epochs between learning-rate decays (step schedule)")
+    lr_decay: float = _setting(0.9, "factor applied to the learning rate every lr_period epochs (step schedule)")
+    label_smoothing: float = _setting(0.0, "weight of the uniform distribution mixed into the one-hot targets")
+    tta: str = _setting("none", "test-time augmentation when predicting: none, or flip (average the image's "
+                                "and its mirror's probabilities)")
     # devices: resolved once by the script; recorded so a run shows where it ran
     gpus: str = _setting("", "comma-separated GPU ids, e.g. 0,1 (empty: CPU)", "devices")
     cpus: int = _setting(1, "number of CPU contexts to split each batch over (ignored with --gpus)",
@@ -74,6 +85,17 @@ class Config:
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
         self.gpu_ids()  # raises on a malformed list
+        for name, choices in (("augment", AUGMENTS), ("schedule", SCHEDULES), ("tta", TTAS)):
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"--{_flag(name)} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        if self.augment != "book" and self.loader != "decoded":
+            raise ConfigError(f"--augment {self.augment} is made for whole batches: use it with --loader decoded "
+                              "(the folder loader has the book's augmentation only)")
+        if self.warmup_epochs < 0 or (self.schedule == "cosine" and self.warmup_epochs >= self.epochs):
+            raise ConfigError(f"--warmup-epochs must be >= 0 and fewer than --epochs ({self.epochs}), "
+                              f"got {self.warmup_epochs}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.loader not in LOADERS:
             raise ConfigError(f"--loader must be one of {', '.join(LOADERS)}, got {self.loader!r}")
         if self.kvstore not in KVSTORES:
@@ -117,11 +139,14 @@ class Config:
 
 
 LOADERS = ("decoded", "folder")
+AUGMENTS = ("book", "pad-crop", "pad-crop-cutout")
+SCHEDULES = ("step", "cosine")
+TTAS = ("none", "flip")
 KVSTORES = ("auto", "device", "local", "nccl", "dist_sync", "dist_device_sync")
 
 # Settings that may change when a run is resumed: none of them changes what is computed, except
 # `epochs`, which extends (or shortens) the schedule.
-RESUMABLE = ("epochs", "num_workers", "gpus", "cpus", "sync_every", "checkpoint_every")
+RESUMABLE = ("epochs", "num_workers", "gpus", "cpus", "sync_every", "checkpoint_every", "tta")
 
 
 def changed_settings(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
@@ -134,6 +159,14 @@ def changed_settings(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
 PRESETS: dict[str, dict[str, Any]] = {
     # The book's recipe exactly (d2l.ai, chapter "Image Classification (CIFAR-10) on Kaggle").
     "d2l": {},
+    # The chapter's exercise 1: batch_size = 128, num_epochs = 100, lr = 0.1, lr_period = 50, lr_decay = 0.1.
+    "d2l-exercise": {"epochs": 100, "lr": 0.1, "lr_period": 50, "lr_decay": 0.1},
+    # The strongest common ResNet-18 recipe for a GPU (about 95-96% on CIFAR-10, e.g. DeVries & Taylor,
+    # "Improved Regularization of CNNs with Cutout", 2017, and the widely used kuangliu/pytorch-cifar
+    # settings): 200 epochs, lr 0.1 with Nesterov momentum and 5 epochs of warm-up into a cosine
+    # decay, shift-and-flip with cutout, label smoothing 0.1, flip test-time augmentation.
+    "resnet18-best": {"epochs": 200, "lr": 0.1, "nesterov": True, "schedule": "cosine", "warmup_epochs": 5,
+                      "augment": "pad-crop-cutout", "loader": "decoded", "label_smoothing": 0.1, "tta": "flip"},
     # Enough to see the whole pipeline work on the offline demo data in a couple of minutes.
     "demo": {"epochs": 3, "lr_period": 2},
 }

@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 import mxnet as mx
 import numpy as np
-from gluoncv.utils import LRScheduler
+from gluoncv.utils import LRScheduler, LRSequential
 from mxnet import autograd, gluon, nd
 from mxnet.contrib import amp
 
@@ -50,13 +50,48 @@ def step_schedule(cfg: Config, batches_per_epoch: int) -> LRScheduler:
                        step_factor=cfg.lr_decay, offset=1)
 
 
+def cosine_schedule(cfg: Config, batches_per_epoch: int) -> LRScheduler | LRSequential:
+    """Linear warm-up from 0 to lr over warmup_epochs, then a cosine decay to 0 at the last update."""
+    decay = LRScheduler("cosine", base_lr=cfg.lr, target_lr=0.0, nepochs=cfg.epochs - cfg.warmup_epochs,
+                        iters_per_epoch=batches_per_epoch)
+    if not cfg.warmup_epochs:
+        return decay
+    warmup = LRScheduler("linear", base_lr=0.0, target_lr=cfg.lr, nepochs=cfg.warmup_epochs,
+                         iters_per_epoch=batches_per_epoch)
+    return LRSequential([warmup, decay])
+
+
+def lr_schedule(cfg: Config, batches_per_epoch: int) -> LRScheduler | LRSequential:
+    return (cosine_schedule if cfg.schedule == "cosine" else step_schedule)(cfg, batches_per_epoch)
+
+
 def make_trainer(net: gluon.Block, cfg: Config, batches_per_epoch: int, kvstore: object = "device",
                  update_on_kvstore: bool | None = None) -> gluon.Trainer:
-    """SGD with the step schedule; `kvstore`/`update_on_kvstore` as given by distributed.connect."""
-    return gluon.Trainer(net.collect_params(), "sgd",
+    """SGD (Nesterov's with cfg.nesterov) with cfg's schedule; `kvstore`/`update_on_kvstore` as given
+    by distributed.connect."""
+    return gluon.Trainer(net.collect_params(), "nag" if cfg.nesterov else "sgd",
                          {"learning_rate": cfg.lr, "momentum": cfg.momentum, "wd": cfg.wd,
-                          "lr_scheduler": step_schedule(cfg, batches_per_epoch)},
+                          "lr_scheduler": lr_schedule(cfg, batches_per_epoch)},
                          kvstore=kvstore, update_on_kvstore=update_on_kvstore)
+
+
+class SmoothedCrossEntropy(gluon.loss.Loss):
+    """Softmax cross-entropy against (1 - smoothing) * one_hot(label) + smoothing / classes; takes
+    class indices like SoftmaxCrossEntropyLoss, which it equals at smoothing 0."""
+
+    def __init__(self, smoothing: float, **kwargs) -> None:
+        super().__init__(weight=None, batch_axis=0, **kwargs)
+        self._smoothing = smoothing
+
+    def hybrid_forward(self, F, pred, label):
+        log_p = F.log_softmax(pred, axis=-1)
+        return -(1 - self._smoothing) * F.pick(log_p, label, axis=-1) - self._smoothing * F.mean(log_p, axis=-1)
+
+
+def make_loss(cfg: Config) -> gluon.loss.Loss:
+    if cfg.label_smoothing:
+        return SmoothedCrossEntropy(cfg.label_smoothing)
+    return gluon.loss.SoftmaxCrossEntropyLoss()
 
 
 def enable_amp(ctxs: list[mx.Context]) -> None:
@@ -174,9 +209,15 @@ def _fold_window(window: list, progress: EpochProgress, trainer: gluon.Trainer) 
         progress.correct += int(round(batch_correct))
 
 
-def predict_classes(net: gluon.Block, data: nd.NDArray, ctxs: list[mx.Context]) -> list[nd.NDArray]:
-    """Class indices (float, per shard, on their contexts) for one batch; no host sync."""
-    return [net(x).argmax(axis=1) for x in shard(data, ctxs)]
+def predict_classes(net: gluon.Block, data: nd.NDArray, ctxs: list[mx.Context],
+                    flip: bool = False) -> list[nd.NDArray]:
+    """Class indices (float, per shard, on their contexts) for one batch; no host sync.
+
+    `flip`: test-time augmentation, the mean of the probabilities of each image and of its mirror.
+    """
+    if not flip:
+        return [net(x).argmax(axis=1) for x in shard(data, ctxs)]
+    return [(nd.softmax(net(x)) + nd.softmax(net(nd.flip(x, axis=3)))).argmax(axis=1) for x in shard(data, ctxs)]
 
 
 def confusion_matrix(net: gluon.Block, loader: Iterable, ctxs: list[mx.Context]) -> np.ndarray:
@@ -214,14 +255,16 @@ def fit(net: gluon.Block, trainer: gluon.Trainer, train_data: Iterable, valid_da
         on_epoch_end: Callable[[EpochResult], None] | None = None,
         progress: Callable[[int], object] | None = None,
         on_sync: Callable[[EpochProgress], None] | None = None,
-        start: EpochProgress | None = None, workers: int = 1, amp_enabled: bool = False) -> list[EpochResult]:
+        start: EpochProgress | None = None, workers: int = 1, amp_enabled: bool = False,
+        loss_fn: gluon.loss.Loss | None = None) -> list[EpochResult]:
     """Train up to epoch `epochs`, evaluating after each; returns one EpochResult per epoch trained.
 
     `progress(epoch)` may return a tqdm-like bar (update/set_postfix/close) for the epoch.
     `start` resumes part-way: training begins in epoch `start.epoch` with its totals so far, and
-    `train_data` must already be positioned after `start.batches` batches of it.
+    `train_data` must already be positioned after `start.batches` batches of it. `loss_fn`:
+    softmax cross-entropy unless given (make_loss).
     """
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    loss_fn = loss_fn or gluon.loss.SoftmaxCrossEntropyLoss()
     history: list[EpochResult] = []
     first = start or EpochProgress()
     for epoch in range(first.epoch, epochs + 1):

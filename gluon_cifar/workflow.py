@@ -19,12 +19,12 @@ from mxnet.contrib import amp
 from tqdm import tqdm
 
 from . import checkpoint, distributed, rundir
-from .augment import BookAugment
+from .augment import make_augment
 from .batches import DecodedEvalLoader, DecodedTrainLoader, decoded_part
 from .config import RESUMABLE, Config, changed_settings, default_cache_dir
 from .data import ImageFiles, class_names, eval_loader, image_folder, train_loader
 from .demo import ensure_demo_dataset
-from .engine import EpochProgress, EpochResult, enable_amp, fit, make_trainer, step_schedule
+from .engine import EpochProgress, EpochResult, enable_amp, fit, lr_schedule, make_loss, make_trainer
 from .errors import ConfigError
 from .images import check_headers
 from .kaggle import check_sample_submission, read_test, read_train
@@ -100,7 +100,8 @@ def make_loaders(cfg: Config, ctx: mx.Context, cluster: distributed.Cluster, dat
         paths = read_train(data_dir).paths
         cache = cfg.cache_dir or default_cache_dir()
         train = DecodedTrainLoader(decoded_part(tree.folder(part), paths, cache, cfg.num_workers, show_progress),
-                                   batch_size, cfg.seed, BookAugment(), cluster.rank, cluster.num_workers, ctx)
+                                   batch_size, cfg.seed, make_augment(cfg.augment), cluster.rank,
+                                   cluster.num_workers, ctx)
         valid = (DecodedEvalLoader(decoded_part(tree.folder(valid_part), paths, cache, cfg.num_workers), cfg.batch_size,
                                    ctx) if valid_part else None)
         return train, valid
@@ -135,7 +136,7 @@ def _train_loop(cfg: Config, ctxs: list[mx.Context], cluster: distributed.Cluste
     if resume_from is not None:
         checkpoint.restore(resume_from, net, trainer, ctxs)
         # The pickled schedule is the old run's; a fresh one honours a changed --epochs.
-        trainer.optimizer.lr_scheduler = step_schedule(cfg, len(train_data))
+        trainer.optimizer.lr_scheduler = lr_schedule(cfg, len(train_data))
         history = [EpochResult(**row) for row in resume_from.history]
         best, start = resume_from.best_valid_acc, resume_from.progress
         train_data.start_at(start.epoch, start.batches)
@@ -172,7 +173,7 @@ def _train_loop(cfg: Config, ctxs: list[mx.Context], cluster: distributed.Cluste
     sync_every = math.gcd(cfg.sync_every, cfg.checkpoint_every) if cfg.checkpoint_every else cfg.sync_every
     fit(net, trainer, train_data, valid_data, ctxs, cfg.epochs, sync_every, on_epoch_end,
         _progress(len(train_data) * train_data.batch_size, "epoch", show_progress), on_sync, start,
-        cluster.num_workers, cfg.amp)
+        cluster.num_workers, cfg.amp, make_loss(cfg))
     if cluster.distributed:
         # Identical on every worker if the updates really were synchronised (a test compares them).
         log.info("worker %d of %d: trained weights digest %s", cluster.rank, cluster.num_workers,
@@ -306,7 +307,7 @@ def submit(run: str, ctxs: list[mx.Context], out: str | None = None, data_dir: s
 
     net = cast_for_inference(load_network(cfg, classes, params, ctxs), dtype, ctxs)
     with tqdm(total=len(paths), desc="predict", unit="img", disable=not show_progress) as bar:
-        predictions = predict_files(net, paths, ctxs, batch_size, workers, bar.update)
+        predictions = predict_files(net, paths, ctxs, batch_size, workers, bar.update, cfg.tta)
     write_submission(out, ids, predictions, classes)
     log.info("wrote %s: %d rows", out, len(ids))
     return Submission(out, len(ids), params)

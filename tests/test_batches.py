@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gluon_cifar import CIFAR10_CLASSES
-from gluon_cifar.augment import BookAugment, crop_flip, crop_flip_matrices, normalize, to_context
+from gluon_cifar.augment import BookAugment, crop_flip_matrices, normalize, resample, to_context
 from gluon_cifar.batches import DecodedEvalLoader, DecodedTrainLoader, decoded_part
 from gluon_cifar.data import eval_loader, image_folder, train_loader
 from gluon_cifar.decoded import decoded_images
@@ -41,8 +41,8 @@ def pixels(normalised, channel):
 def test_identity_and_mirror_matrices(gradient):
     identity = np.tile(np.array([1, 0, 0, 0, 1, 0], np.float32), (2, 1))
     mirror = np.tile(np.array([-1, 0, 0, 0, 1, 0], np.float32), (2, 1))
-    np.testing.assert_allclose(crop_flip(gradient, identity).asnumpy(), normalize(gradient).asnumpy(), atol=1e-4)
-    np.testing.assert_allclose(crop_flip(gradient, mirror).asnumpy(), normalize(gradient).asnumpy()[..., ::-1],
+    np.testing.assert_allclose(resample(gradient, identity).asnumpy(), normalize(gradient).asnumpy(), atol=1e-4)
+    np.testing.assert_allclose(resample(gradient, mirror).asnumpy(), normalize(gradient).asnumpy()[..., ::-1],
                                atol=1e-4)
     # normalize is the book's ToTensor + Normalize
     book = eval_transform()(mx.nd.array(gradient.asnumpy()[0], dtype=np.uint8)).asnumpy()
@@ -52,7 +52,7 @@ def test_identity_and_mirror_matrices(gradient):
 def test_a_crop_samples_the_square_it_names(gradient):
     # a square of half the side, centred in the top-left quadrant: columns and rows 0..15.5, stretched
     matrices = np.tile(np.array([0.5, 0, -0.5, 0, 0.5, -0.5], np.float32), (2, 1))
-    out = crop_flip(gradient, matrices).asnumpy()
+    out = resample(gradient, matrices).asnumpy()
     np.testing.assert_allclose(pixels(out, 0)[0, 0], np.linspace(0, 15.5, 32), atol=1e-3)
     np.testing.assert_allclose(pixels(out, 1)[0, :, 0], np.linspace(0, 15.5, 32), atol=1e-3)
 

@@ -45,7 +45,7 @@ def test_bad_values_name_the_flag(flags, message):
 
 
 def test_unknown_preset_lists_the_choices():
-    with pytest.raises(ConfigError, match=r"choose one of \['d2l', 'demo'\]"):
+    with pytest.raises(ConfigError, match=r"choose one of \['d2l', 'd2l-exercise', 'demo', 'resnet18-best'\]"):
         config_from_args(parse(), preset="fast")
 
 
