@@ -42,7 +42,8 @@ def _loader(cfg: Config, ctxs: list[mx.Context]):
 
 def decode(cfg: Config) -> float:
     start = time.perf_counter()
-    decoded_images(read_train(cfg.data_dir).paths, cfg.cache_dir or default_cache_dir(), cfg.num_workers, show_progress=False)
+    decoded_images(read_train(cfg.data_dir).paths, cfg.cache_dir or default_cache_dir(), cfg.num_workers,
+                   show_progress=False)
     return time.perf_counter() - start
 
 

@@ -17,8 +17,7 @@ from mxnet import nd
 from mxnet.gluon.data.vision import ImageFolderDataset
 
 from .augment import normalize, to_context
-from .data import EpochShuffleSampler
-from .decoded import decoded_images
+from .data import EpochShuffleSampler, require_one_batch
 from .errors import ConfigError
 
 Augment = Callable[[nd.NDArray, np.random.Generator], nd.NDArray]
@@ -36,12 +35,10 @@ class DecodedPart:
         return len(self.rows)
 
 
-def decoded_part(folder: str, source_paths: list[str], cache_dir: str, num_workers: int,
-                 show_progress: bool = True) -> DecodedPart:
+def decoded_part(folder: str, images: np.ndarray, source_paths: list[str]) -> DecodedPart:
     """The images of split-tree folder `folder` (one subfolder per class, linked files), in the
-    order and with the class numbers `ImageFolderDataset` gives them, taken from the decoded
-    array of all `source_paths` (the files the tree links to, named the same)."""
-    images = decoded_images(source_paths, cache_dir, num_workers, show_progress)
+    order and with the class numbers `ImageFolderDataset` gives them, as rows of `images`: the
+    decoded array of all `source_paths` (the files the tree links to, named the same)."""
     row_of = {os.path.basename(p): row for row, p in enumerate(source_paths)}
     items = ImageFolderDataset(folder, flag=1).items
     try:
@@ -64,9 +61,7 @@ class DecodedTrainLoader:
 
     def __init__(self, part: DecodedPart, batch_size: int, seed: int, augment: Augment, worker: int = 0,
                  num_workers: int = 1, ctx: mx.Context | None = None) -> None:
-        if len(part) // num_workers < batch_size:
-            raise ConfigError(f"the training split has {len(part)} images, fewer than one batch of "
-                              f"{batch_size} per worker: lower --batch-size")
+        require_one_batch(len(part), batch_size, num_workers)
         self._part, self._seed, self._augment, self._worker = part, seed, augment, worker
         self._sampler = EpochShuffleSampler(len(part), seed, part=worker, num_parts=num_workers)
         self._first_batch = 0

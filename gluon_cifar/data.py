@@ -103,6 +103,13 @@ def image_folder(root: str, transform: Callable, source_dir: str | None = None) 
     return CheckedImageFolder(root, source_dir).transform_first(transform)
 
 
+def require_one_batch(n_images: int, batch_size: int, num_parts: int) -> None:
+    """Training loaders drop partial batches: fewer images than one batch per worker is an error."""
+    if n_images // num_parts < batch_size:
+        raise ConfigError(f"the training split has {n_images} images, fewer than one batch of "
+                          f"{batch_size} per worker: lower --batch-size")
+
+
 class TrainLoader:
     """Shuffled batches, reproducibly augmented by the dataset's random transform (see module doc).
 
@@ -113,9 +120,7 @@ class TrainLoader:
 
     def __init__(self, dataset: Dataset, batch_size: int, seed: int, num_workers: int, part: int = 0,
                  num_parts: int = 1) -> None:
-        if len(dataset) // num_parts < batch_size:
-            raise ConfigError(f"the training split has {len(dataset)} images, fewer than one batch of "
-                              f"{batch_size} per worker: lower --batch-size")
+        require_one_batch(len(dataset), batch_size, num_parts)
         self._sampler = EpochShuffleSampler(len(dataset), seed, part=part, num_parts=num_parts)
         self.batch_size = batch_size
         batches = gluon.data.BatchSampler(self._sampler, batch_size, last_batch="discard")

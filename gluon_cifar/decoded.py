@@ -30,14 +30,14 @@ _CHUNK = 512  # images per decoding task
 
 
 class _RawImages(Dataset):
-    def __init__(self, paths: list[str], shown_as: list[str]) -> None:
-        self._paths, self._shown_as = paths, shown_as
+    def __init__(self, paths: list[str]) -> None:
+        self._paths = paths
 
     def __len__(self) -> int:
         return len(self._paths)
 
     def __getitem__(self, index: int) -> np.ndarray:
-        return read_rgb(self._paths[index], self._shown_as[index]).asnumpy()
+        return read_rgb(self._paths[index]).asnumpy()
 
 
 def _batchify(images: list[np.ndarray]) -> np.ndarray:
@@ -53,12 +53,10 @@ def files_digest(paths: list[str]) -> str:
     return digest.hexdigest()[:24]
 
 
-def decoded_images(paths: list[str], cache_dir: str, num_workers: int, show_progress: bool = True,
-                   shown_as: list[str] | None = None) -> np.ndarray:
+def decoded_images(paths: list[str], cache_dir: str, num_workers: int, show_progress: bool = True) -> np.ndarray:
     """The images at `paths`, decoded, as a read-only memory-mapped (N, 32, 32, 3) uint8 RGB array.
 
     Built on first use (in `num_workers` processes) under `cache_dir`/decoded/, reused afterwards.
-    `shown_as`: the names to give in decode errors (e.g. the originals of linked files).
     """
     # One array per source folder: a new one replaces the old (a run still reading the old one
     # keeps its mapping: on POSIX a removed file lives on until its last user closes it).
@@ -66,7 +64,7 @@ def decoded_images(paths: list[str], cache_dir: str, num_workers: int, show_prog
     path = os.path.join(cache_dir, "decoded", f"{folder}-{files_digest(paths)}.npy")
     with exclusive(os.path.join(cache_dir, "decoded", f"{folder}.lock")):  # distributed workers may all get here
         if not os.path.exists(path):
-            _build(paths, shown_as or paths, path, num_workers, show_progress)
+            _build(paths, path, num_workers, show_progress)
             for old in glob.glob(os.path.join(cache_dir, "decoded", f"{folder}-*.npy")):
                 if old != path:
                     os.remove(old)
@@ -79,16 +77,15 @@ def decoded_images(paths: list[str], cache_dir: str, num_workers: int, show_prog
     return images
 
 
-def _build(paths: list[str], shown_as: list[str], path: str, num_workers: int, show_progress: bool) -> None:
+def _build(paths: list[str], path: str, num_workers: int, show_progress: bool) -> None:
     log.info("decoding %d images once into %s", len(paths), path)
-    loader = gluon.data.DataLoader(_RawImages(paths, shown_as), batch_size=_CHUNK, shuffle=False,
+    loader = gluon.data.DataLoader(_RawImages(paths), batch_size=_CHUNK, shuffle=False,
                                    last_batch="keep", num_workers=num_workers, batchify_fn=_batchify)
     with atomic_path(path) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), SIZE[1], SIZE[0], 3))
         done = 0
         with tqdm(total=len(paths), desc="decode", unit="img", leave=False, disable=not show_progress) as bar:
-            for chunk in loader:
-                chunk = chunk.asnumpy() if hasattr(chunk, "asnumpy") else chunk
+            for chunk in loader:  # numpy (the batchify_fn's), from workers too
                 out[done:done + len(chunk)] = chunk
                 done += len(chunk)
                 bar.update(len(chunk))

@@ -27,8 +27,8 @@ def cast_for_inference(net: gluon.HybridBlock, dtype: str, ctxs: list[mx.Context
     """`net` itself for float32; for bfloat16, a copy that computes in bfloat16 (oneDNN, CPU only).
 
     bfloat16 keeps float32's range with 8 bits of mantissa: measured here (AMD Zen 4, which has
-    AVX512-BF16) ResNet-18 inference ran 1.6x faster and the predicted classes stayed the same for
-    all but a few images in a thousand (docs/BENCHMARKS.md). Inputs and outputs stay float32.
+    AVX512-BF16) ResNet-18 prediction ran 1.8x faster and 3 labels in 1,000 changed
+    (docs/BENCHMARKS.md). Inputs and outputs stay float32.
     """
     check_dtype(dtype, ctxs)
     if dtype == "float32":

@@ -23,6 +23,7 @@ from .augment import make_augment
 from .batches import DecodedEvalLoader, DecodedTrainLoader, decoded_part
 from .config import RESUMABLE, Config, changed_settings, default_cache_dir
 from .data import ImageFiles, class_names, eval_loader, image_folder, train_loader
+from .decoded import decoded_images
 from .demo import ensure_demo_dataset
 from .engine import EpochProgress, EpochResult, enable_amp, fit, lr_schedule, make_loss, make_trainer
 from .errors import ConfigError
@@ -98,12 +99,11 @@ def make_loaders(cfg: Config, ctx: mx.Context, cluster: distributed.Cluster, dat
     batch_size = distributed.worker_batch_size(cfg.batch_size, cluster)
     if cfg.loader == "decoded":
         paths = read_train(data_dir).paths
-        cache = cfg.cache_dir or default_cache_dir()
-        train = DecodedTrainLoader(decoded_part(tree.folder(part), paths, cache, cfg.num_workers, show_progress),
-                                   batch_size, cfg.seed, make_augment(cfg.augment), cluster.rank,
-                                   cluster.num_workers, ctx)
-        valid = (DecodedEvalLoader(decoded_part(tree.folder(valid_part), paths, cache, cfg.num_workers), cfg.batch_size,
-                                   ctx) if valid_part else None)
+        images = decoded_images(paths, cfg.cache_dir or default_cache_dir(), cfg.num_workers, show_progress)
+        train = DecodedTrainLoader(decoded_part(tree.folder(part), images, paths), batch_size, cfg.seed,
+                                   make_augment(cfg.augment), cluster.rank, cluster.num_workers, ctx)
+        valid = (DecodedEvalLoader(decoded_part(tree.folder(valid_part), images, paths), cfg.batch_size, ctx)
+                 if valid_part else None)
         return train, valid
     source = os.path.join(data_dir, "train")
     train = train_loader(image_folder(tree.folder(part), train_transform(), source), batch_size, cfg.seed,

@@ -31,7 +31,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=512, help="prediction batch size (default: 512)")
     parser.add_argument("--num-workers", type=int, default=None, help="decoding workers (default: the run's)")
     parser.add_argument("--dtype", default="float32", choices=DTYPES,
-                        help="compute in float32, or bfloat16 on CPUs (1.6x faster on CPUs with AVX512-BF16; "
+                        help="compute in float32, or bfloat16 on CPUs (1.8x faster on CPUs with AVX512-BF16; "
                              "a few predictions in a thousand change) (default: float32)")
     parser.add_argument("--gpus", default="", help="comma-separated GPU ids (default: CPU)")
     parser.add_argument("--cpus", type=int, default=1, help="CPU contexts to split batches over (default: 1)")

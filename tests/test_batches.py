@@ -98,7 +98,8 @@ def no_augmentation(batch, rng):
 def decoded_part_and_tree(layout, tmp_path):
     images = read_train(layout)
     tree = build_split_tree(images, layout, 0.2, 0, str(tmp_path / "cache"))
-    return tree, decoded_part(tree.folder("train"), images.paths, str(tmp_path / "cache"), 0, False)
+    decoded = decoded_images(images.paths, str(tmp_path / "cache"), 0, False)
+    return tree, decoded_part(tree.folder("train"), decoded, images.paths)
 
 
 def test_decoded_loader_gives_the_folder_loaders_images_in_the_same_batches(layout, tmp_path):
@@ -112,7 +113,7 @@ def test_decoded_loader_gives_the_folder_loaders_images_in_the_same_batches(layo
             assert x.shape == (8, 3, 32, 32) and x.dtype == np.float32
             np.testing.assert_array_equal(y.asnumpy(), fy.asnumpy())
             np.testing.assert_allclose(x.asnumpy(), fx.asnumpy(), atol=1e-5)
-    valid = decoded_part(tree.folder("valid"), read_train(layout).paths, str(tmp_path / "cache"), 0, False)
+    valid = decoded_part(tree.folder("valid"), part.images, read_train(layout).paths)
     folder_valid = eval_loader(image_folder(tree.folder("valid"), eval_transform()), 4, 0)
     assert len(DecodedEvalLoader(valid, 4)) == 2  # 6 images: a last batch of 2 is kept
     for (x, y), (fx, fy) in zip(DecodedEvalLoader(valid, 4), folder_valid):

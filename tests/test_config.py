@@ -37,6 +37,7 @@ def test_saved_config_reloads_equal(tmp_path):
     (["--gpus", "a,b"], "--gpus takes comma-separated integers"),
     (["--gpus", "1,1"], "distinct ids"),
     (["--lr-decay", "2"], "--lr-decay in (0, 1]"),
+    (["--loader", "fast"], "--loader must be one of decoded, folder, got 'fast'"),
 ])
 def test_bad_values_name_the_flag(flags, message):
     with pytest.raises(ConfigError) as err:
