@@ -9,7 +9,8 @@ instead of two). The random numbers are drawn on the host from a generator the c
 the stream depends on (seed, epoch, batch) alone.
 
 `ShiftAugment` is the other common CIFAR recipe (pad 4, random crop, flip, optionally cutout),
-built the same way: a whole-pixel shift is an affine map too.
+built the same way: a whole-pixel shift is an affine map too; with reflected padding and
+alternating flips it is the `cpu-fast` preset's augmentation.
 """
 from __future__ import annotations
 
@@ -39,12 +40,16 @@ def crop_flip_matrices(rng: np.random.Generator, n: int, min_area: float = 0.64)
     return np.stack([side * mirror, zeros, centre_x, zeros, side, centre_y], axis=1).astype(np.float32)
 
 
-def resample(batch: nd.NDArray, matrices: np.ndarray) -> nd.NDArray:
+def resample(batch: nd.NDArray, matrices: np.ndarray, reflect: int = 0) -> nd.NDArray:
     """Apply one (6,) affine matrix per image (output -> input, [-1, 1] coordinates) to a (B, H, W, 3)
-    uint8 batch: (B, 3, H, W) normalised float32. Outside the image reads 0: the mean colour."""
+    uint8 batch: (B, 3, H, W) normalised float32. Outside the image reads 0 (the mean colour), or,
+    with `reflect` > 0, the input is first padded by that many pixels of its own mirror image and
+    the matrices address the padded input."""
     x = normalize(batch)
+    if reflect:
+        x = nd.pad(x, mode="reflect", pad_width=(0, 0, 0, 0, reflect, reflect, reflect, reflect))
     theta = nd.array(matrices, ctx=batch.context)
-    grid = nd.GridGenerator(theta, transform_type="affine", target_shape=x.shape[2:])
+    grid = nd.GridGenerator(theta, transform_type="affine", target_shape=batch.shape[1:3])
     return nd.BilinearSampler(x, grid)
 
 
@@ -54,19 +59,37 @@ class BookAugment:
     def __init__(self, min_area: float = 0.64) -> None:
         self.min_area = min_area
 
-    def __call__(self, batch: nd.NDArray, rng: np.random.Generator) -> nd.NDArray:
+    def __call__(self, batch: nd.NDArray, rng: np.random.Generator, rows: np.ndarray | None = None,
+                 epoch: int = 0) -> nd.NDArray:
         return resample(batch, crop_flip_matrices(rng, batch.shape[0], self.min_area))
 
 
-def shift_flip_matrices(rng: np.random.Generator, n: int, size: tuple[int, int], max_shift: int) -> np.ndarray:
+def shift_flip_matrices(rng: np.random.Generator, n: int, size: tuple[int, int], max_shift: int,
+                        padded: int = 0, mirror: np.ndarray | None = None) -> np.ndarray:
     """(n, 6) affine matrices: a whole-pixel shift of up to `max_shift` each way (what padding by
-    `max_shift` and cropping at a random position does), mirrored with probability 1/2."""
+    `max_shift` and cropping at a random position does), mirrored where `mirror` is True (default:
+    with probability 1/2). `padded`: the input was padded by that many pixels on each side (the
+    output keeps `size`)."""
     height, width = size
-    shift_x = rng.integers(-max_shift, max_shift + 1, n) * 2.0 / (width - 1)  # one pixel in [-1, 1] units
-    shift_y = rng.integers(-max_shift, max_shift + 1, n) * 2.0 / (height - 1)
-    mirror = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    pixel_x, pixel_y = 2.0 / (width + 2 * padded - 1), 2.0 / (height + 2 * padded - 1)  # one pixel in [-1, 1]
+    shift_x = rng.integers(-max_shift, max_shift + 1, n) * pixel_x
+    shift_y = rng.integers(-max_shift, max_shift + 1, n) * pixel_y
+    if mirror is None:
+        mirror = rng.random(n) < 0.5
+    sign = np.where(mirror, -1.0, 1.0)
     zeros, ones = np.zeros(n), np.ones(n)
-    return np.stack([mirror, zeros, shift_x, zeros, ones, shift_y], axis=1).astype(np.float32)
+    scale_x, scale_y = (width - 1) * pixel_x / 2, (height - 1) * pixel_y / 2  # < 1 inside a padded input
+    return np.stack([sign * scale_x, zeros, shift_x, zeros, ones * scale_y, shift_y], axis=1).astype(np.float32)
+
+
+def alternating_mirror(rows: np.ndarray, epoch: int, seed: int) -> np.ndarray:
+    """Whether each image (by its row in the decoded array) is mirrored in `epoch` (0-based): a
+    per-image coin from (seed, row) in even epochs, its opposite in odd ones. Every image is seen
+    both ways within two epochs, rather than by chance (airbench's "alternating flip")."""
+    # A multiplicative hash's top bit: a fair, fixed coin per (seed, row), without any state.
+    keys = rows.astype(np.uint64) + np.uint64(seed & 0xFFFFFFFF) * np.uint64(0x632BE59BD9B4E019)
+    coin = (keys * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(63)
+    return (coin.astype(bool)) ^ bool(epoch % 2)
 
 
 def cutout_masks(rng: np.random.Generator, n: int, size: tuple[int, int], side: int) -> np.ndarray:
@@ -81,24 +104,35 @@ def cutout_masks(rng: np.random.Generator, n: int, size: tuple[int, int], side: 
 
 class ShiftAugment:
     """Pad by `max_shift`, crop back at a random position, flip; with `cutout` > 0, also blank a
-    `cutout` x `cutout` square. Padding and the blank square take the mean colour (0 once normalised)."""
+    `cutout` x `cutout` square. Padding and the blank square take the mean colour (0 once normalised),
+    or with `reflect` the padding mirrors the image's border. `alternate_flips`: mirror each image in
+    every other epoch (alternating_mirror, with `seed`) instead of at random."""
 
-    def __init__(self, max_shift: int = 4, cutout: int = 0) -> None:
-        self.max_shift, self.cutout = max_shift, cutout
+    def __init__(self, max_shift: int = 4, cutout: int = 0, reflect: bool = False, alternate_flips: bool = False,
+                 seed: int = 0) -> None:
+        self.max_shift, self.cutout, self.reflect = max_shift, cutout, reflect
+        self.alternate_flips, self.seed = alternate_flips, seed
 
-    def __call__(self, batch: nd.NDArray, rng: np.random.Generator) -> nd.NDArray:
-        size = batch.shape[1:3]
-        out = resample(batch, shift_flip_matrices(rng, batch.shape[0], size, self.max_shift))
+    def __call__(self, batch: nd.NDArray, rng: np.random.Generator, rows: np.ndarray | None = None,
+                 epoch: int = 0) -> nd.NDArray:
+        n, size = batch.shape[0], batch.shape[1:3]
+        if self.alternate_flips and rows is None:
+            raise ValueError("alternating flips need each image's row in the decoded array")
+        mirror = alternating_mirror(rows, epoch, self.seed) if self.alternate_flips else None
+        padded = self.max_shift if self.reflect else 0
+        out = resample(batch, shift_flip_matrices(rng, n, size, self.max_shift, padded, mirror), padded)
         if self.cutout:
-            out = nd.broadcast_mul(out, nd.array(cutout_masks(rng, batch.shape[0], size, self.cutout),
-                                                 ctx=batch.context))
+            out = nd.broadcast_mul(out, nd.array(cutout_masks(rng, n, size, self.cutout), ctx=batch.context))
         return out
 
 
-def make_augment(name: str) -> BookAugment | ShiftAugment:
-    """The augmentation named by Config.augment."""
-    return {"book": BookAugment, "pad-crop": ShiftAugment,
-            "pad-crop-cutout": lambda: ShiftAugment(max_shift=4, cutout=16)}[name]()
+def make_augment(name: str, seed: int = 0) -> BookAugment | ShiftAugment:
+    """The augmentation named by Config.augment; `seed`: the run's (for alternating flips)."""
+    if name == "book":
+        return BookAugment()
+    if name == "reflect-shift-altflip":
+        return ShiftAugment(max_shift=2, reflect=True, alternate_flips=True, seed=seed)
+    return ShiftAugment(max_shift=4, cutout=16 if name == "pad-crop-cutout" else 0)
 
 
 def to_context(images: np.ndarray, ctx: mx.Context) -> nd.NDArray:

@@ -20,7 +20,8 @@ from .augment import normalize, to_context
 from .data import EpochShuffleSampler, require_one_batch
 from .errors import ConfigError
 
-Augment = Callable[[nd.NDArray, np.random.Generator], nd.NDArray]
+# augment(uint8 batch, generator, the images' rows in the decoded array, 0-based epoch) -> float batch
+Augment = Callable[[nd.NDArray, np.random.Generator, np.ndarray, int], nd.NDArray]
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ class DecodedTrainLoader:
         for b in range(len(indices) // self.batch_size):  # the last partial batch is dropped, as in TrainLoader
             chosen = indices[b * self.batch_size:(b + 1) * self.batch_size]
             rng = np.random.default_rng([self._seed, epoch, self._worker, first + b])
-            data = self._augment(to_context(self._part.images[self._part.rows[chosen]], self._ctx), rng)
+            rows = self._part.rows[chosen]
+            data = self._augment(to_context(self._part.images[rows], self._ctx), rng, rows, epoch)
             yield data, nd.array(self._part.labels[chosen], ctx=self._ctx, dtype=np.int32)
 
     def __len__(self) -> int:

@@ -18,6 +18,7 @@ from mxnet import gluon
 from mxnet.gluon.data import Dataset, Sampler
 from mxnet.gluon.data.vision import ImageFolderDataset
 
+from .augment import normalize
 from .errors import ConfigError
 from .images import read_rgb
 from .transforms import eval_transform
@@ -152,6 +153,14 @@ def eval_loader(dataset: Dataset, batch_size: int, num_workers: int) -> gluon.da
 def class_names(root: str) -> list[str]:
     """The class folders under `root` in the order ImageFolderDataset numbers them (sorted)."""
     return sorted(e.name for e in os.scandir(root) if e.is_dir())
+
+
+def sample_images(folder: str, n: int) -> np.ndarray:
+    """Up to `n` images of a split folder, evenly spaced over it (so every class is there), as an
+    (n, 3, H, W) normalised float32 array: data for a data-dependent initialisation."""
+    items = ImageFolderDataset(folder, flag=1).items
+    chosen = items[::max(1, len(items) // n)][:n]
+    return normalize(mx.nd.stack(*[read_rgb(path) for path, _ in chosen])).asnumpy()
 
 
 class ImageFiles(Dataset):

@@ -50,9 +50,10 @@ def step_schedule(cfg: Config, batches_per_epoch: int) -> LRScheduler:
                        step_factor=cfg.lr_decay, offset=1)
 
 
-def cosine_schedule(cfg: Config, batches_per_epoch: int) -> LRScheduler | LRSequential:
-    """Linear warm-up from 0 to lr over warmup_epochs, then a cosine decay to 0 at the last update."""
-    decay = LRScheduler("cosine", base_lr=cfg.lr, target_lr=0.0, nepochs=cfg.epochs - cfg.warmup_epochs,
+def warmup_then_decay(cfg: Config, batches_per_epoch: int) -> LRScheduler | LRSequential:
+    """Linear warm-up from 0 to lr over warmup_epochs, then a decay to 0 at the last update: a half
+    cosine (schedule "cosine") or a straight line ("linear")."""
+    decay = LRScheduler(cfg.schedule, base_lr=cfg.lr, target_lr=0.0, nepochs=cfg.epochs - cfg.warmup_epochs,
                         iters_per_epoch=batches_per_epoch)
     if not cfg.warmup_epochs:
         return decay
@@ -62,13 +63,21 @@ def cosine_schedule(cfg: Config, batches_per_epoch: int) -> LRScheduler | LRSequ
 
 
 def lr_schedule(cfg: Config, batches_per_epoch: int) -> LRScheduler | LRSequential:
-    return (cosine_schedule if cfg.schedule == "cosine" else step_schedule)(cfg, batches_per_epoch)
+    return (step_schedule if cfg.schedule == "step" else warmup_then_decay)(cfg, batches_per_epoch)
 
 
 def make_trainer(net: gluon.Block, cfg: Config, batches_per_epoch: int, kvstore: object = "device",
                  update_on_kvstore: bool | None = None) -> gluon.Trainer:
     """SGD (Nesterov's with cfg.nesterov) with cfg's schedule; `kvstore`/`update_on_kvstore` as given
-    by distributed.connect."""
+    by distributed.connect.
+
+    BatchNorm offsets learn cfg.bias_lr_mult times faster, with their weight decay divided by as
+    much, so lr x wd (the decay per step) stays the same for every parameter.
+    """
+    if cfg.bias_lr_mult != 1:
+        offsets = net.collect_params(".*beta")
+        offsets.setattr("lr_mult", cfg.bias_lr_mult)
+        offsets.setattr("wd_mult", 1 / cfg.bias_lr_mult)
     return gluon.Trainer(net.collect_params(), "nag" if cfg.nesterov else "sgd",
                          {"learning_rate": cfg.lr, "momentum": cfg.momentum, "wd": cfg.wd,
                           "lr_scheduler": lr_schedule(cfg, batches_per_epoch)},
@@ -129,7 +138,8 @@ def train_one_epoch(net: gluon.Block, loader: Iterable, loss_fn: gluon.loss.Loss
                     ctxs: list[mx.Context], sync_every: int = 50,
                     on_sync: Callable[[EpochProgress], None] | None = None,
                     progress: EpochProgress | None = None, workers: int = 1,
-                    amp_enabled: bool = False) -> tuple[float, float, int]:
+                    amp_enabled: bool = False,
+                    after_step: Callable[[int, int], None] | None = None) -> tuple[float, float, int]:
     """One pass over `loader`; returns (mean loss, accuracy, examples) of the whole epoch.
 
     Per-batch loss sums and correct counts stay on the devices; they are read (a blocking
@@ -141,7 +151,8 @@ def train_one_epoch(net: gluon.Block, loader: Iterable, loss_fn: gluon.loss.Loss
     `progress` carries the totals of an epoch resumed part-way (the loader must then yield only
     the remaining batches); it is updated in place. `workers`: processes of a distributed run,
     each stepping on an equal batch; their gradients are summed, so the step divides by all.
-    `amp_enabled`: the network and trainer were set up by `enable_amp`.
+    `amp_enabled`: the network and trainer were set up by `enable_amp`. `after_step(epoch, batch)`
+    runs after every update (batch: 1-based within the epoch), e.g. averaging.Lookahead.
     """
     progress = progress or EpochProgress()
     window: list[tuple[int, int, list[nd.NDArray], list[nd.NDArray]]] = []  # (size, used, losses, correct)
@@ -171,6 +182,8 @@ def train_one_epoch(net: gluon.Block, loader: Iterable, loss_fn: gluon.loss.Loss
             else:
                 autograd.backward(losses + idle)
         trainer.step(data.shape[0] * workers)
+        if after_step is not None:
+            after_step(progress.epoch, progress.batches + len(window) + 1)
         window.append((data.shape[0], len(xs), [loss.sum() for loss in losses],
                        [(out.argmax(axis=1) == y).sum() for out, y in zip(outputs, ys)]))
         if (progress.batches + len(window)) % sync_every == 0:
@@ -209,15 +222,32 @@ def _fold_window(window: list, progress: EpochProgress, trainer: gluon.Trainer) 
         progress.correct += int(round(batch_correct))
 
 
-def predict_classes(net: gluon.Block, data: nd.NDArray, ctxs: list[mx.Context],
-                    flip: bool = False) -> list[nd.NDArray]:
+def predict_classes(net: gluon.Block, data: nd.NDArray, ctxs: list[mx.Context], tta: str = "none") -> list[nd.NDArray]:
     """Class indices (float, per shard, on their contexts) for one batch; no host sync.
 
-    `flip`: test-time augmentation, the mean of the probabilities of each image and of its mirror.
+    `tta` (test-time augmentation): "flip" averages the probabilities of each image and its mirror;
+    "flip-shift" also those of the image shifted one pixel up-left and one down-right (borders
+    reflected) and their mirrors: 6 views, weighted 1/4 for the unshifted pair and 1/8 for the rest.
     """
-    if not flip:
-        return [net(x).argmax(axis=1) for x in shard(data, ctxs)]
-    return [(nd.softmax(net(x)) + nd.softmax(net(nd.flip(x, axis=3)))).argmax(axis=1) for x in shard(data, ctxs)]
+    return [_tta_probabilities(net, x, tta).argmax(axis=1) for x in shard(data, ctxs)]
+
+
+def _tta_probabilities(net: gluon.Block, x: nd.NDArray, tta: str) -> nd.NDArray:
+    if tta == "none":
+        return net(x)  # the argmax is the same without the softmax
+
+    def both_ways(view: nd.NDArray) -> nd.NDArray:
+        return nd.softmax(net(view)) + nd.softmax(net(nd.flip(view, axis=3)))
+
+    if tta == "flip":
+        return both_ways(x)
+    if tta != "flip-shift":
+        raise ValueError(f"unknown test-time augmentation {tta!r}: none, flip or flip-shift")
+    height, width = x.shape[2:]
+    padded = nd.pad(x, mode="reflect", pad_width=(0, 0, 0, 0, 1, 1, 1, 1))
+    down_right = padded[:, :, 0:height, 0:width]
+    up_left = padded[:, :, 2:height + 2, 2:width + 2]
+    return 2 * both_ways(x) + both_ways(down_right) + both_ways(up_left)
 
 
 def confusion_matrix(net: gluon.Block, loader: Iterable, ctxs: list[mx.Context]) -> np.ndarray:
@@ -256,13 +286,14 @@ def fit(net: gluon.Block, trainer: gluon.Trainer, train_data: Iterable, valid_da
         progress: Callable[[int], object] | None = None,
         on_sync: Callable[[EpochProgress], None] | None = None,
         start: EpochProgress | None = None, workers: int = 1, amp_enabled: bool = False,
-        loss_fn: gluon.loss.Loss | None = None) -> list[EpochResult]:
+        loss_fn: gluon.loss.Loss | None = None,
+        after_step: Callable[[int, int], None] | None = None) -> list[EpochResult]:
     """Train up to epoch `epochs`, evaluating after each; returns one EpochResult per epoch trained.
 
     `progress(epoch)` may return a tqdm-like bar (update/set_postfix/close) for the epoch.
     `start` resumes part-way: training begins in epoch `start.epoch` with its totals so far, and
     `train_data` must already be positioned after `start.batches` batches of it. `loss_fn`:
-    softmax cross-entropy unless given (make_loss).
+    softmax cross-entropy unless given (make_loss). `after_step`: see train_one_epoch.
     """
     loss_fn = loss_fn or gluon.loss.SoftmaxCrossEntropyLoss()
     history: list[EpochResult] = []
@@ -285,7 +316,7 @@ def fit(net: gluon.Block, trainer: gluon.Trainer, train_data: Iterable, valid_da
                 on_sync(now)
 
         train_loss, train_acc, examples = train_one_epoch(net, train_data, loss_fn, trainer, ctxs, sync_every,
-                                                          report, state, workers, amp_enabled)
+                                                          report, state, workers, amp_enabled, after_step)
         if bar is not None:
             bar.close()
         confusion = confusion_matrix(net, valid_data, ctxs) if valid_data is not None else None

@@ -1,4 +1,5 @@
-"""The book's ResNet-18 for 32x32 images, and a factory that also serves GluonCV's CIFAR models.
+"""The book's ResNet-18 for 32x32 images, and a factory that also serves fastnet.py's networks and
+GluonCV's CIFAR models.
 
 The blocks use the legacy `hybrid_forward(self, F, x)` API with `F.*` (NDArray/Symbol)
 operators rather than `mxnet.np`/`npx`: that works whatever MXNet's global numpy mode is, and
@@ -8,10 +9,13 @@ the graph it records has no `_npx_*` operators, which `HybridBlock.export` + ONN
 from __future__ import annotations
 
 import mxnet as mx
+import numpy as np
 from mxnet import init
 from mxnet.gluon import HybridBlock, nn
 
 from .errors import ConfigError
+from .fastnet import WIDTHS as FASTNETS
+from .fastnet import fastnet
 
 
 class Residual(HybridBlock):
@@ -52,23 +56,30 @@ def resnet18(num_classes: int = 10) -> nn.HybridSequential:
 
 
 def check_model_name(name: str) -> None:
-    """Raise ConfigError listing the valid names unless `name` is resnet18 or a GluonCV CIFAR model."""
-    if name == "resnet18":
+    """Raise ConfigError listing the valid names unless `name` is one of ours or a GluonCV CIFAR model."""
+    if name == "resnet18" or name in FASTNETS:
         return
     from gluoncv.model_zoo import get_model_list  # slow import: only for GluonCV models
     cifar_models = sorted(m for m in get_model_list() if m.startswith("cifar_"))
     if name not in cifar_models:
-        raise ConfigError(f"unknown model {name!r}; choose resnet18 or a GluonCV CIFAR model: "
+        raise ConfigError(f"unknown model {name!r}; choose resnet18, {', '.join(FASTNETS)} or a GluonCV CIFAR model: "
                           + ", ".join(cifar_models))
 
 
-def build_model(name: str, num_classes: int, ctx, seed: int | None = None) -> HybridBlock:
-    """A network by name, Xavier-initialised on every context in `ctx`, every shape known."""
+def build_model(name: str, num_classes: int, ctx, seed: int | None = None,
+                sample: np.ndarray | None = None) -> HybridBlock:
+    """A network by name, Xavier-initialised on every context in `ctx`, every shape known.
+
+    `sample`: (N, 3, 32, 32) normalised training images for the fastnets' data-dependent
+    initialisation (their whitening filters); leave it out when loading trained parameters.
+    """
     if seed is not None:
         mx.random.seed(seed)  # initialisation draws from MXNet's generator
     check_model_name(name)
     if name == "resnet18":
         net = resnet18(num_classes)
+    elif name in FASTNETS:
+        net = fastnet(name, num_classes)
     else:
         from gluoncv.model_zoo import get_model
         net = get_model(name, classes=num_classes)
@@ -76,6 +87,8 @@ def build_model(name: str, num_classes: int, ctx, seed: int | None = None) -> Hy
     # GluonCV's models infer some shapes on the first forward pass; do it now (outside autograd:
     # BatchNorm statistics are untouched), so parameters can be saved, loaded and synchronised
     # before training starts.
+    if sample is not None and name in FASTNETS:
+        net.init_from_data(sample)  # before any forward pass: oneDNN then owns the weights' layout
     first = ctx[0] if isinstance(ctx, (list, tuple)) else ctx
     net(mx.nd.zeros((1, 3, 32, 32), ctx=first))
     return net

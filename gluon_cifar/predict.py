@@ -68,7 +68,7 @@ def _cpu_has_bf16() -> bool:
 def predict_files(net: gluon.Block, paths: list[str], ctxs: list[mx.Context], batch_size: int,
                   num_workers: int, on_batch: Callable[[int], None] | None = None,
                   tta: str = "none") -> np.ndarray:
-    """Class index for each path, in the order given; `tta` "flip": averaged with the mirror image's.
+    """Class index for each path, in the order given; `tta`: see engine.predict_classes.
 
     Images are decoded batch by batch (in worker processes if num_workers > 0), so memory stays
     bounded by a few batches however many files there are. Predictions come back in the order of
@@ -76,7 +76,7 @@ def predict_files(net: gluon.Block, paths: list[str], ctxs: list[mx.Context], ba
     """
     predictions = np.full(len(paths), -1, dtype=np.int64)
     for data, positions in eval_loader(ImageFiles(paths), batch_size, num_workers):
-        classes = predict_classes(net, data, ctxs, flip=tta == "flip")
+        classes = predict_classes(net, data, ctxs, tta)
         for pred, pos in zip(classes, shard(positions, ctxs)):
             predictions[pos.asnumpy().astype(np.int64)] = pred.asnumpy().astype(np.int64)
         if on_batch is not None:

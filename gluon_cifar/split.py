@@ -31,13 +31,13 @@ def split_train_valid(images: LabelledImages, valid_ratio: float, seed: int) -> 
 
     The book's rule: every class gives max(1, floor(n_min * valid_ratio)) images to validation,
     n_min being the smallest class count. Which images is drawn with `seed` (the book takes
-    whatever os.listdir returns first).
+    whatever os.listdir returns first). A ratio of 0 holds out nothing.
     """
     by_class: dict[str, list[int]] = collections.defaultdict(list)
     for index, label in enumerate(images.labels):
         by_class[label].append(index)
     n_min = min(len(v) for v in by_class.values())
-    n_valid = max(1, math.floor(n_min * valid_ratio))
+    n_valid = max(1, math.floor(n_min * valid_ratio)) if valid_ratio > 0 else 0
     rng = np.random.default_rng(seed)
     valid: list[int] = []
     for label in sorted(by_class):  # fixed class order: the draw depends on the seed only

@@ -21,15 +21,16 @@ from tqdm import tqdm
 from . import checkpoint, distributed, rundir
 from .augment import make_augment
 from .batches import DecodedEvalLoader, DecodedTrainLoader, decoded_part
-from .config import RESUMABLE, Config, changed_settings, default_cache_dir
-from .data import ImageFiles, class_names, eval_loader, image_folder, train_loader
+from .config import RESUMABLE, TTAS, Config, changed_settings, default_cache_dir
+from .averaging import Lookahead
+from .data import ImageFiles, class_names, eval_loader, image_folder, sample_images, train_loader
 from .decoded import decoded_images
 from .demo import ensure_demo_dataset
 from .engine import EpochProgress, EpochResult, enable_amp, fit, lr_schedule, make_loss, make_trainer
 from .errors import ConfigError
 from .images import check_headers
 from .kaggle import check_sample_submission, read_test, read_train
-from .model import build_model, check_model_name
+from .model import FASTNETS, build_model, check_model_name
 from .predict import cast_for_inference, check_dtype, check_writable, predict_files, write_submission
 from .split import SplitTree, build_split_tree
 from .transforms import eval_transform, train_transform
@@ -37,6 +38,7 @@ from .transforms import eval_transform, train_transform
 log = logging.getLogger(__name__)
 
 RETRAIN = "retrain"  # run subdirectory of the train+valid retraining done by submit(retrain=True)
+WHITENING_SAMPLE = 5000  # training images whose 2x2 patches set a fastnet's whitening filters
 
 
 def resolve_data_dir(cfg: Config) -> str:
@@ -101,7 +103,7 @@ def make_loaders(cfg: Config, ctx: mx.Context, cluster: distributed.Cluster, dat
         paths = read_train(data_dir).paths
         images = decoded_images(paths, cfg.cache_dir or default_cache_dir(), cfg.num_workers, show_progress)
         train = DecodedTrainLoader(decoded_part(tree.folder(part), images, paths), batch_size, cfg.seed,
-                                   make_augment(cfg.augment), cluster.rank, cluster.num_workers, ctx)
+                                   make_augment(cfg.augment, cfg.seed), cluster.rank, cluster.num_workers, ctx)
         valid = (DecodedEvalLoader(decoded_part(tree.folder(valid_part), images, paths), cfg.batch_size, ctx)
                  if valid_part else None)
         return train, valid
@@ -122,10 +124,15 @@ def _train_loop(cfg: Config, ctxs: list[mx.Context], cluster: distributed.Cluste
     log.info("data %s: training on %s of %s tree %s, %s loader, %d batches%s", data_dir, part, tree.link_kind,
              tree.root, cfg.loader, len(train_data),
              f" on worker {cluster.rank} of {cluster.num_workers}" if cluster.distributed else "")
-    net = build_model(cfg.model, len(classes), ctxs, seed=cfg.seed)
+    sample = sample_images(tree.folder(part), WHITENING_SAMPLE) if cfg.model in FASTNETS and not resume_from else None
+    net = build_model(cfg.model, len(classes), ctxs, seed=cfg.seed, sample=sample)
     if cfg.hybridize:
         net.hybridize(static_alloc=True)
-    trainer = make_trainer(net, cfg, len(train_data), cluster.kvstore, cluster.update_on_kvstore)
+    # Lookahead rewrites the weights between steps: they must be the ones the optimizer updates,
+    # not a kvstore's copy (which MXNet keeps for several local contexts unless told not to).
+    update_on_kvstore = False if cfg.lookahead_every else cluster.update_on_kvstore
+    trainer = make_trainer(net, cfg, len(train_data), cluster.kvstore, update_on_kvstore)
+    lookahead = Lookahead(net, cfg.lookahead_every, len(train_data), cfg.epochs) if cfg.lookahead_every else None
     if cluster.distributed:
         distributed.initialize_kvstore(trainer)
     if cfg.amp:
@@ -173,7 +180,7 @@ def _train_loop(cfg: Config, ctxs: list[mx.Context], cluster: distributed.Cluste
     sync_every = math.gcd(cfg.sync_every, cfg.checkpoint_every) if cfg.checkpoint_every else cfg.sync_every
     fit(net, trainer, train_data, valid_data, ctxs, cfg.epochs, sync_every, on_epoch_end,
         _progress(len(train_data) * train_data.batch_size, "epoch", show_progress), on_sync, start,
-        cluster.num_workers, cfg.amp, make_loss(cfg))
+        cluster.num_workers, cfg.amp, make_loss(cfg), lookahead)
     if cluster.distributed:
         # Identical on every worker if the updates really were synchronised (a test compares them).
         log.info("worker %d of %d: trained weights digest %s", cluster.rank, cluster.num_workers,
@@ -195,10 +202,15 @@ def weights_digest(net: gluon.Block) -> str:
 
 
 def train(cfg: Config, ctxs: list[mx.Context], out: str, show_progress: bool = True) -> list[EpochResult]:
-    """Train on the split's train part, validate on its valid part, fill the run directory `out`."""
+    """Train on the split's train part, validate on its valid part, fill the run directory `out`.
+
+    With cfg.valid_ratio 0: train on every labelled image (train_valid), without validation.
+    """
     check_model_name(cfg.model)  # before anything is written
     data_dir = resolve_data_dir(cfg)
     tree = prepare_split(cfg, data_dir)
+    if not cfg.valid_ratio:
+        return _train_run(cfg, ctxs, data_dir, tree, "train_valid", None, out, show_progress)
     return _train_run(cfg, ctxs, data_dir, tree, "train", "valid", out, show_progress)
 
 
@@ -277,8 +289,8 @@ class Submission:
 
 def submit(run: str, ctxs: list[mx.Context], out: str | None = None, data_dir: str | None = None,
            retrain: bool = False, batch_size: int = 512, num_workers: int | None = None,
-           show_progress: bool = True, dtype: str = "float32") -> Submission:
-    """Write submission.csv for DIR/test from a finished run.
+           show_progress: bool = True, dtype: str = "float32", tta: str | None = None) -> Submission:
+    """Write submission.csv for DIR/test from a finished run; `tta`: the run's cfg.tta unless given.
 
     With `retrain`, first train afresh on train+valid with the run's settings (the book's final
     step) and predict with that network; that training leaves its own run directory, RUN/retrain.
@@ -288,6 +300,8 @@ def submit(run: str, ctxs: list[mx.Context], out: str | None = None, data_dir: s
     out = out or os.path.join(run, "submission.csv")
     check_writable(out)
     check_dtype(dtype, ctxs)
+    if tta is not None and tta not in TTAS:
+        raise ConfigError(f"--tta must be one of {', '.join(TTAS)}, got {tta!r}")
     ids, paths = read_test(data_dir)
     check_headers(paths, os.path.join(data_dir, "test"))
     check_sample_submission(data_dir, ids)
@@ -307,7 +321,7 @@ def submit(run: str, ctxs: list[mx.Context], out: str | None = None, data_dir: s
 
     net = cast_for_inference(load_network(cfg, classes, params, ctxs), dtype, ctxs)
     with tqdm(total=len(paths), desc="predict", unit="img", disable=not show_progress) as bar:
-        predictions = predict_files(net, paths, ctxs, batch_size, workers, bar.update, cfg.tta)
+        predictions = predict_files(net, paths, ctxs, batch_size, workers, bar.update, tta or cfg.tta)
     write_submission(out, ids, predictions, classes)
     log.info("wrote %s: %d rows", out, len(ids))
     return Submission(out, len(ids), params)

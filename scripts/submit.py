@@ -7,6 +7,7 @@ examples:
   python scripts/submit.py --run runs/r1 --retrain               # the book's final step: retrain
                                                                  # on train+valid, then predict
   python scripts/submit.py --run runs/r1 --dtype bfloat16        # faster on CPUs with AVX512-BF16
+  python scripts/submit.py --run runs/r1 --tta flip-shift        # 6 test-time views instead of the run's
 """
 import argparse
 import os
@@ -16,7 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from gluon_cifar import workflow  # noqa: E402
 from gluon_cifar.cli import run_main  # noqa: E402
-from gluon_cifar.config import Config  # noqa: E402
+from gluon_cifar.config import TTAS, Config  # noqa: E402
 from gluon_cifar.contexts import resolve_contexts  # noqa: E402
 from gluon_cifar.predict import DTYPES  # noqa: E402
 
@@ -33,6 +34,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dtype", default="float32", choices=DTYPES,
                         help="compute in float32, or bfloat16 on CPUs (1.8x faster on CPUs with AVX512-BF16; "
                              "a few predictions in a thousand change) (default: float32)")
+    parser.add_argument("--tta", default=None, choices=TTAS,
+                        help="test-time augmentation: none, flip (2 views: 2x the prediction time) or flip-shift "
+                             "(6 views: 6x) (default: the run's --tta)")
     parser.add_argument("--gpus", default="", help="comma-separated GPU ids (default: CPU)")
     parser.add_argument("--cpus", type=int, default=1, help="CPU contexts to split batches over (default: 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -45,7 +49,7 @@ def main() -> int:
     ctxs = resolve_contexts(devices.gpu_ids(), devices.cpus)
     result = workflow.submit(args.run, ctxs, out=args.out, data_dir=args.data_dir, retrain=args.retrain,
                              batch_size=args.batch_size, num_workers=args.num_workers,
-                             show_progress=not args.no_progress, dtype=args.dtype)
+                             show_progress=not args.no_progress, dtype=args.dtype, tta=args.tta)
     print(f"wrote {result.path} ({result.rows} rows, parameters {result.params})")
     return 0
 

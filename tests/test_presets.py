@@ -1,4 +1,5 @@
-"""Presets and the pieces they switch on: schedules, Nesterov, label smoothing, shift/cutout, flip TTA."""
+"""Presets and the pieces they switch on: schedules, Nesterov, label smoothing, shift/cutout, TTA, and the
+cpu-fast preset's network (whitening), reflected shifts, alternating flips, lookahead and bias learning rate."""
 import argparse
 import json
 
@@ -8,10 +9,12 @@ import pandas as pd
 import pytest
 from mxnet import gluon, nd
 
-from gluon_cifar.augment import (ShiftAugment, cutout_masks, make_augment, normalize, resample, shift_flip_matrices,
-                                 to_context)
+from gluon_cifar.augment import (ShiftAugment, alternating_mirror, cutout_masks, make_augment, normalize, resample,
+                                 shift_flip_matrices, to_context)
+from gluon_cifar.averaging import Lookahead
 from gluon_cifar.config import PRESETS, Config, add_config_arguments, config_from_args
 from gluon_cifar.engine import SmoothedCrossEntropy, lr_schedule, make_loss, make_trainer, predict_classes
+from gluon_cifar.fastnet import whitening_filters
 from gluon_cifar.errors import ConfigError
 from gluon_cifar.model import build_model
 from tests.conftest import run_script
@@ -37,7 +40,10 @@ def test_presets_set_their_recipe_and_flags_still_win():
     ({"augment": "pad-crop", "loader": "folder"}, "use it with --loader decoded"),
     ({"schedule": "cosine", "warmup_epochs": 20}, "--warmup-epochs must be"),
     ({"label_smoothing": 1.0}, "--label-smoothing"),
-    ({"tta": "rotate"}, "--tta must be one of none, flip"),
+    ({"tta": "rotate"}, "--tta must be one of none, flip, flip-shift"),
+    ({"lookahead_every": 5, "checkpoint_every": 12}, "must be a multiple of --lookahead-every"),
+    ({"bias_lr_mult": 0.0}, "--bias-lr-mult must be > 0"),
+    ({"valid_ratio": 1.0}, "--valid-ratio must be in"),
 ])
 def test_inconsistent_settings_are_named(settings, message):
     with pytest.raises(ConfigError, match=message):
@@ -111,24 +117,164 @@ def test_flip_tta_averages_each_image_with_its_mirror():
     x = nd.random.uniform(-1, 1, shape=(7, 3, 32, 32))
     mirrored = x.flip(axis=3).as_in_context(mx.cpu(0))
     expected = (nd.softmax(net(x.as_in_context(mx.cpu(0)))) + nd.softmax(net(mirrored))).argmax(axis=1).asnumpy()
-    got = np.concatenate([p.asnumpy() for p in predict_classes(net, x, [mx.cpu(0), mx.cpu(1)], flip=True)])
+    got = np.concatenate([p.asnumpy() for p in predict_classes(net, x, [mx.cpu(0), mx.cpu(1)], "flip")])
     np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize("preset,flags", [
+    ("d2l", ["--epochs", "1"]),
     ("d2l-exercise", ["--epochs", "1"]),
     ("resnet18-best", ["--epochs", "2", "--warmup-epochs", "1"]),
+    ("cpu-fast", ["--epochs", "2", "--warmup-epochs", "1", "--batch-size", "128"]),
 ])
 def test_every_preset_trains_and_submits(tmp_path, preset, flags):
     run = tmp_path / preset
     trained = run_script("train.py", "--demo", "--preset", preset, *flags, "--out", run, "--no-progress")
     assert trained.returncode == 0, trained.stderr
     saved = json.loads((run / "config.json").read_text())["config"]
-    assert {k: saved[k] for k in PRESETS[preset] if k != "epochs"} == {
-        k: v for k, v in PRESETS[preset].items() if k != "epochs"} | ({"warmup_epochs": 1} if "--warmup-epochs" in flags
-                                                                      else {})
+    overridden = {flag[2:].replace("-", "_") for flag in flags if flag.startswith("--")}
+    assert {k: saved[k] for k in PRESETS[preset] if k not in overridden} == {
+        k: v for k, v in PRESETS[preset].items() if k not in overridden}
     metrics = pd.read_csv(run / "metrics.csv")
-    assert np.isfinite(metrics["train_loss"]).all() and (metrics["valid_acc"] >= 0).all()
+    assert len(metrics) == saved["epochs"] and np.isfinite(metrics["train_loss"]).all()
+    if saved["valid_ratio"]:
+        assert (metrics["valid_acc"] >= 0).all()
+    else:  # trained on every labelled image: nothing left to validate on
+        assert metrics["valid_acc"].isna().all() and json.loads((run / "config.json").read_text())["n_valid"] == 0
     submitted = run_script("submit.py", "--run", run, "--no-progress")
     assert submitted.returncode == 0, submitted.stderr
     assert len(pd.read_csv(run / "submission.csv")) > 0
+
+
+def test_submit_can_choose_its_own_test_time_augmentation(tmp_path):
+    run = tmp_path / "run"
+    trained = run_script("train.py", "--demo", "--preset", "cpu-fast", "--model", "fastnet_small", "--epochs", "1",
+                         "--warmup-epochs", "0", "--batch-size", "128", "--out", run, "--no-progress")
+    assert trained.returncode == 0, trained.stderr
+    labels = {}
+    for tta in ("none", "flip-shift"):
+        done = run_script("submit.py", "--run", run, "--tta", tta, "--out", tmp_path / f"{tta}.csv", "--no-progress")
+        assert done.returncode == 0, done.stderr
+        labels[tta] = pd.read_csv(tmp_path / f"{tta}.csv")["label"]
+    assert len(labels["none"]) == len(labels["flip-shift"]) == 200 and (labels["none"] != labels["flip-shift"]).any()
+    bad = run_script("submit.py", "--run", run, "--tta", "rotate", "--no-progress")
+    assert bad.returncode != 0 and "invalid choice: 'rotate'" in bad.stderr
+
+
+def test_linear_schedule_warms_up_then_falls_in_a_straight_line_to_zero():
+    schedule = lr_schedule(Config(lr=1.5, epochs=10, schedule="linear", warmup_epochs=2), batches_per_epoch=10)
+    lrs = np.array([schedule(update) for update in range(1, 101)])
+    assert lrs[19] == pytest.approx(1.5, rel=0.01) and np.all(np.diff(lrs[:20]) > 0)
+    np.testing.assert_allclose(np.diff(lrs[20:]), -1.5 / 80, rtol=1e-6)  # equal steps down
+    assert lrs[59] == pytest.approx(1.5 * 40 / 80, rel=0.02) and lrs[-1] < 0.02
+
+
+def test_whitening_filters_decorrelate_patches():
+    rng = np.random.default_rng(0)
+    # smooth, correlated images: neighbouring pixels and channels strongly related
+    base = rng.normal(size=(200, 1, 33, 33))
+    images = (base[:, :, 1:, 1:] + base[:, :, :-1, :-1] + 0.3 * rng.normal(size=(200, 3, 32, 32))).astype(np.float32)
+    filters = whitening_filters(images, eps=0.0)
+    assert filters.shape == (24, 3, 2, 2)
+    np.testing.assert_array_equal(filters[12:], -filters[:12])
+    patches = np.stack([images[:, :, i:i + 31, j:j + 31] for i in range(2) for j in range(2)], axis=2)
+    patches = patches.transpose(0, 3, 4, 1, 2).reshape(-1, 12)
+    responses = patches @ filters[:12].reshape(12, 12).T
+    np.testing.assert_allclose(np.cov(responses, rowvar=False), np.eye(12), atol=2e-3)
+
+
+def test_fastnet_starts_from_data_and_keeps_its_whitening_frozen():
+    sample = np.random.default_rng(1).normal(size=(64, 3, 32, 32)).astype(np.float32)
+    net = build_model("fastnet_small", 10, [mx.cpu(0), mx.cpu(1)], seed=0, sample=sample)
+    whitening = net.whiten.weight.data(mx.cpu(1)).asnumpy()
+    np.testing.assert_allclose(whitening, whitening_filters(sample), rtol=1e-5)
+    conv = net.groups[1].conv1.weight.data().asnumpy()  # 64 -> 128 channels
+    np.testing.assert_array_equal(conv[:64, :, 1, 1], np.eye(64))  # identity for the first 64 filters
+    assert np.abs(conv[64:]).max() <= 1 / np.sqrt(64 * 9) and np.abs(conv[64:]).max() > 0
+    trainer = make_trainer(net, Config(lr=0.5, bias_lr_mult=64.0), 10)
+    x, y = nd.random.normal(shape=(8, 3, 32, 32)), nd.array(np.arange(8) % 10)
+    with mx.autograd.record():
+        losses = [SmoothedCrossEntropy(0.2)(net(part.as_in_context(c)), label.as_in_context(c))
+                  for part, label, c in zip(x.split(2), y.split(2), [mx.cpu(0), mx.cpu(1)])]
+    mx.autograd.backward(losses)
+    trainer.step(8)
+    assert net(x).shape == (8, 10)
+    np.testing.assert_array_equal(net.whiten.weight.data().asnumpy(), whitening)  # frozen
+    assert not np.array_equal(net.groups[1].conv1.weight.data().asnumpy(), conv)  # the rest learns
+    offsets = net.collect_params(".*beta")
+    assert offsets and all(p.lr_mult == 64 and p.wd_mult == 1 / 64 for p in offsets.values())
+    assert all(p.lr_mult == 1 for name, p in net.collect_params().items() if not name.endswith("beta"))
+
+
+def test_alternating_flips_mirror_every_image_in_every_other_epoch():
+    rows = np.arange(10_000)
+    first, second, third = (alternating_mirror(rows, epoch, seed=5) for epoch in range(3))
+    assert 0.47 < first.mean() < 0.53  # a fair coin per image
+    np.testing.assert_array_equal(second, ~first)
+    np.testing.assert_array_equal(third, first)
+    assert (alternating_mirror(rows, 0, seed=6) != first).mean() > 0.4  # another seed, other coins
+
+
+def test_reflected_shift_moves_whole_pixels_with_mirrored_borders_and_alternates_flips():
+    images = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    batch = to_context(images, mx.cpu())
+    padded = np.pad(normalize(batch).asnumpy(), ((0, 0), (0, 0), (2, 2), (2, 2)), mode="reflect")
+    augment = make_augment("reflect-shift-altflip", seed=3)
+    rows = np.arange(40) * 7
+    for epoch in (0, 1):
+        out = augment(batch, np.random.default_rng(epoch), rows, epoch).asnumpy()
+        mirrored = alternating_mirror(rows, epoch, seed=3)
+        shifts = set()
+        for i in range(40):
+            source = padded[i, :, :, ::-1] if mirrored[i] else padded[i]
+            # exactly one of the 25 whole-pixel windows of the padded image: no interpolation blur
+            matches = [(dy, dx) for dy in range(5) for dx in range(5)
+                       if np.allclose(out[i], source[:, dy:dy + 32, dx:dx + 32], atol=1e-4)]
+            assert len(matches) == 1, (epoch, i, matches)
+            shifts.add(matches[0])
+        assert len(shifts) > 12  # the shifts vary
+
+
+def test_lookahead_pulls_weights_towards_their_average_on_schedule():
+    net = gluon.nn.Dense(3, in_units=2)
+    net.initialize(ctx=[mx.cpu(0), mx.cpu(1)])
+    lookahead = Lookahead(net, every=5, batches_per_epoch=12, epochs=2)
+    assert lookahead.decay(12) == pytest.approx(0.95 ** 5 * (12 / 24) ** 3) and lookahead.decay(24) == 1.0
+
+    def set_weight(value):
+        for w in net.weight.list_data():
+            w[:] = value
+
+    set_weight(1.0)
+    lookahead(1, 5)  # first call: the average starts from the weights
+    set_weight(3.0)
+    lookahead(1, 7)  # not an averaging step: untouched
+    assert (net.weight.data().asnumpy() == 3.0).all()
+    lookahead(1, 10)
+    d = lookahead.decay(10)
+    for w in net.weight.list_data():  # every context's copy
+        np.testing.assert_allclose(w.asnumpy(), d * 1.0 + (1 - d) * 3.0, rtol=1e-6)
+    averaged = net.weight.data().asnumpy().copy()
+    set_weight(9.0)
+    lookahead(1, 12)  # an epoch's last batch is an averaging step too
+    d12 = lookahead.decay(12)
+    np.testing.assert_allclose(net.weight.data().asnumpy(), d12 * averaged + (1 - d12) * 9.0, rtol=1e-6)
+    settled = net.weight.data().asnumpy().copy()
+    set_weight(-5.0)
+    lookahead(2, 12)  # the very last update: the weights become the average
+    np.testing.assert_allclose(net.weight.data().asnumpy(), settled, rtol=1e-6)
+
+
+def test_six_view_tta_weights_the_shifted_views_and_their_mirrors():
+    net = build_model("fastnet_small", 10, [mx.cpu(0), mx.cpu(1)], seed=3)
+    x = nd.random.uniform(-1, 1, shape=(7, 3, 32, 32))
+    padded = np.pad(x.asnumpy(), ((0, 0), (0, 0), (1, 1), (1, 1)), mode="reflect")
+    views = [x.asnumpy(), padded[:, :, :32, :32], padded[:, :, 2:, 2:]]  # as is, moved down-right, up-left
+
+    def probabilities(view):
+        return nd.softmax(net(nd.array(view))).asnumpy() + nd.softmax(net(nd.array(view[:, :, :, ::-1]))).asnumpy()
+
+    expected = (2 * probabilities(views[0]) + probabilities(views[1]) + probabilities(views[2])).argmax(axis=1)
+    got = np.concatenate([p.asnumpy() for p in predict_classes(net, x, [mx.cpu(0), mx.cpu(1)], "flip-shift")])
+    np.testing.assert_array_equal(got, expected)
+    assert not np.array_equal(padded[:, :, :32, :32], views[0])  # the shifted views do differ

@@ -36,9 +36,15 @@ def checkpoint_state(path):
         return json.loads(archive.read("state.json"))
 
 
-@pytest.mark.parametrize("loader", ["folder", "decoded"])
-def test_kill_minus_9_mid_epoch_then_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, loader):
-    args = SMALL + ["--epochs", "2", "--checkpoint-every", "4", "--loader", loader]
+@pytest.mark.parametrize("recipe,batches_per_epoch", [
+    (["--loader", "folder", "--checkpoint-every", "4"], 14),  # 900 images: 14 batches of 64
+    (["--loader", "decoded", "--checkpoint-every", "4"], 14),
+    # lookahead's running average, alternating flips and no validation part must survive it too
+    (["--preset", "cpu-fast", "--model", "fastnet_small", "--warmup-epochs", "1", "--checkpoint-every", "5"], 15),
+], ids=["folder", "decoded", "cpu-fast"])
+def test_kill_minus_9_mid_epoch_then_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, recipe,
+                                                                                 batches_per_epoch):
+    args = SMALL + ["--epochs", "2", *recipe]
     reference = run_script("train.py", *args, "--out", tmp_path / "reference")
     assert reference.returncode == 0, reference.stderr
 
@@ -58,7 +64,7 @@ def test_kill_minus_9_mid_epoch_then_resume_ends_exactly_like_an_uninterrupted_r
     victim.send_signal(signal.SIGKILL)
     assert victim.wait() == -signal.SIGKILL, "the run ended before it could be killed mid-epoch"
     position = checkpoint_state(last)["progress"]
-    assert position["epoch"] == 2 and 0 < position["batches"] < 14  # 900 images: 14 batches of 64
+    assert position["epoch"] == 2 and 0 < position["batches"] < batches_per_epoch
 
     resumed = run_script("train.py", "--resume", run, "--no-progress")
     assert resumed.returncode == 0, resumed.stderr

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""A preset's wall clock and holdout accuracy, from the raw layout to a scored submission.
+
+Each run starts from a cold cache (split tree and decoded images rebuilt: data preparation is
+part of the time), trains with `scripts/train.py --preset P`, predicts every test image with
+`scripts/submit.py`, and scores the submission with `../shared/tools/kaggle_layout.py --score`.
+One line per run is appended to --results (JSON), so seeds can run one after another and the
+table is made from all of them:
+
+  python ../shared/tools/kaggle_layout.py /data/full --holdout 5000 --junk 295000
+  python benchmarks/holdout.py --data-dir /data/full --preset cpu-fast --seeds 0 1 2 --dtype bfloat16
+  python benchmarks/holdout.py --table --results benchmarks/holdout.jsonl
+
+Runs one process at a time: on a shared 2-core machine anything else running skews the times.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import sys
+import time
+
+from common import ROOT, machine, run_measured
+
+SCORER = os.path.join(ROOT, "..", "shared", "tools", "kaggle_layout.py")
+
+
+def measure(data_dir: str, preset: str, seed: int, work: str, dtype: str, flags: list[str]) -> dict:
+    run, cache = os.path.join(work, f"{preset}-s{seed}"), os.path.join(work, f"cache-{preset}-s{seed}")
+    shutil.rmtree(run, ignore_errors=True)
+    shutil.rmtree(cache, ignore_errors=True)  # cold: the split and the decode are timed too
+    scripts = os.path.join(ROOT, "scripts")
+    trained = run_measured([sys.executable, os.path.join(scripts, "train.py"), "--preset", preset, "--data-dir",
+                            data_dir, "--seed", str(seed), "--cache-dir", cache, "--out", run, "--no-progress",
+                            *flags])
+    submitted = run_measured([sys.executable, os.path.join(scripts, "submit.py"), "--run", run, "--dtype", dtype,
+                              "--no-progress"])
+    scored = run_measured([sys.executable, SCORER, data_dir, "--score", os.path.join(run, "submission.csv")])
+    accuracy = float(re.search(r"accuracy ([0-9.]+)", scored.stdout).group(1))
+    with open(os.path.join(run, "config.json"), encoding="utf-8") as f:
+        config = json.load(f)["config"]
+    return {"preset": preset, "seed": seed, "flags": flags, "dtype": dtype, "epochs": config["epochs"],
+            "tta": config["tta"], "train_s": trained.seconds, "submit_s": submitted.seconds,
+            "total_s": trained.seconds + submitted.seconds, "holdout_acc": accuracy,
+            "peak_memory": max(trained.peak_memory, submitted.peak_memory), "machine": machine(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown: one line per (preset, flags, dtype), with mean and spread over its seeds."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["preset"], " ".join(row["flags"]), row["dtype"]), []).append(row)
+    lines = ["| preset (extra flags) | epochs | TTA | seeds | wall clock, min (mean; range) | holdout accuracy "
+             "(mean; range) |", "| --- | --- | --- | --- | --- | --- |"]
+    for (preset, flags, dtype), runs in groups.items():
+        minutes = [r["total_s"] / 60 for r in runs]
+        accuracy = [r["holdout_acc"] for r in runs]
+        lines.append(f"| `{preset}`{f' `{flags}`' if flags else ''}, {dtype} prediction | {runs[0]['epochs']} | "
+                     f"{runs[0]['tta']} | {', '.join(str(r['seed']) for r in runs)} | {statistics.mean(minutes):.1f}; "
+                     f"{min(minutes):.1f}–{max(minutes):.1f} | **{statistics.mean(accuracy):.4f}**; "
+                     f"{min(accuracy):.4f}–{max(accuracy):.4f} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", help="a kaggle_layout.py layout with a scored holdout")
+    parser.add_argument("--preset", default="cpu-fast")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--dtype", default="bfloat16", choices=("float32", "bfloat16"))
+    parser.add_argument("--work", default=os.path.join(ROOT, "runs", "holdout"), help="run and cache directories")
+    parser.add_argument("--results", default=os.path.join(ROOT, "benchmarks", "holdout.jsonl"))
+    parser.add_argument("--table", action="store_true", help="print the table of --results and exit")
+    args, flags = parser.parse_known_args()  # unknown flags go to train.py
+    if not args.table:
+        if not args.data_dir:
+            parser.error("--data-dir is required to measure")
+        for seed in args.seeds:
+            row = measure(args.data_dir, args.preset, seed, args.work, args.dtype, flags)
+            print(json.dumps(row), flush=True)
+            with open(args.results, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+    with open(args.results, encoding="utf-8") as f:
+        print(table([json.loads(line) for line in f if line.strip()]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Lookahead weight averaging: every few steps, pull the weights towards a slow running average.
+
+Every `every` updates the average moves towards the current weights, a <- d * a + (1 - d) * w,
+and the weights are set to it. The decay d grows over training as max_decay * (t / T) ** 3: the
+early steps keep the fast weights (d near 0), the last ones average over many steps, which
+smooths the noise of large-learning-rate SGD at the end; the very last update sets the weights to
+the average. BatchNorm's running statistics are averaged with the weights they belong to.
+(Zhang et al., "Lookahead Optimizer", 2019, with the decay schedule of airbench.)
+
+At every averaging step the weights equal the average, and steps fall on multiples of `every`
+within an epoch and on each epoch's last batch, so a checkpoint taken there holds the whole
+state: resuming starts the average from the restored weights.
+"""
+from __future__ import annotations
+
+from mxnet import gluon, nd
+
+MAX_DECAY = 0.95 ** 5
+
+
+class Lookahead:
+    """Call `lookahead(epoch, batch)` after every update (fit's `after_step`); 1-based both."""
+
+    def __init__(self, net: gluon.Block, every: int, batches_per_epoch: int, epochs: int,
+                 max_decay: float = MAX_DECAY) -> None:
+        self._params = list(net.collect_params().values())
+        self._every, self._batches_per_epoch, self._epochs = every, batches_per_epoch, epochs
+        self._max_decay = max_decay
+        self._average: list[list[nd.NDArray]] | None = None  # per parameter, per context
+
+    def decay(self, step: int) -> float:
+        total = self._batches_per_epoch * self._epochs
+        return 1.0 if step >= total else self._max_decay * (step / total) ** 3
+
+    def __call__(self, epoch: int, batch: int) -> None:
+        if batch % self._every and batch != self._batches_per_epoch:
+            return
+        decay = self.decay((epoch - 1) * self._batches_per_epoch + batch)
+        if self._average is None:  # first call, or first after a resume: the weights are the average
+            self._average = [[d.copy() for d in p.list_data()] for p in self._params]
+        for param, averages in zip(self._params, self._average):
+            for weight, average in zip(param.list_data(), averages):
+                average[:] = decay * average + (1 - decay) * weight
+                average.copyto(weight)

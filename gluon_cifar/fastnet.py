@@ -1,0 +1,102 @@
+"""A small whitened convnet for fast CIFAR-10 training on a CPU (the `cpu-fast` preset's network).
+
+Built from the published ideas behind the fastest CIFAR-10 training recipes (Page's "How to
+train your ResNet" series; Keller Jordan's airbench, "94% on CIFAR-10 in 3.29 seconds on a single
+GPU", 2024); no code is taken from them:
+
+- a first 2x2 convolution that *whitens* the input: its filters are the principal components of
+  2x2 training patches, each scaled by 1/sqrt(its variance), and their negations (so the GELU
+  after it keeps both signs). Computed once from data and frozen;
+- three groups of conv -> max-pool -> BN -> GELU -> conv -> BN -> GELU (64/256/256 channels), a
+  final max-pool and a bias-free linear head whose output is scaled by 1/9;
+- BatchNorm without a learned scale (only the offset learns), so every conv is scale-invariant;
+- each 3x3 conv starts with its first `in_channels` filters as the identity (a "partial Dirac"
+  initialisation), so at the start every group passes its input through.
+
+Same legacy `hybrid_forward(F, ...)` API as model.py, so export and bfloat16 conversion work.
+"""
+from __future__ import annotations
+
+import numpy as np
+from mxnet import nd
+from mxnet.gluon import HybridBlock, nn
+
+WIDTHS = {"fastnet": (64, 256, 256), "fastnet_small": (64, 128, 128)}
+PATCH = 2
+HEAD_SCALE = 1 / 9
+
+
+class ConvGroup(HybridBlock):
+    """conv3x3 -> maxpool 2 -> BN -> GELU -> conv3x3 -> BN -> GELU; halves the resolution."""
+
+    def __init__(self, channels: int, in_channels: int, bn_momentum: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.conv1 = nn.Conv2D(channels, 3, padding=1, use_bias=False, in_channels=in_channels)
+            self.bn1 = nn.BatchNorm(momentum=bn_momentum, epsilon=1e-5, scale=False, in_channels=channels)
+            self.conv2 = nn.Conv2D(channels, 3, padding=1, use_bias=False, in_channels=channels)
+            self.bn2 = nn.BatchNorm(momentum=bn_momentum, epsilon=1e-5, scale=False, in_channels=channels)
+            self.act1, self.act2 = nn.GELU(), nn.GELU()
+
+    def hybrid_forward(self, F, x):
+        x = self.act1(self.bn1(F.Pooling(self.conv1(x), kernel=(2, 2), stride=(2, 2), pool_type="max")))
+        return self.act2(self.bn2(self.conv2(x)))
+
+
+class FastNet(HybridBlock):
+    """(B, 3, 32, 32) normalised images -> (B, classes) logits; see the module docstring."""
+
+    def __init__(self, widths: tuple[int, int, int], num_classes: int = 10, bn_momentum: float = 0.4,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        whiten_channels = 2 * 3 * PATCH * PATCH
+        with self.name_scope():
+            self.whiten = nn.Conv2D(whiten_channels, PATCH, in_channels=3)
+            self.whiten.weight.grad_req = "null"  # fixed by init_whitening; its bias still learns
+            self.act = nn.GELU()
+            self.groups = nn.HybridSequential()
+            in_channels = whiten_channels
+            for width in widths:
+                self.groups.add(ConvGroup(width, in_channels, bn_momentum))
+                in_channels = width
+            self.head = nn.Dense(num_classes, use_bias=False, in_units=in_channels)
+
+    def hybrid_forward(self, F, x):
+        x = self.groups(self.act(self.whiten(x)))  # 32 -> 31 (2x2 conv) -> 15 -> 7 -> 3
+        x = F.Pooling(x, global_pool=True, kernel=(1, 1), pool_type="max").flatten()
+        return self.head(x) * HEAD_SCALE
+
+    def init_from_data(self, images: np.ndarray) -> None:
+        """Set the whitening filters from (N, 3, 32, 32) normalised training images, and make each
+        3x3 conv's first filters the identity. Call after `initialize`, before training."""
+        self.whiten.weight.set_data(nd.array(whitening_filters(images)))
+        self.whiten.bias.set_data(nd.zeros(self.whiten.bias.shape))
+        # U(+-1/sqrt(fan_in)) rather than Xavier: smaller, so the identity filters dominate at the start.
+        for conv in [g.conv1 for g in self.groups] + [g.conv2 for g in self.groups] + [self.head]:
+            shape = conv.weight.shape
+            bound = 1 / np.sqrt(np.prod(shape[1:]))
+            weight = nd.random.uniform(-bound, bound, shape=shape).asnumpy()
+            if len(shape) == 4:
+                identity = min(shape[0], shape[1])
+                weight[:identity] = 0
+                weight[np.arange(identity), np.arange(identity), 1, 1] = 1
+            conv.weight.set_data(nd.array(weight))
+
+
+def whitening_filters(images: np.ndarray, eps: float = 5e-4) -> np.ndarray:
+    """(2 * 3 * 2 * 2, 3, 2, 2) conv filters: the eigenvectors of the covariance of all 2x2 patches
+    of `images` (N, 3, H, W), each divided by sqrt(eigenvalue + eps), then the same negated."""
+    n, channels, height, width = images.shape
+    patches = np.stack([images[:, :, i:i + height - PATCH + 1, j:j + width - PATCH + 1]
+                        for i in range(PATCH) for j in range(PATCH)], axis=2)  # (N, C, 4, H-1, W-1)
+    patches = patches.transpose(0, 3, 4, 1, 2).reshape(-1, channels * PATCH * PATCH)
+    centred = patches - patches.mean(axis=0)
+    covariance = (centred.T @ centred).astype(np.float64) / (len(centred) - 1)  # float32 sums: 12x12, plenty
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    filters = (eigenvectors.T / np.sqrt(eigenvalues + eps)[:, None]).reshape(-1, channels, PATCH, PATCH)
+    return np.concatenate([filters, -filters]).astype(np.float32)
+
+
+def fastnet(name: str, num_classes: int = 10) -> FastNet:
+    """`fastnet` (64/256/256 channels) or `fastnet_small` (64/128/128), uninitialised."""
+    return FastNet(WIDTHS[name], num_classes, prefix=f"{name}_")
