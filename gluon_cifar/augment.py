@@ -87,7 +87,8 @@ def alternating_mirror(rows: np.ndarray, epoch: int, seed: int) -> np.ndarray:
     per-image coin from (seed, row) in even epochs, its opposite in odd ones. Every image is seen
     both ways within two epochs, rather than by chance (airbench's "alternating flip")."""
     # A multiplicative hash's top bit: a fair, fixed coin per (seed, row), without any state.
-    keys = rows.astype(np.uint64) + np.uint64(seed & 0xFFFFFFFF) * np.uint64(0x632BE59BD9B4E019)
+    seed_key = np.uint64(((seed & 0xFFFFFFFF) * 0x632BE59BD9B4E019) % 2 ** 64)  # Python ints: no overflow warning
+    keys = rows.astype(np.uint64) + seed_key
     coin = (keys * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(63)
     return (coin.astype(bool)) ^ bool(epoch % 2)
 

@@ -164,9 +164,10 @@ def test_submit_can_choose_its_own_test_time_augmentation(tmp_path):
 def test_linear_schedule_warms_up_then_falls_in_a_straight_line_to_zero():
     schedule = lr_schedule(Config(lr=1.5, epochs=10, schedule="linear", warmup_epochs=2), batches_per_epoch=10)
     lrs = np.array([schedule(update) for update in range(1, 101)])
-    assert lrs[19] == pytest.approx(1.5, rel=0.01) and np.all(np.diff(lrs[:20]) > 0)
-    np.testing.assert_allclose(np.diff(lrs[20:]), -1.5 / 80, rtol=1e-6)  # equal steps down
-    assert lrs[59] == pytest.approx(1.5 * 40 / 80, rel=0.02) and lrs[-1] < 0.02
+    # gluoncv's schedulers reach their target one update before their end, so the peak is held twice
+    assert np.all(np.diff(lrs[:19]) > 0) and lrs[18] == lrs[19] == pytest.approx(1.5)
+    np.testing.assert_allclose(np.diff(lrs[19:99]), -1.5 / 79, rtol=1e-6)  # equal steps down...
+    assert lrs[98] == lrs[99] == pytest.approx(0, abs=1e-9)  # ...to 0 at the end
 
 
 def test_whitening_filters_decorrelate_patches():
@@ -195,7 +196,7 @@ def test_fastnet_starts_from_data_and_keeps_its_whitening_frozen():
     x, y = nd.random.normal(shape=(8, 3, 32, 32)), nd.array(np.arange(8) % 10)
     with mx.autograd.record():
         losses = [SmoothedCrossEntropy(0.2)(net(part.as_in_context(c)), label.as_in_context(c))
-                  for part, label, c in zip(x.split(2), y.split(2), [mx.cpu(0), mx.cpu(1)])]
+                  for part, label, c in zip(x.split(2, axis=0), y.split(2, axis=0), [mx.cpu(0), mx.cpu(1)])]
     mx.autograd.backward(losses)
     trainer.step(8)
     assert net(x).shape == (8, 10)
