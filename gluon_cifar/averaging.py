@@ -9,7 +9,7 @@ the average. BatchNorm's running statistics are averaged with the weights they b
 
 At every averaging step the weights equal the average, and steps fall on multiples of `every`
 within an epoch and on each epoch's last batch, so a checkpoint taken there holds the whole
-state: resuming starts the average from the restored weights.
+state: a resumed run calls `start_from_weights` once the checkpoint is restored.
 """
 from __future__ import annotations
 
@@ -32,12 +32,17 @@ class Lookahead:
         total = self._batches_per_epoch * self._epochs
         return 1.0 if step >= total else self._max_decay * (step / total) ** 3
 
+    def start_from_weights(self) -> None:
+        """Make the current weights the average: call after restoring a checkpoint, which holds the
+        weights right after an averaging step (so they are the average then)."""
+        self._average = [[d.copy() for d in p.list_data()] for p in self._params]
+
     def __call__(self, epoch: int, batch: int) -> None:
         if batch % self._every and batch != self._batches_per_epoch:
             return
         decay = self.decay((epoch - 1) * self._batches_per_epoch + batch)
-        if self._average is None:  # first call, or first after a resume: the weights are the average
-            self._average = [[d.copy() for d in p.list_data()] for p in self._params]
+        if self._average is None:  # the first averaging step of a fresh run starts from its weights
+            self.start_from_weights()
         for param, averages in zip(self._params, self._average):
             for weight, average in zip(param.list_data(), averages):
                 average[:] = decay * average + (1 - decay) * weight

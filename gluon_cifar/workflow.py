@@ -142,6 +142,8 @@ def _train_loop(cfg: Config, ctxs: list[mx.Context], cluster: distributed.Cluste
     start = None
     if resume_from is not None:
         checkpoint.restore(resume_from, net, trainer, ctxs)
+        if lookahead is not None:
+            lookahead.start_from_weights()
         # The pickled schedule is the old run's; a fresh one honours a changed --epochs.
         trainer.optimizer.lr_scheduler = lr_schedule(cfg, len(train_data))
         history = [EpochResult(**row) for row in resume_from.history]

@@ -90,7 +90,7 @@ def test_unknown_model_fails_before_writing_anything(tmp_path):
 
 def test_bad_setting_is_a_clear_error(tmp_path):
     result = run_script("train.py", "--demo", "--valid-ratio", "1.5", "--out", tmp_path / "run")
-    assert result.returncode == 2 and "--valid-ratio must be between 0 and 1" in result.stderr
+    assert result.returncode == 2 and "--valid-ratio must be in [0, 1), got 1.5" in result.stderr
 
 
 def test_submit_from_a_directory_that_is_not_a_run(tmp_path):

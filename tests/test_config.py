@@ -46,7 +46,7 @@ def test_bad_values_name_the_flag(flags, message):
 
 
 def test_unknown_preset_lists_the_choices():
-    with pytest.raises(ConfigError, match=r"choose one of \['d2l', 'd2l-exercise', 'demo', 'resnet18-best'\]"):
+    with pytest.raises(ConfigError, match=r"choose one of \['cpu-fast', 'd2l', 'd2l-exercise', 'demo', 'resnet18-best'\]"):
         config_from_args(parse(), preset="fast")
 
 
