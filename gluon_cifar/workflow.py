@@ -20,9 +20,9 @@ from tqdm import tqdm
 
 from . import checkpoint, distributed, rundir
 from .augment import make_augment
+from .averaging import Lookahead
 from .batches import DecodedEvalLoader, DecodedTrainLoader, decoded_part
 from .config import RESUMABLE, TTAS, Config, changed_settings, default_cache_dir
-from .averaging import Lookahead
 from .data import ImageFiles, class_names, eval_loader, image_folder, sample_images, train_loader
 from .decoded import decoded_images
 from .demo import ensure_demo_dataset
