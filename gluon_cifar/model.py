@@ -73,22 +73,38 @@ def build_model(name: str, num_classes: int, ctx, seed: int | None = None,
     `sample`: (N, 3, 32, 32) normalised training images for the fastnets' data-dependent
     initialisation (their whitening filters); leave it out when loading trained parameters.
     """
+    check_model_name(name)
+    net = _construct(name, num_classes)
+    if any(dim <= 0 for param in net.collect_params().values() for dim in param.shape):
+        _infer_shapes(net, _construct(name, num_classes))
     if seed is not None:
         mx.random.seed(seed)  # initialisation draws from MXNet's generator
-    check_model_name(name)
-    if name == "resnet18":
-        net = resnet18(num_classes)
-    elif name in FASTNETS:
-        net = fastnet(name, num_classes)
-    else:
-        from gluoncv.model_zoo import get_model
-        net = get_model(name, classes=num_classes)
     net.initialize(init.Xavier(), ctx=ctx)
-    # GluonCV's models infer some shapes on the first forward pass; do it now (outside autograd:
-    # BatchNorm statistics are untouched), so parameters can be saved, loaded and synchronised
-    # before training starts.
     if sample is not None and name in FASTNETS:
-        net.init_from_data(sample)  # before any forward pass: oneDNN then owns the weights' layout
-    first = ctx[0] if isinstance(ctx, (list, tuple)) else ctx
-    net(mx.nd.zeros((1, 3, 32, 32), ctx=first))
+        net.init_from_data(sample)
     return net
+
+
+def _construct(name: str, num_classes: int) -> HybridBlock:
+    if name == "resnet18":
+        return resnet18(num_classes)
+    if name in FASTNETS:
+        return fastnet(name, num_classes)
+    from gluoncv.model_zoo import get_model
+    return get_model(name, classes=num_classes)
+
+
+def _infer_shapes(net: HybridBlock, probe: HybridBlock) -> None:
+    """Give `net` the parameter shapes GluonCV's models only learn on a first forward pass, taken
+    from a forward pass of `probe` (the same architecture), which is then thrown away.
+
+    Not from a pass of `net` itself: an inference-mode pass lets oneDNN convert the weights to its
+    own layout in place, and networks trained from there came out bitwise different from run to
+    run under MXNet's threaded engine (cifar_resnet20_v1, fastnet; not with the NaiveEngine). With
+    every shape known before `initialize`, parameters can also be saved, loaded and synchronised
+    before training starts.
+    """
+    probe.initialize(ctx=mx.cpu())
+    probe(mx.nd.zeros((1, 3, 32, 32)))
+    for param, inferred in zip(net.collect_params().values(), probe.collect_params().values()):
+        param.shape = inferred.shape
