@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The environment as the user started us, before any gluon_cifar import in this process sets
-# MXNET_OMP_MAX_THREADS (gluon_cifar/cores.py): the baseline must run as it would on its own.
+# MXNET_OMP_MAX_THREADS (gluon_cifar/runtime.py): the baseline must run as it would on its own.
 PRISTINE_ENV = dict(os.environ)
 BASELINE = os.path.join(ROOT, "..", "shared", "baseline", "d2l_reference.py")
 
@@ -28,7 +28,7 @@ def machine() -> str:
         pass
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     sys.path.insert(0, ROOT)
-    from gluon_cifar.cores import physical_cores
+    from gluon_cifar.runtime import physical_cores
     return f"{physical_cores()} cores ({os.cpu_count()} logical CPUs), {model}, {memory:.0f} GB RAM"
 
 

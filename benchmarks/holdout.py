@@ -8,7 +8,7 @@ One line per run is appended to --results (JSON), so seeds can run one after ano
 table is made from all of them:
 
   python ../shared/tools/kaggle_layout.py /data/full --holdout 5000 --junk 295000
-  python benchmarks/holdout.py --data-dir /data/full --preset cpu-fast --seeds 0 1 2 --dtype bfloat16
+  python benchmarks/holdout.py --data-dir /data/full --preset cpu-fast --seeds 0 1 2
   python benchmarks/holdout.py --table --results benchmarks/holdout.jsonl
 
 Runs one process at a time: on a shared 2-core machine anything else running skews the times.
@@ -37,13 +37,17 @@ def measure(data_dir: str, preset: str, seed: int, work: str, dtype: str, flags:
     trained = run_measured([sys.executable, os.path.join(scripts, "train.py"), "--preset", preset, "--data-dir",
                             data_dir, "--seed", str(seed), "--cache-dir", cache, "--out", run, "--no-progress",
                             *flags])
-    submitted = run_measured([sys.executable, os.path.join(scripts, "submit.py"), "--run", run, "--dtype", dtype,
+    submitted = run_measured([sys.executable, os.path.join(scripts, "submit.py"), "--run", run, "--precision", dtype,
                               "--no-progress"])
     scored = run_measured([sys.executable, SCORER, data_dir, "--score", os.path.join(run, "submission.csv")])
     accuracy = float(re.search(r"accuracy ([0-9.]+)", scored.stdout).group(1))
     with open(os.path.join(run, "config.json"), encoding="utf-8") as f:
         config = json.load(f)["config"]
+    with open(os.path.join(run, "config.json"), encoding="utf-8") as f:
+        record = json.load(f)
     return {"preset": preset, "seed": seed, "flags": flags, "dtype": dtype, "epochs": config["epochs"],
+            "time_budget": config.get("time_budget", 0), "precision_used": record.get("precision_used", "float32"),
+            "startup": record.get("startup"),
             "tta": config["tta"], "train_s": trained.seconds, "submit_s": submitted.seconds,
             "total_s": trained.seconds + submitted.seconds, "holdout_acc": accuracy,
             "peak_memory": max(trained.peak_memory, submitted.peak_memory), "machine": machine(),
@@ -72,7 +76,8 @@ def main() -> int:
     parser.add_argument("--data-dir", help="a kaggle_layout.py layout with a scored holdout")
     parser.add_argument("--preset", default="cpu-fast")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--dtype", default="bfloat16", choices=("float32", "bfloat16"))
+    parser.add_argument("--precision", "--dtype", dest="dtype", default="auto", choices=("auto", "float32", "bfloat16"),
+                        help="submit.py's --precision (default: auto)")
     parser.add_argument("--work", default=os.path.join(ROOT, "runs", "holdout"), help="run and cache directories")
     parser.add_argument("--results", default=os.path.join(ROOT, "benchmarks", "holdout.jsonl"))
     parser.add_argument("--table", action="store_true", help="print the table of --results and exit")

@@ -2,9 +2,10 @@
 
 __version__ = "0.1.0"
 
-from .cores import use_every_core
+from .runtime import configure
 
-use_every_core()  # must precede the first `import mxnet` of the process: see cores.py
+# Before the first `import mxnet` of the process: MXNet reads these settings when it loads.
+STARTUP = configure()
 
 try:
     import mxnet as _mxnet  # noqa: F401

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import shutil
 import tempfile
 from typing import Iterator
+
+from .errors import GluonCifarError
 
 
 @contextlib.contextmanager
@@ -30,10 +34,37 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
-        raise
+        named = _named_write_error(exc, path)
+        if named is None:
+            raise
+        raise named from None
+
+
+@contextlib.contextmanager
+def write_errors_named(path: str | os.PathLike) -> Iterator[None]:
+    """A full disk (or another failed write) while writing `path` in the block: a GluonCifarError
+    naming the file, not an OSError or MXNet's "FileStream.Write incomplete"."""
+    try:
+        yield
+    except BaseException as exc:
+        named = _named_write_error(exc, os.fspath(path))
+        if named is None:
+            raise
+        raise named from None
+
+
+def _named_write_error(exc: BaseException, path: str) -> GluonCifarError | None:
+    full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+    if not (full or "Write incomplete" in str(exc)):  # the latter: MXNet's FileStream, whatever the cause
+        return None
+    directory = os.path.dirname(os.path.abspath(path))
+    free = shutil.disk_usage(directory).free
+    reason = "no space left on device" if full or free < 64 << 20 else str(exc).strip().splitlines()[0][:200]
+    return GluonCifarError(f"cannot write {path}: {reason} ({free / 2**20:.0f} MB free in {directory}); free "
+                           "some space and run again (training: --resume continues from the last checkpoint)")
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

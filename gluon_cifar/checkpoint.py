@@ -26,7 +26,7 @@ from typing import Any, Iterator
 
 from mxnet import gluon
 
-from .atomic import atomic_path
+from .atomic import atomic_path, write_errors_named
 from .engine import EpochProgress
 from .errors import ConfigError
 
@@ -54,8 +54,9 @@ def save(run: str, net: gluon.Block, trainer: gluon.Trainer, progress: EpochProg
     target = os.path.join(run, LAST)
     with tempfile.TemporaryDirectory(dir=run, prefix=".checkpoint-") as scratch:
         params, states = os.path.join(scratch, _PARAMS), os.path.join(scratch, _STATES)
-        net.save_parameters(params)
-        trainer.save_states(states)
+        with write_errors_named(target):
+            net.save_parameters(params)
+            trainer.save_states(states)
         with atomic_path(target) as tmp:
             with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:  # weights barely compress
                 archive.write(params, _PARAMS)

@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .runtime import PRECISIONS
 
 
 def _setting(default: Any, help: str, group: str = "training", **kw: Any) -> Any:
@@ -30,7 +32,7 @@ class Config:
     num_workers: int = _setting(2, "DataLoader worker processes (0: load in the main process)", "data")
     loader: str = _setting("decoded", "decoded: decode every image once into a cached uint8 array and augment "
                                      "whole batches (fast); folder: decode and augment image by image with "
-                                     "ImageFolderDataset, as the book does", "data")
+                                     "ImageFolderDataset, as the book does", "data", choices=("decoded", "folder"))
     cache_dir: str | None = _setting(None, "where split trees and the demo data go "
                                            "(default: $GLUON_CIFAR_CACHE or ~/.cache/gluon_cifar)", "data")
     # model
@@ -43,16 +45,21 @@ class Config:
                                     "colour, flip), pad-crop-cutout (the same and a 16x16 square blanked) or "
                                     "reflect-shift-altflip (shift of up to 2 pixels with mirrored borders, each "
                                     "image flipped in every other epoch); all but book need --loader decoded",
-                          "data")
+                          "data", choices=("book", "pad-crop", "pad-crop-cutout", "reflect-shift-altflip"))
     # optimisation: SGD with momentum; the book's schedule multiplies lr by lr_decay every lr_period epochs
-    epochs: int = _setting(20, "passes over the training split")
+    epochs: int = _setting(20, "passes over the training split (chosen by --time-budget when that is set)")
+    time_budget: float = _setting(0.0, "minutes for this training plus the prediction of the test folder by "
+                                       "scripts/submit.py: the speed is measured on the first steps and --epochs "
+                                       "chosen to fit (0: train --epochs; an explicit --epochs turns a preset's "
+                                       "budget off)")
     batch_size: int = _setting(128, "global batch size, split across all devices")
     lr: float = _setting(0.02, "initial learning rate (for the global batch)")
     momentum: float = _setting(0.9, "SGD momentum")
     nesterov: bool = _setting(False, "Nesterov momentum")
     wd: float = _setting(5e-4, "weight decay (L2)")
     schedule: str = _setting("step", "learning-rate schedule: step (x lr_decay every lr_period epochs), cosine or "
-                                     "linear (from lr down to 0 over the epochs after the warm-up)")
+                                     "linear (from lr down to 0 over the epochs after the warm-up)",
+                             choices=("step", "cosine", "linear"))
     warmup_epochs: int = _setting(0, "epochs of linear warm-up from 0 to lr (cosine and linear schedules)")
     lr_period: int = _setting(4, "epochs between learning-rate decays (step schedule)")
     lr_decay: float = _setting(0.9, "factor applied to the learning rate every lr_period epochs (step schedule)")
@@ -63,14 +70,19 @@ class Config:
     label_smoothing: float = _setting(0.0, "weight of the uniform distribution mixed into the one-hot targets")
     tta: str = _setting("none", "test-time augmentation when predicting: none, flip (average the image's and "
                                 "its mirror's probabilities) or flip-shift (also shifted a pixel both ways: "
-                                "6 views)")
+                                "6 views)", choices=("none", "flip", "flip-shift"))
     # devices: resolved once by the script; recorded so a run shows where it ran
     gpus: str = _setting("", "comma-separated GPU ids, e.g. 0,1 (empty: CPU)", "devices")
     cpus: int = _setting(1, "number of CPU contexts to split each batch over (ignored with --gpus)",
                          "devices")
     kvstore: str = _setting("auto", "how gradients are summed: auto (device for several contexts), device, "
                                     "local, nccl (GPUs), dist_sync or dist_device_sync (several processes "
-                                    "or machines: run under scripts/launch.py)", "devices")
+                                    "or machines: run under scripts/launch.py)", "devices",
+                          choices=("auto", "device", "local", "nccl", "dist_sync", "dist_device_sync"))
+    precision: str = _setting("auto", "training arithmetic: auto (bfloat16 where the CPU has AMX and Linux grants it, "
+                                      "else float32: the faster on each machine, docs/BENCHMARKS.md), float32 or "
+                                      "bfloat16 (CPU only; mixed precision with float32 weights)", "devices",
+                              choices=PRECISIONS)
     amp: bool = _setting(False, "float16 mixed precision with dynamic loss scaling (GPU contexts only; "
                                 "untested here: no GPU)", "devices")
     sync_every: int = _setting(50, "batches between reads of the running metrics (each read "
@@ -80,6 +92,10 @@ class Config:
                                         "epoch ends)", "checkpoints")
 
     def validate(self) -> "Config":
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"--{_flag(f.name)} must be a finite number, got {value}")
         positive = ["epochs", "batch_size", "lr_period", "cpus", "sync_every"]
         for name in positive:
             if getattr(self, name) < 1:
@@ -94,9 +110,10 @@ class Config:
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
         self.gpu_ids()  # raises on a malformed list
-        for name, choices in (("augment", AUGMENTS), ("schedule", SCHEDULES), ("tta", TTAS)):
-            if getattr(self, name) not in choices:
-                raise ConfigError(f"--{_flag(name)} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if "choices" in f.metadata and value not in f.metadata["choices"]:
+                raise ConfigError(f"--{_flag(f.name)} must be one of {', '.join(f.metadata['choices'])}, got {value!r}")
         if self.augment != "book" and self.loader != "decoded":
             raise ConfigError(f"--augment {self.augment} is made for whole batches: use it with --loader decoded "
                               "(the folder loader has the book's augmentation only)")
@@ -110,10 +127,14 @@ class Config:
                               f"({self.lookahead_every}): checkpoints are only complete right after an averaging step")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.loader not in LOADERS:
-            raise ConfigError(f"--loader must be one of {', '.join(LOADERS)}, got {self.loader!r}")
-        if self.kvstore not in KVSTORES:
-            raise ConfigError(f"--kvstore must be one of {', '.join(KVSTORES)}, got {self.kvstore!r}")
+        if self.time_budget < 0:
+            raise ConfigError(f"--time-budget must be >= 0 minutes, got {self.time_budget}")
+        if self.time_budget and self.kvstore.startswith("dist"):
+            raise ConfigError("--time-budget measures one process's speed: with --kvstore "
+                              f"{self.kvstore} give --epochs instead (and --time-budget 0)")
+        if self.precision == "bfloat16" and (self.gpus or self.amp):
+            raise ConfigError("--precision bfloat16 is for CPUs (MXNet 1.9 has no GPU bfloat16): on GPUs use --amp "
+                              "(float16) and --precision auto or float32")
         return self
 
     def gpu_ids(self) -> list[int]:
@@ -152,11 +173,13 @@ class Config:
         return cls.from_dict(values)
 
 
-LOADERS = ("decoded", "folder")
-AUGMENTS = ("book", "pad-crop", "pad-crop-cutout", "reflect-shift-altflip")
-SCHEDULES = ("step", "cosine", "linear")
-TTAS = ("none", "flip", "flip-shift")
-KVSTORES = ("auto", "device", "local", "nccl", "dist_sync", "dist_device_sync")
+
+def choices(name: str) -> tuple[str, ...]:
+    """The values setting `name` accepts."""
+    return next(f.metadata["choices"] for f in dataclasses.fields(Config) if f.name == name)
+
+
+TTAS = choices("tta")
 
 # Settings that may change when a run is resumed: none of them changes what is computed, except
 # `epochs`, which extends (or shortens) the schedule.
@@ -192,7 +215,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu-fast": {"model": "fastnet", "epochs": 10, "batch_size": 1024, "lr": 1.5, "momentum": 0.85,
                  "nesterov": True, "wd": 1.33e-3, "bias_lr_mult": 64.0, "label_smoothing": 0.2,
                  "schedule": "linear", "warmup_epochs": 2, "lookahead_every": 5, "loader": "decoded",
-                 "augment": "reflect-shift-altflip", "tta": "flip", "valid_ratio": 0.0},
+                 "augment": "reflect-shift-altflip", "tta": "flip", "valid_ratio": 0.0, "time_budget": 45.0},
     # Enough to see the whole pipeline work on the offline demo data in a couple of minutes.
     "demo": {"epochs": 3, "lr_period": 2},
 }
@@ -217,7 +240,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] 
                                action=argparse.BooleanOptionalAction, help=help_text)
         else:
             kind = {"int": int, "float": float}.get(str(f.type), str)
-            group.add_argument(f"--{_flag(f.name)}", dest=f.name, default=None, type=kind, help=help_text)
+            group.add_argument(f"--{_flag(f.name)}", dest=f.name, default=None, type=kind, help=help_text,
+                               choices=f.metadata.get("choices"))
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -230,7 +254,10 @@ def config_from_args(args: argparse.Namespace, preset: str = "d2l", base: dict[s
     """Layer: Config defaults < `base` (e.g. a saved run) < preset < flags the user gave."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    return Config.from_dict({**(base or {}), **PRESETS[preset], **config_overrides(args)})
+    given = config_overrides(args)
+    if "epochs" in given and "time_budget" not in given:
+        given["time_budget"] = 0.0  # the user's own epoch count wins over a preset's budget
+    return Config.from_dict({**(base or {}), **PRESETS[preset], **given})
 
 
 def default_cache_dir() -> str:

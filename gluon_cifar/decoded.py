@@ -21,11 +21,11 @@ from tqdm import tqdm
 
 from .atomic import atomic_path, exclusive
 from .errors import ConfigError
-from .images import SIZE, read_rgb
+from .images import SIZE, decode_rgb
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when the array's layout or the decoding changes
+CACHE_VERSION = 2  # bump when the array's layout or the decoding changes
 _CHUNK = 512  # images per decoding task
 
 
@@ -37,7 +37,7 @@ class _RawImages(Dataset):
         return len(self._paths)
 
     def __getitem__(self, index: int) -> np.ndarray:
-        return read_rgb(self._paths[index]).asnumpy()
+        return decode_rgb(self._paths[index])
 
 
 def _batchify(images: list[np.ndarray]) -> np.ndarray:

@@ -103,23 +103,34 @@ def make_loss(cfg: Config) -> gluon.loss.Loss:
     return gluon.loss.SoftmaxCrossEntropyLoss()
 
 
-def enable_amp(ctxs: list[mx.Context]) -> None:
-    """Switch MXNet to float16 mixed precision; call before the network is built.
+def enable_mixed_precision(ctxs: list[mx.Context], dtype: str) -> None:
+    """Make MXNet compute convolutions and dense layers in `dtype`; call before the network is built.
 
-    GPU contexts only: MXNet 1.9.1 has no float16 kernels worth using on a CPU, and its bfloat16
-    AMP measured slower than float32 on the 2-core test machine (about 18 vs 36 images/s).
-    Untested here (no GPU); it follows MXNet's AMP tutorial.
+    "float16" (`--amp`): GPUs, with dynamic loss scaling (`amp.init_trainer`, `amp.scale_loss`).
+    Untested here (no GPU); it follows MXNet's AMP tutorial. "bfloat16" (`--precision`): CPUs;
+    weights, gradients and BatchNorm stay float32, and no loss scaling is needed (bfloat16 has
+    float32's range). Patches MXNet's operators for the whole process: the one piece of global
+    state we touch, by necessity; a process trains in one precision.
     """
-    if any(c.device_type != "gpu" for c in ctxs):
-        raise ConfigError("--amp needs GPU contexts (--gpus): MXNet's float16 AMP is for GPUs, and on this "
-                          "CPU its bfloat16 variant measured slower than float32 (18 vs 36 images/s)")
-    amp.init()  # patches MXNet's operators process-wide: the only global state we touch, by necessity
+    on_gpu = [c.device_type == "gpu" for c in ctxs]
+    if dtype == "float16" and not all(on_gpu):
+        raise ConfigError("--amp (float16) needs GPU contexts (--gpus); on CPUs use --precision bfloat16")
+    if dtype == "bfloat16" and any(on_gpu):
+        raise ConfigError("--precision bfloat16 needs CPU contexts: MXNet 1.9 has no GPU bfloat16; use --amp")
+    amp.init(target_dtype=dtype)
 
 
 def shard(batch: nd.NDArray, ctxs: list[mx.Context]) -> list[nd.NDArray]:
     """Split along axis 0 over as many contexts as the batch has samples for (uneven is fine)."""
     used = ctxs[:min(len(ctxs), batch.shape[0])]
     return gluon.utils.split_and_load(batch, used, even_split=False)
+
+
+# Batches the Python thread may queue ahead of the devices. MXNet would otherwise let it queue a
+# whole sync window (50 batches: all of a cpu-fast epoch) in seconds, and a progress bar counting
+# queued batches would run to the end and wait there; waiting on an older batch keeps the
+# devices fed and the bar honest, without reading anything back to the host.
+RUN_AHEAD = 2
 
 
 @dataclass
@@ -151,7 +162,7 @@ def train_one_epoch(net: gluon.Block, loader: Iterable, loss_fn: gluon.loss.Loss
     `progress` carries the totals of an epoch resumed part-way (the loader must then yield only
     the remaining batches); it is updated in place. `workers`: processes of a distributed run,
     each stepping on an equal batch; their gradients are summed, so the step divides by all.
-    `amp_enabled`: the network and trainer were set up by `enable_amp`. `after_step(epoch, batch)`
+    `amp_enabled`: float16 loss scaling (`enable_mixed_precision` and `amp.init_trainer` were called). `after_step(epoch, batch)`
     runs after every update (batch: 1-based within the epoch), e.g. averaging.Lookahead.
     """
     progress = progress or EpochProgress()
@@ -186,6 +197,8 @@ def train_one_epoch(net: gluon.Block, loader: Iterable, loss_fn: gluon.loss.Loss
             after_step(progress.epoch, progress.batches + len(window) + 1)
         window.append((data.shape[0], len(xs), [loss.sum() for loss in losses],
                        [(out.argmax(axis=1) == y).sum() for out, y in zip(outputs, ys)]))
+        if len(window) > RUN_AHEAD:
+            window[-RUN_AHEAD - 1][2][0].wait_to_read()
         if (progress.batches + len(window)) % sync_every == 0:
             sync()
     if window:
@@ -302,21 +315,25 @@ def fit(net: gluon.Block, trainer: gluon.Trainer, train_data: Iterable, valid_da
         state = first if epoch == first.epoch else EpochProgress(epoch)
         lr = trainer.optimizer.lr_scheduler(trainer.optimizer.num_update + 1 - state.batches)
         bar = progress(epoch) if progress else None
-        shown = state.examples
         if bar is not None:
-            bar.update(shown)
+            bar.update(state.examples)
+        batch_size = getattr(train_data, "batch_size", 0)
+
+        def stepped(epoch: int, batch: int) -> None:
+            if after_step is not None:
+                after_step(epoch, batch)
+            if bar is not None:
+                bar.update(batch_size)  # moves every batch; made exact at the next sync
 
         def report(now: EpochProgress) -> None:
-            nonlocal shown
             if bar is not None:
-                bar.update(now.examples - shown)
-                shown = now.examples
+                bar.n = now.examples
                 bar.set_postfix(loss=f"{now.loss_sum / now.examples:.3f}", acc=f"{now.correct / now.examples:.3f}")
             if on_sync is not None:
                 on_sync(now)
 
         train_loss, train_acc, examples = train_one_epoch(net, train_data, loss_fn, trainer, ctxs, sync_every,
-                                                          report, state, workers, amp_enabled, after_step)
+                                                          report, state, workers, amp_enabled, stepped)
         if bar is not None:
             bar.close()
         confusion = confusion_matrix(net, valid_data, ctxs) if valid_data is not None else None

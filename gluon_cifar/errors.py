@@ -17,3 +17,9 @@ class ConfigError(GluonCifarError):
 
 class DivergenceError(GluonCifarError):
     """The loss became NaN or infinite: the learning rate is too high for this run."""
+
+
+class Interrupted(GluonCifarError):
+    """The user pressed Ctrl-C (SIGINT): exit 130, as shells expect, with what to do next."""
+
+    exit_code = 130

@@ -3,7 +3,7 @@
 `check_headers` reads the first 33 bytes of each PNG (signature and IHDR chunk): enough to catch
 files that are not PNGs, wrong sizes and non-RGB colour types over 350,000 files in seconds,
 before any training starts. A file damaged past its header is only found when decoded:
-`read_rgb` names it then.
+`read_rgb` checks every decode and names it then.
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import struct
 from dataclasses import dataclass, field
 
 import mxnet as mx
+import numpy as np
+from PIL import Image
 
 from .errors import LayoutError
 
@@ -74,18 +76,27 @@ def check_headers(paths: list[str], folder: str) -> None:
 
 
 def read_rgb(path: str, shown_as: str | None = None) -> mx.nd.NDArray:
+    """`decode_rgb` as an MXNet array."""
+    return mx.nd.array(decode_rgb(path, shown_as), dtype=np.uint8)
+
+
+def decode_rgb(path: str, shown_as: str | None = None) -> np.ndarray:
     """Decode `path` as a (32, 32, 3) uint8 RGB image; a damaged file is a LayoutError naming it.
 
+    Pillow, not `mx.image.imread`: OpenCV's PNG reader returns an all-black image without any
+    error for a file whose header is valid and whose data is garbage (libpng only prints to
+    stderr), while Pillow's `load` raises. Grayscale, palette and alpha become RGB, as before.
     `shown_as`: the name to give in errors, e.g. the original of a linked file.
     """
     shown_as = shown_as or path
     try:
-        image = mx.image.imread(path, flag=1)  # flag=1: grayscale, palette and alpha become RGB
-        image.wait_to_read()  # decoding is asynchronous: raise its failure here, with the name
-    except mx.base.MXNetError:
-        raise LayoutError(f"{shown_as} cannot be decoded (truncated or corrupt image); replace it with the "
-                          "original from the Kaggle archive or remove it") from None
-    if image.shape[:2] != SIZE[::-1]:
-        raise LayoutError(f"{shown_as} is {image.shape[1]}x{image.shape[0]}, not {SIZE[0]}x{SIZE[1]}; CIFAR-10 images are "
-                          f"{SIZE[0]}x{SIZE[1]}: replace it with the original")
-    return image
+        with Image.open(path) as image:
+            image.load()  # the whole decode, checked: raises on damaged data
+            pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise LayoutError(f"{shown_as} cannot be decoded ({exc}); replace it with the original from the Kaggle "
+                          "archive or remove it") from None
+    if pixels.shape[:2] != SIZE[::-1]:
+        raise LayoutError(f"{shown_as} is {pixels.shape[1]}x{pixels.shape[0]}, not {SIZE[0]}x{SIZE[1]}; CIFAR-10 images "
+                          f"are {SIZE[0]}x{SIZE[1]}: replace it with the original")
+    return pixels

@@ -36,7 +36,7 @@ class LabelledImages:
 
 def id_sort_key(image_id: str) -> tuple[int, int | str]:
     """Numeric ids in numeric order (1, 2, 10), anything else after them as text."""
-    return (0, int(image_id)) if image_id.isdigit() else (1, image_id)
+    return (0, int(image_id)) if image_id.isascii() and image_id.isdigit() else (1, image_id)
 
 
 def require_dir(path: str, what: str) -> str:
@@ -49,23 +49,40 @@ def require_dir(path: str, what: str) -> str:
 def list_images(folder: str) -> dict[str, str]:
     """Map id (file name without extension) to path for every image file in `folder`.
 
-    Any other file is an error rather than silently skipped: a stray file in train/ or test/
-    usually means the archive was unpacked into the wrong place.
+    Anything that would make an id ambiguous or silently missing is an error naming it: a file
+    that is not an image (usually an archive unpacked into the wrong place), two files with the
+    same id (`7.png` and `7.jpg`), a link that leads nowhere, a directory named like an image.
     """
     images: dict[str, str] = {}
     others: list[str] = []
+    same_id: list[str] = []
+    broken: list[str] = []
     with os.scandir(folder) as entries:
         for entry in entries:
-            if not entry.is_file():
-                continue
             stem, ext = os.path.splitext(entry.name)
-            if ext.lower() in IMAGE_EXTENSIONS:
-                images[stem] = entry.path
-            else:
+            is_image_name = ext.lower() in IMAGE_EXTENSIONS
+            if entry.is_symlink() and not os.path.exists(entry.path):  # dangling, or a loop
+                broken.append(entry.name)
+            elif entry.is_dir():
+                if is_image_name:
+                    broken.append(entry.name + "/")
+            elif not is_image_name:
                 others.append(entry.name)
+            elif stem in images:
+                same_id.append(" and ".join(sorted([os.path.basename(images[stem]), entry.name])))
+            else:
+                images[stem] = entry.path
+    problems = []
     if others:
-        raise LayoutError(f"{folder} holds {len(others)} files that are not .png/.jpg images "
-                          f"(first: {first_few(sorted(others))}); move them out of {folder}")
+        problems.append(f"{len(others)} files that are not .png/.jpg images (first: {first_few(sorted(others))})")
+    if same_id:
+        problems.append(f"{len(same_id)} ids with more than one file (first: {first_few(sorted(same_id))})")
+    if broken:
+        problems.append(f"{len(broken)} entries named like images that are not readable files: broken links or "
+                        f"directories (first: {first_few(sorted(broken))})")
+    if problems:
+        raise LayoutError(f"{folder} holds:\n  - " + "\n  - ".join(problems) + f"\nMove them out of {folder}: "
+                          "every image there must be one readable file named <id>.png")
     return images
 
 
@@ -74,7 +91,8 @@ def read_label_csv(path: str) -> pd.DataFrame:
     if not os.path.isfile(path):
         raise LayoutError(f"{path} is missing: it must hold one 'id,label' row per training image")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        # index_col=False: with a trailing comma on every row, pandas would take the ids as the index
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", index_col=False)
     except pd.errors.EmptyDataError:
         raise LayoutError(f"{path} is empty: it must start with the header 'id,label'") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -134,12 +152,19 @@ def read_test(data_dir: str) -> tuple[list[int], list[str]]:
     images = list_images(test_dir)
     if not images:
         raise LayoutError(f"{test_dir} holds no .png/.jpg images: unpack the Kaggle test archive there")
-    bad = sorted(i for i in images if not i.isdigit() or str(int(i)) != i)  # "007" would collide with "7"
+    bad = sorted(i for i in images if not _is_test_id(i))
     if bad:
         raise LayoutError(f"{len(bad)} files in {test_dir} are not named <numeric id>.png "
-                          f"(first: {first_few([os.path.basename(images[b]) for b in bad])}); move them out")
+                          f"(first: {first_few([os.path.basename(images[b]) for b in bad])}): ids are ASCII digits "
+                          "without leading zeros, below 2**63; move those files out")
     ids = sorted(int(i) for i in images)
     return ids, [images[str(i)] for i in ids]
+
+
+def _is_test_id(stem: str) -> bool:
+    """ASCII digits ("²" is a digit to str.isdigit), no leading zero ("007" would collide with
+    "7"), and small enough for the submission's int64 id column."""
+    return stem.isascii() and stem.isdigit() and str(int(stem)) == stem and int(stem) < 2 ** 63
 
 
 def check_sample_submission(data_dir: str, ids: list[int]) -> None:

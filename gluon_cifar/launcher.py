@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import IO
 
-from .cores import THREAD_VARIABLES, physical_cores
+from .runtime import THREAD_VARIABLES, physical_cores
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -88,6 +88,9 @@ def predict_files(net: gluon.Block, paths: list[str], ctxs: list[mx.Context], ba
 def check_writable(path: str) -> None:
     """Fail before hours of prediction, not after, if `path` cannot be written."""
     directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise GluonCifarError(f"cannot write {path}: it is a directory; give --out a file name, e.g. "
+                              f"{os.path.join(path, 'submission.csv')}")
     if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
         raise GluonCifarError(f"cannot write {path}: {directory} is not a writable directory; choose --out elsewhere")
 

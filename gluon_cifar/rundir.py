@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import fcntl
 import json
 import os
 import platform
-from typing import Any
+import socket
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
 
-from . import __version__, checkpoint
-from .cores import omp_threads
+from . import STARTUP, __version__, checkpoint
 from .atomic import atomic_path, write_text
 from .config import Config
 from .engine import EpochResult
@@ -30,6 +31,7 @@ from .errors import ConfigError, GluonCifarError
 
 CONFIG, CLASSES, METRICS, CURVES, PARAMS = "config.json", "classes.txt", "metrics.csv", "curves.png", "model.params"
 CONFUSION_CSV, CONFUSION_PNG, PER_CLASS = "confusion.csv", "confusion.png", "per_class.csv"
+LOCK = ".lock"  # held by the one process writing the run, for as long as it runs
 
 
 def default_run_dir(root: str = "runs") -> str:
@@ -42,18 +44,11 @@ def versions() -> dict[str, str]:
     import numpy
 
     return {"gluon_cifar": __version__, "mxnet": mxnet.__version__, "numpy": numpy.__version__,
-            "gluoncv": gluoncv.__version__, "python": platform.python_version(), "omp_threads": omp_threads()}
+            "gluoncv": gluoncv.__version__, "python": platform.python_version(), "omp_threads": STARTUP.threads}
 
 
 def create(path: str) -> bool:
-    """Make a new run directory (parents too); return whether it had to be created.
-
-    A directory holding a run's checkpoint is refused: it would be overwritten. One whose run
-    never reached a checkpoint holds nothing worth keeping and is reused.
-    """
-    if os.path.exists(os.path.join(path, checkpoint.LAST)):
-        raise GluonCifarError(f"{path} already holds a run: continue it with --resume {path}, or choose "
-                              "another --out")
+    """Make the run directory (parents too) if needed; return whether it had to be created."""
     existed = os.path.isdir(path)
     try:
         os.makedirs(path, exist_ok=True)
@@ -64,14 +59,63 @@ def create(path: str) -> bool:
     return not existed
 
 
-def discard(path: str, created: bool) -> None:
+def has_checkpoint(path: str) -> bool:
+    return os.path.exists(os.path.join(path, checkpoint.LAST))
+
+
+def check_new(path: str) -> None:
+    """Refuse a directory holding a run's checkpoint: it would be overwritten. One whose run never
+    reached a checkpoint holds nothing worth keeping and is reused. Call it holding `locked`."""
+    if has_checkpoint(path):
+        raise GluonCifarError(f"{path} already holds a run: continue it with --resume {path}, or choose "
+                              "another --out")
+
+
+@contextlib.contextmanager
+def locked(path: str) -> Iterator[None]:
+    """Hold the run directory `path` for this process: a second run on it stops at once, named.
+
+    An advisory lock (flock) on RUN/.lock: the kernel releases it when the process ends, however
+    it ends, so a killed run never leaves a stale lock behind. The file is removed on release;
+    a process that locked a file removed meanwhile sees another inode at the path and tries again.
+    """
+    lock_path = os.path.join(path, LOCK)
+    while True:
+        handle = open(lock_path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise GluonCifarError(f"{path} is in use by a run that is still going ({holder}): wait for it to end, "
+                                  "or choose another --out") from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(lock_path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        handle.close()  # we locked a file its owner removed on release: lock the current one
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(lock_path)
+        handle.close()
+
+
+def discard(path: str) -> None:
     """Remove what a run that never reached a checkpoint wrote, so no half-run is left behind."""
     for name in (CONFIG, CLASSES, METRICS, PARAMS):
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(path, name))
-    if created:
-        with contextlib.suppress(OSError):
-            os.rmdir(path)  # only if empty: never delete what the user put there
+
+
+def remove_if_empty(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.rmdir(path)  # only if empty: never delete what the user put there
 
 
 def save_start(path: str, cfg: Config, classes: list[str], info: dict[str, Any]) -> None:

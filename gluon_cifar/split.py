@@ -126,3 +126,28 @@ def _reuse_or_build(images: LabelledImages, root: str, fingerprint: dict, valid_
     os.replace(tmp, root)
     log.info("built split tree %s (%d train, %d valid, %ss)", root, len(train), len(valid), link_kind)
     return SplitTree(root, len(train), len(valid), link_kind, fingerprint["labels_sha256"])
+
+
+FEW = 0.25  # a class with fewer images than this share of the median class is worth a warning
+
+
+def warn_if_unbalanced(folder: str) -> dict[str, int]:
+    """Warn (not fail: the user may mean it) when the classes of a split folder cannot train well:
+    one class only, a class without images, a class with far fewer images than the others.
+    Returns the count per class."""
+    counts = {c: len(os.listdir(os.path.join(folder, c))) for c in sorted(os.listdir(folder))
+              if os.path.isdir(os.path.join(folder, c))}
+    listed = lambda names: ", ".join(f"{c} ({counts[c]})" for c in names)  # noqa: E731
+    if len(counts) == 1:
+        log.warning("%s: one class only (%s): the network can only learn to predict it", folder, listed(counts))
+        return counts
+    empty = [c for c, n in counts.items() if n == 0]
+    if empty:
+        log.warning("%s: classes with no training images after the split: %s; they will never be predicted. "
+                    "Add images, or lower --valid-ratio", folder, listed(empty))
+    median = sorted(counts.values())[len(counts) // 2]
+    few = [c for c, n in counts.items() if 0 < n < FEW * median]
+    if few:
+        log.warning("%s: classes with far fewer training images than the median class (%d): %s; expect them to "
+                    "be predicted poorly", folder, median, listed(few))
+    return counts

@@ -4,11 +4,13 @@ Scripts parse flags into a Config and resolve contexts, then call these; tests c
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
 import os
 import random
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -18,7 +20,7 @@ from mxnet import gluon
 from mxnet.contrib import amp
 from tqdm import tqdm
 
-from . import checkpoint, distributed, rundir
+from . import STARTUP, budget, checkpoint, distributed, rundir
 from .augment import make_augment
 from .averaging import Lookahead
 from .batches import DecodedEvalLoader, DecodedTrainLoader, decoded_part
@@ -26,29 +28,47 @@ from .config import RESUMABLE, TTAS, Config, changed_settings, default_cache_dir
 from .data import ImageFiles, class_names, eval_loader, image_folder, sample_images, train_loader
 from .decoded import decoded_images
 from .demo import ensure_demo_dataset
-from .engine import EpochProgress, EpochResult, enable_amp, fit, lr_schedule, make_loss, make_trainer
-from .errors import ConfigError
+from .engine import (EpochProgress, EpochResult, enable_mixed_precision, fit, lr_schedule, make_loss, make_trainer,
+                     train_one_epoch)
+from .errors import ConfigError, LayoutError
 from .images import check_headers
 from .kaggle import check_sample_submission, read_test, read_train
 from .model import FASTNETS, build_model, check_model_name
 from .predict import cast_for_inference, check_dtype, check_writable, predict_files, write_submission
-from .split import SplitTree, build_split_tree
+from .runtime import PRECISIONS, resolve_precision
+from .split import SplitTree, build_split_tree, warn_if_unbalanced
 from .transforms import eval_transform, train_transform
 
 log = logging.getLogger(__name__)
 
+PREDICT_SAMPLE = 4096  # test images whose prediction is timed to plan a time budget
+SUBMIT_BATCH = 512  # scripts/submit.py's default --batch-size
 RETRAIN = "retrain"  # run subdirectory of the train+valid retraining done by submit(retrain=True)
 WHITENING_SAMPLE = 5000  # training images whose 2x2 patches set a fastnet's whitening filters
 
 
+def cache_dir(cfg: Config) -> str:
+    """The cache directory in force (made if needed), checked writable before any long work."""
+    path = cfg.cache_dir or default_cache_dir()
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot make the cache directory {path} ({exc.strerror}); point --cache-dir or "
+                          "GLUON_CIFAR_CACHE to a writable place") from None
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"the cache directory {path} is not writable; point --cache-dir or GLUON_CIFAR_CACHE to "
+                          "a writable place")
+    return path
+
+
 def resolve_data_dir(cfg: Config) -> str:
     """The configured data directory, or the demo dataset (generated on first use)."""
-    return cfg.data_dir or ensure_demo_dataset(cfg.cache_dir or default_cache_dir())
+    return cfg.data_dir or ensure_demo_dataset(cache_dir(cfg))
 
 
 def prepare_split(cfg: Config, data_dir: str) -> SplitTree:
     images = read_train(data_dir)
-    return build_split_tree(images, data_dir, cfg.valid_ratio, cfg.seed, cfg.cache_dir or default_cache_dir())
+    return build_split_tree(images, data_dir, cfg.valid_ratio, cfg.seed, cache_dir(cfg))
 
 
 def seed_everything(seed: int) -> None:
@@ -63,32 +83,100 @@ def _progress(total: int, desc: str, enabled: bool):
 
 def _train_run(cfg: Config, ctxs: list[mx.Context], data_dir: str, tree: SplitTree, part: str,
                valid_part: str | None, out: str, show_progress: bool,
-               resume_from: checkpoint.Checkpoint | None = None) -> list[EpochResult]:
+               resume_from: checkpoint.Checkpoint | None = None, plan_budget: bool = False) -> list[EpochResult]:
     """Train on the tree's `part`, validate on `valid_part` (if any), and fill run directory `out`.
+
+    With `plan_budget` and cfg.time_budget, the epochs are chosen to fit the budget (budget.py).
 
     With `resume_from`, continue that checkpoint of run `out` instead of starting afresh. In a
     distributed run every worker trains; only rank 0 validates and writes `out`.
     """
     cluster = distributed.connect(cfg.kvstore, ctxs)
-    if cfg.amp:
-        enable_amp(ctxs)
+    precision = _enable_precision(cfg, ctxs)
     classes = class_names(tree.folder(part))
     if not cluster.is_root:
         return _train_loop(cfg, ctxs, cluster, data_dir, tree, part, None, classes, None, show_progress, resume_from)
-    created = rundir.create(out) if resume_from is None else False
-    checkpoint.remove_temporaries(out)
+    created = rundir.create(out)
+    try:
+        with rundir.locked(out):
+            if resume_from is None:
+                rundir.check_new(out)
+            return _train_run_locked(cfg, ctxs, cluster, precision, data_dir, tree, part, valid_part, classes, out,
+                                     show_progress, resume_from, plan_budget)
+    finally:
+        if created:
+            rundir.remove_if_empty(out)  # a run that failed before its first checkpoint leaves nothing
+
+
+def _train_run_locked(cfg: Config, ctxs: list[mx.Context], cluster: distributed.Cluster, precision: str,
+                      data_dir: str, tree: SplitTree, part: str, valid_part: str | None, classes: list[str],
+                      out: str, show_progress: bool, resume_from: checkpoint.Checkpoint | None,
+                      plan_budget: bool) -> list[EpochResult]:
+    """_train_run's part for the process that owns run directory `out` (holding its lock)."""
+    checkpoint.remove_temporaries(out)  # safe: no other live process writes here
+    warn_if_unbalanced(tree.folder(part))
     n_train = tree.n_train if valid_part else tree.n_train + tree.n_valid
     try:
+        budget = {}
+        if plan_budget and cfg.time_budget:
+            plan = _plan_budget(cfg, ctxs, cluster, data_dir, tree, part, valid_part, len(classes), show_progress)
+            log.info("%s", plan.summary())
+            cfg, budget = dataclasses.replace(cfg, epochs=plan.epochs), {"time_budget_plan": plan.as_record()}
         rundir.save_start(out, cfg, classes, {"data_dir_resolved": os.path.abspath(data_dir), "split_seed": cfg.seed,
                                               "train_part": part, "n_train": n_train,
                                               "n_valid": tree.n_valid if valid_part else 0,
-                                              "contexts": [str(c) for c in ctxs], "workers": cluster.num_workers})
+                                              "contexts": [str(c) for c in ctxs], "workers": cluster.num_workers,
+                                              "precision_used": precision, "startup": STARTUP.as_record(),
+                                              **budget})
         return _train_loop(cfg, ctxs, cluster, data_dir, tree, part, valid_part, classes, out, show_progress,
                            resume_from)
     except BaseException:
-        if not os.path.exists(os.path.join(out, checkpoint.LAST)):
-            rundir.discard(out, created)
+        if not rundir.has_checkpoint(out):
+            rundir.discard(out)
         raise
+
+
+def _enable_precision(cfg: Config, ctxs: list[mx.Context]) -> str:
+    """Set up the run's arithmetic before any network is built; return the training precision."""
+    precision = resolve_precision(cfg.precision, [c.device_type for c in ctxs], STARTUP, "train")
+    if cfg.amp:
+        enable_mixed_precision(ctxs, "float16")
+    elif precision == "bfloat16":
+        enable_mixed_precision(ctxs, "bfloat16")
+    return "float16" if cfg.amp else precision
+
+
+def _plan_budget(cfg: Config, ctxs: list[mx.Context], cluster: distributed.Cluster, data_dir: str, tree: SplitTree,
+                 part: str, valid_part: str | None, n_classes: int, show_progress: bool) -> budget.BudgetPlan:
+    """Measure training and prediction speed on throwaway networks, then plan cfg.time_budget."""
+    train_data, _ = make_loaders(cfg, ctxs[0], cluster, data_dir, tree, part, None, show_progress)
+    probe = build_model(cfg.model, n_classes, ctxs)
+    if cfg.hybridize:
+        probe.hybridize(static_alloc=True)
+    trainer = make_trainer(probe, cfg, len(train_data), cluster.kvstore, False)
+    loss_fn = make_loss(cfg)
+
+    def train_steps(batches: Iterable) -> int:
+        return train_one_epoch(probe, batches, loss_fn, trainer, ctxs, sync_every=1 << 30)[2]  # reads the loss: waits
+
+    train_rate = budget.measure_rate(train_steps, train_data)
+    try:
+        _, test_paths = read_test(data_dir)
+    except LayoutError:
+        test_paths = []  # a layout without test images: nothing to predict
+    predict_rate = 1.0
+    if test_paths:
+        precision = resolve_precision("auto", [c.device_type for c in ctxs], STARTUP, "predict")  # submit's default
+        net = cast_for_inference(probe, precision, ctxs)
+        sample = test_paths[::max(1, len(test_paths) // PREDICT_SAMPLE)][:PREDICT_SAMPLE]
+        predict_files(net, sample[:SUBMIT_BATCH], ctxs, SUBMIT_BATCH, cfg.num_workers, tta=cfg.tta)  # warm-up
+        start = time.perf_counter()  # one pass like submit's, decoding workers' start included
+        predict_files(net, sample, ctxs, SUBMIT_BATCH, cfg.num_workers, tta=cfg.tta)
+        predict_rate = len(sample) / (time.perf_counter() - start)
+    min_epochs = cfg.warmup_epochs + 1 if cfg.schedule != "step" else 1
+    return budget.plan(cfg.time_budget * 60, budget.process_age_s(), train_rate,
+                       len(train_data) * train_data.batch_size, tree.n_valid if valid_part else 0, len(test_paths),
+                       predict_rate, min_epochs)
 
 
 def make_loaders(cfg: Config, ctx: mx.Context, cluster: distributed.Cluster, data_dir: str, tree: SplitTree,
@@ -101,7 +189,7 @@ def make_loaders(cfg: Config, ctx: mx.Context, cluster: distributed.Cluster, dat
     batch_size = distributed.worker_batch_size(cfg.batch_size, cluster)
     if cfg.loader == "decoded":
         paths = read_train(data_dir).paths
-        images = decoded_images(paths, cfg.cache_dir or default_cache_dir(), cfg.num_workers, show_progress)
+        images = decoded_images(paths, cache_dir(cfg), cfg.num_workers, show_progress)
         train = DecodedTrainLoader(decoded_part(tree.folder(part), images, paths), batch_size, cfg.seed,
                                    make_augment(cfg.augment, cfg.seed), cluster.rank, cluster.num_workers, ctx)
         valid = (DecodedEvalLoader(decoded_part(tree.folder(valid_part), images, paths), cfg.batch_size, ctx)
@@ -212,8 +300,8 @@ def train(cfg: Config, ctxs: list[mx.Context], out: str, show_progress: bool = T
     data_dir = resolve_data_dir(cfg)
     tree = prepare_split(cfg, data_dir)
     if not cfg.valid_ratio:
-        return _train_run(cfg, ctxs, data_dir, tree, "train_valid", None, out, show_progress)
-    return _train_run(cfg, ctxs, data_dir, tree, "train", "valid", out, show_progress)
+        return _train_run(cfg, ctxs, data_dir, tree, "train_valid", None, out, show_progress, plan_budget=True)
+    return _train_run(cfg, ctxs, data_dir, tree, "train", "valid", out, show_progress, plan_budget=True)
 
 
 def resume_config(run: str, overrides: dict[str, Any]) -> Config:
@@ -230,6 +318,8 @@ def resume_config(run: str, overrides: dict[str, Any]) -> Config:
 
 def resume(run: str, cfg: Config, ctxs: list[mx.Context], show_progress: bool = True) -> list[EpochResult]:
     """Continue run `run` from RUN/checkpoint-last.zip with `cfg` (from resume_config)."""
+    with rundir.locked(run):
+        pass  # only to fail at once, named, while another process still runs it
     last = checkpoint.read(os.path.join(run, checkpoint.LAST))
     changed = changed_settings(Config.from_dict(last.config), cfg)
     if changed:
@@ -251,7 +341,11 @@ def resume(run: str, cfg: Config, ctxs: list[mx.Context], show_progress: bool = 
 def load_network(cfg: Config, classes: list[str], params: str, ctxs: list[mx.Context]):
     """The run's network with trained parameters `params`, hybridized if the run was."""
     net = build_model(cfg.model, len(classes), ctxs)
-    net.load_parameters(params, ctx=ctxs)
+    try:
+        net.load_parameters(params, ctx=ctxs)
+    except (mx.base.MXNetError, AssertionError, ValueError, RuntimeError, OSError) as exc:
+        raise ConfigError(f"{params} cannot be loaded ({str(exc).strip().splitlines()[0][:200]}): it is damaged "
+                          "or belongs to another network; train the run again (or pass another --params)") from None
     if cfg.hybridize:
         net.hybridize(static_alloc=True)
     return net
@@ -290,17 +384,25 @@ class Submission:
 
 
 def submit(run: str, ctxs: list[mx.Context], out: str | None = None, data_dir: str | None = None,
-           retrain: bool = False, batch_size: int = 512, num_workers: int | None = None,
-           show_progress: bool = True, dtype: str = "float32", tta: str | None = None) -> Submission:
+           retrain: bool = False, batch_size: int = SUBMIT_BATCH, num_workers: int | None = None,
+           show_progress: bool = True, precision: str = "auto", tta: str | None = None) -> Submission:
     """Write submission.csv for DIR/test from a finished run; `tta`: the run's cfg.tta unless given.
+
+    `precision` "auto": bfloat16 on CPUs that compute it natively (measured faster), else float32.
 
     With `retrain`, first train afresh on train+valid with the run's settings (the book's final
     step) and predict with that network; that training leaves its own run directory, RUN/retrain.
     """
+    if batch_size < 1 or (num_workers is not None and num_workers < 0):
+        raise ConfigError(f"--batch-size must be at least 1 and --num-workers at least 0, got {batch_size} and "
+                          f"{num_workers}")
     cfg, classes = rundir.load(run)
     data_dir = data_dir or resolve_data_dir(cfg)
     out = out or os.path.join(run, "submission.csv")
     check_writable(out)
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    dtype = resolve_precision(precision, [c.device_type for c in ctxs], STARTUP, "predict")
     check_dtype(dtype, ctxs)
     if tta is not None and tta not in TTAS:
         raise ConfigError(f"--tta must be one of {', '.join(TTAS)}, got {tta!r}")
@@ -325,5 +427,5 @@ def submit(run: str, ctxs: list[mx.Context], out: str | None = None, data_dir: s
     with tqdm(total=len(paths), desc="predict", unit="img", disable=not show_progress) as bar:
         predictions = predict_files(net, paths, ctxs, batch_size, workers, bar.update, tta or cfg.tta)
     write_submission(out, ids, predictions, classes)
-    log.info("wrote %s: %d rows", out, len(ids))
+    log.info("wrote %s: %d rows, predicted in %s", out, len(ids), dtype)
     return Submission(out, len(ids), params)

@@ -1,50 +1,15 @@
 #!/usr/bin/env python3
 """Export a trained run's network as an MXNet symbol + params or as ONNX, checked on real images.
 
-The exported model is reloaded (gluon.SymbolBlock, or onnxruntime for ONNX) and run on the first
-test images of the run's data; the check (max abs logit difference, same predicted classes) is
-printed and written to OUT.check.json. Exit code 1 if the check fails.
-
-examples:
-  python scripts/export.py runs/demo --format mxnet                # runs/demo/export/model-symbol.json ...
-  python scripts/export.py runs/demo --format onnx --out model.onnx
+The same as `gluon-cifar export` once the package is installed; --help lists every flag.
 """
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from gluon_cifar import rundir, workflow  # noqa: E402
 from gluon_cifar.cli import run_main  # noqa: E402
-from gluon_cifar.export import export_and_check  # noqa: E402
-
-
-def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", help="run directory written by scripts/train.py")
-    parser.add_argument("--format", choices=["mxnet", "onnx"], required=True, help="what to export to")
-    parser.add_argument("--out", default=None, help="for mxnet a file prefix (default: RUN/export/model), "
-                                                    "for onnx a file (default: RUN/export/model.onnx)")
-    parser.add_argument("--params", default=rundir.PARAMS,
-                        help=f"parameter file in the run to export (default: {rundir.PARAMS})")
-    parser.add_argument("--check-images", type=int, default=64,
-                        help="real test images the check runs on (default: 64)")
-    return parser
-
-
-def main() -> int:
-    args = get_args_parser().parse_args()
-    net, images = workflow.load_for_export(args.run, args.params, args.check_images)
-    out = args.out or os.path.join(args.run, "export", "model" + (".onnx" if args.format == "onnx" else ""))
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    check = export_and_check(net, args.format, out, images)
-    verdict = "passed" if check.passed else "FAILED"
-    print(f"exported {', '.join(check.files)}")
-    print(f"check {verdict} on {check.images} real images: max abs logit difference {check.max_abs_diff:.3g} "
-          f"(tolerance {check.tolerance:g}), same predicted classes: {check.same_classes}")
-    return 0 if check.passed else 1
-
+from gluon_cifar.commands.export import main  # noqa: E402
 
 if __name__ == "__main__":
     run_main(main)

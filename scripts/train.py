@@ -1,68 +1,15 @@
 #!/usr/bin/env python3
 """Train the book's ResNet-18 on a Kaggle CIFAR-10 directory and leave a run directory behind.
 
-examples:
-  python scripts/train.py --demo                         # offline demo data, 3 epochs
-  python scripts/train.py --data-dir ~/cifar-10          # the book's recipe, 20 epochs, CPU
-  python scripts/train.py --data-dir ~/cifar-10 --gpus 0,1 --num-workers 8
-  python scripts/train.py --data-dir ~/cifar-10 --cpus 2 --epochs 1 --out runs/try
-  python scripts/train.py --resume runs/try               # continue after a crash or Ctrl-C
-  python scripts/train.py --resume runs/try --epochs 30   # or train an ended run for longer
-  python scripts/launch.py -n 2 -s 1 -- python scripts/train.py --kvstore dist_sync --out runs/dist
+The same as `gluon-cifar train` once the package is installed; --help lists every flag.
 """
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from gluon_cifar import rundir, workflow  # noqa: E402
 from gluon_cifar.cli import run_main  # noqa: E402
-from gluon_cifar.config import (PRESETS, RESUMABLE, add_config_arguments, config_from_args,  # noqa: E402
-                                config_overrides)
-from gluon_cifar.contexts import resolve_contexts  # noqa: E402
-
-
-def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    run = parser.add_argument_group("run")
-    run.add_argument("--demo", action="store_true", help="use the built-in offline demo dataset "
-                                                         "(also the default when no --data-dir is given)")
-    run.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                     help="settings to start from before flags apply (default: d2l; demo with --demo)")
-    run.add_argument("--out", default=None, help="run directory (default: runs/<timestamp>)")
-    run.add_argument("--resume", metavar="RUN", default=None,
-                     help="continue RUN from its last checkpoint with its own settings; only "
-                          f"{', '.join('--' + k.replace('_', '-') for k in RESUMABLE)} may be changed")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_config_arguments(parser)
-    return parser
-
-
-def main() -> int:
-    parser = get_args_parser()
-    args = parser.parse_args()
-    if args.demo and args.data_dir:
-        parser.error("--demo and --data-dir exclude each other")
-    if args.resume:
-        if args.out or args.preset or args.demo:
-            parser.error("--resume continues RUN in place with its own settings: drop --out, --preset and --demo")
-        cfg = workflow.resume_config(args.resume, config_overrides(args))
-        out = args.resume
-        history = workflow.resume(out, cfg, resolve_contexts(cfg.gpu_ids(), cfg.cpus), not args.no_progress)
-    else:
-        cfg = config_from_args(args, args.preset or ("demo" if args.data_dir is None else "d2l"))
-        out = args.out or rundir.default_run_dir()
-        history = workflow.train(cfg, resolve_contexts(cfg.gpu_ids(), cfg.cpus), out, not args.no_progress)
-    last = history[-1]
-    if last.valid_acc is None:
-        return 0  # a distributed worker other than rank 0: it neither validates nor writes the run
-    print(f"\nvalid acc {last.valid_acc:.4f} after {last.epoch} epochs. Run directory {out}:")
-    for name in sorted(os.listdir(out)):
-        print(f"  {os.path.join(out, name)}")
-    print(f"next: python scripts/submit.py --run {out}   (or scripts/export.py {out} --format onnx)")
-    return 0
-
+from gluon_cifar.commands.train import main  # noqa: E402
 
 if __name__ == "__main__":
     run_main(main)

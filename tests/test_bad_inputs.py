@@ -3,6 +3,7 @@
 The scripts run in this process (as `python scripts/X.py` would run them) so that the whole
 catalogue costs seconds, not one MXNet start-up per case.
 """
+import json
 import logging
 import os
 import runpy
@@ -14,6 +15,7 @@ import pytest
 from PIL import Image
 
 from gluon_cifar.images import check_headers, read_rgb
+from gluon_cifar.split import warn_if_unbalanced
 from tests.conftest import ROOT, write_layout
 
 LABELS = {i: ("cat" if i % 2 else "dog") for i in range(1, 13)}  # 12 images: 10 train, 2 valid
@@ -74,7 +76,31 @@ TRAIN_CASES = {
                              "1 files are not PNG/JPEG images or are truncated (first: 4.png)"),
     "image not 32x32": (lambda root: save_png(os.path.join(root, "train", "9.png"), size=(64, 48)),
                         "1 images are not 32x32 (first: 9.png (64x48))"),
+    "valid header, garbage data": (lambda root: garble(os.path.join(root, "train", "6.png")),
+                                   "train/6.png cannot be decoded"),
+    "7.png and 7.jpg": (lambda root: shutil.copy(os.path.join(root, "train", "7.png"),
+                                                 os.path.join(root, "train", "7.jpg")),
+                        "1 ids with more than one file (first: 7.jpg and 7.png)"),
+    "dangling link": (lambda root: relink(os.path.join(root, "train", "3.png"), "/nonexistent/3.png"),
+                      "broken links or directories (first: 3.png)"),
+    "looping link": (lambda root: relink(os.path.join(root, "train", "3.png"), os.path.join(root, "train", "3.png")),
+                     "broken links or directories (first: 3.png)"),
+    "directory named like an image": (lambda root: os.mkdir(os.path.join(root, "train", "13.png")),
+                                      "broken links or directories (first: 13.png/)"),
 }
+
+
+def garble(path):
+    """Keep the signature and IHDR chunk (33 bytes), replace the rest with noise: OpenCV decodes
+    such a file to an all-black image without an error."""
+    head = open(path, "rb").read()[:33]
+    with open(path, "wb") as f:
+        f.write(head + np.random.default_rng(0).integers(0, 256, 300, dtype=np.uint8).tobytes())
+
+
+def relink(path, target):
+    os.remove(path)
+    os.symlink(target, path)
 
 
 @pytest.mark.parametrize("case", TRAIN_CASES)
@@ -140,8 +166,21 @@ def trained(tmp_path_factory):
 SUBMIT_CASES = {
     "non-numeric test file": (lambda root: save_png(os.path.join(root, "test", "cat.png")),
                               "1 files in {test} are not named <numeric id>.png (first: cat.png)"),
+    "digit that is not ASCII": (lambda root: save_png(os.path.join(root, "test", "\u00b2.png")),
+                                "1 files in {test} are not named <numeric id>.png (first: \u00b2.png)"),
+    "id too large for int64": (lambda root: save_png(os.path.join(root, "test", "99999999999999999999.png")),
+                               "(first: 99999999999999999999.png)"),
     "non-image file in test/": (lambda root: open(os.path.join(root, "test", "3.txt"), "w").write("x"),
-                                "{test} holds 1 files that are not .png/.jpg images (first: 3.txt)"),
+                                "{test} holds:\n  - 1 files that are not .png/.jpg images (first: 3.txt)"),
+    "valid header, garbage data": (lambda root: garble(os.path.join(root, "test", "2.png")),
+                                   "{test}/2.png cannot be decoded"),
+    "7.png and 7.jpg": (lambda root: shutil.copy(os.path.join(root, "test", "5.png"), os.path.join(root, "test", "5.jpg")),
+                        "1 ids with more than one file (first: 5.jpg and 5.png)"),
+    "dangling link, no sampleSubmission.csv": (
+        lambda root: [os.remove(os.path.join(root, "sampleSubmission.csv")),
+                      relink(os.path.join(root, "test", "3.png"), "/nonexistent/3.png")],
+        "broken links or directories (first: 3.png)"),
+    "truncated model.params": (None, "model.params cannot be loaded"),
     "sampleSubmission disagrees": (lambda root: os.remove(os.path.join(root, "test", "4.png")),
                                    "1 ids listed but without an image (first: 4)"),
     "test image not 32x32": (lambda root: save_png(os.path.join(root, "test", "2.png"), size=(31, 32)),
@@ -157,13 +196,18 @@ def test_bad_prediction_input(case, trained, tmp_path, capsys):
     root = str(tmp_path / "data")
     shutil.copytree(source, root)
     damage, message = SUBMIT_CASES[case]
-    damage(root)
+    if damage is None:  # damage the run instead of the data
+        run_dir = tmp_path / "run"
+        shutil.copytree(trained[1], run_dir)
+        truncate(run_dir / "model.params")
+    else:
+        damage(root)
     out = tmp_path / "submission.csv"
     code, err = run("submit.py", "--run", run_dir, "--data-dir", root, "--out", out, "--no-progress",
                     capsys=capsys)
     assert code == 2, err
     assert message.format(test=os.path.join(root, "test")) in err and "Traceback" not in err
-    assert not out.exists() and os.listdir(tmp_path) == ["data"]  # no temporary file either
+    assert not out.exists() and sorted(os.listdir(tmp_path)) in (["data"], ["data", "run"])  # no temporary file
 
 
 def test_prediction_input_that_is_fine(trained, tmp_path, capsys):
@@ -174,3 +218,62 @@ def test_prediction_input_that_is_fine(trained, tmp_path, capsys):
                     capsys=capsys)
     assert code == 0, err
     assert out.read_text().splitlines()[0] == "id,label" and len(out.read_text().splitlines()) == 6
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--lr", "nan"], "--lr must be a finite number, got nan"),
+    (["--lr", "inf"], "--lr must be a finite number, got inf"),
+    (["--wd", "nan"], "--wd must be a finite number, got nan"),
+    (["--time-budget", "-1"], "--time-budget must be >= 0 minutes"),
+    (["--time-budget", "5", "--kvstore", "dist_sync"], "with --kvstore dist_sync give --epochs instead"),
+    (["--precision", "bfloat16", "--gpus", "0"], "--precision bfloat16 is for CPUs"),
+])
+def test_bad_flag_values_are_named_before_any_work(flags, message, tmp_path, capsys):
+    root = write_layout(tmp_path / "data", LABELS)
+    code, err = run("train.py", "--data-dir", root, *TRAIN, *flags, "--out", tmp_path / "run", capsys=capsys)
+    assert code == 2 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_cache_directory_that_cannot_be_made_is_named(tmp_path, capsys):
+    root = write_layout(tmp_path / "data", LABELS)
+    (tmp_path / "file").write_text("")
+    code, err = run("train.py", "--data-dir", root, *TRAIN, "--cache-dir", tmp_path / "file" / "cache",
+                    "--out", tmp_path / "run", capsys=capsys)
+    assert code == 2 and f"cannot make the cache directory {tmp_path / 'file' / 'cache'}" in err, err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
+
+
+def test_a_trailing_comma_on_every_row_reads_as_the_same_labels(tmp_path, capsys):
+    root = write_layout(tmp_path / "data", LABELS)
+    with open(os.path.join(root, "trainLabels.csv"), "w") as f:
+        f.write("id,label\n" + "".join(f"{i},{c},\n" for i, c in LABELS.items()))
+    code, err = run("train.py", "--data-dir", root, *TRAIN, "--out", tmp_path / "run", capsys=capsys)
+    assert code == 0, err
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["classes"] == ["cat", "dog"] and config["n_train"] + config["n_valid"] == len(LABELS)
+
+
+def test_submit_to_a_directory_fails_before_predicting(trained, tmp_path, capsys):
+    source, run_dir = trained
+    code, err = run("submit.py", "--run", run_dir, "--data-dir", source, "--out", tmp_path, "--no-progress",
+                    capsys=capsys)
+    assert code == 2 and f"cannot write {tmp_path}: it is a directory" in err and "Traceback" not in err
+
+
+def test_classes_that_cannot_train_well_are_warned_about(tmp_path, caplog):
+    folder = tmp_path / "train"
+    for name, count in {"cat": 40, "dog": 38, "frog": 3, "ship": 0}.items():
+        (folder / name).mkdir(parents=True)
+        for i in range(count):
+            (folder / name / f"{i}.png").write_text("")
+    with caplog.at_level(logging.WARNING):
+        assert warn_if_unbalanced(str(folder)) == {"cat": 40, "dog": 38, "frog": 3, "ship": 0}
+    assert "classes with no training images after the split: ship (0)" in caplog.text
+    assert "far fewer training images than the median class (38): frog (3)" in caplog.text
+    caplog.clear()
+    for name in ("dog", "frog", "ship"):
+        shutil.rmtree(folder / name)
+    with caplog.at_level(logging.WARNING):
+        warn_if_unbalanced(str(folder))
+    assert "one class only (cat (40))" in caplog.text

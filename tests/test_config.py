@@ -37,7 +37,8 @@ def test_saved_config_reloads_equal(tmp_path):
     (["--gpus", "a,b"], "--gpus takes comma-separated integers"),
     (["--gpus", "1,1"], "distinct ids"),
     (["--lr-decay", "2"], "--lr-decay in (0, 1]"),
-    (["--loader", "fast"], "--loader must be one of decoded, folder, got 'fast'"),
+    (["--lr", "nan"], "--lr must be a finite number, got nan"),
+    (["--time-budget", "-5"], "--time-budget must be >= 0 minutes"),
 ])
 def test_bad_values_name_the_flag(flags, message):
     with pytest.raises(ConfigError) as err:
@@ -55,3 +56,20 @@ def test_import_without_mxnet_names_the_extra():
     result = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True)
     assert result.returncode != 0
     assert "pip install 'gluon_cifar[cpu]'" in result.stderr and "[cu112]" in result.stderr
+
+
+def test_choices_are_one_list_for_the_flags_and_for_saved_configs(capsys):
+    with pytest.raises(SystemExit):
+        parse("--loader", "fast")
+    assert "invalid choice: 'fast' (choose from 'decoded', 'folder')" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="--loader must be one of decoded, folder, got 'fast'"):
+        Config.from_dict({"loader": "fast"})  # e.g. an edited config.json
+    with pytest.raises(ConfigError, match="--precision must be one of auto, float32, bfloat16"):
+        Config.from_dict({"precision": "float16"})
+
+
+def test_an_explicit_epoch_count_turns_a_presets_time_budget_off():
+    assert config_from_args(parse(), preset="cpu-fast").time_budget == 45
+    assert config_from_args(parse("--epochs", "3"), preset="cpu-fast").time_budget == 0
+    both = config_from_args(parse("--epochs", "3", "--time-budget", "20"), preset="cpu-fast")
+    assert (both.epochs, both.time_budget) == (3, 20)  # the budget chooses; --epochs is its fallback

@@ -183,3 +183,83 @@ def test_a_checkpoint_of_another_network_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="does not fit this network"):
         checkpoint.restore(checkpoint.read(str(tmp_path / checkpoint.LAST)), other,
                            gluon.Trainer(other.collect_params(), "sgd"), ctxs)
+
+
+def start(*args, **popen):
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "train.py"), *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def wait_for(path, process, seconds=300):
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(path):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1]
+        time.sleep(0.05)
+
+
+def test_a_second_run_on_a_live_run_directory_stops_at_once_and_the_first_is_untouched(tmp_path):
+    run = tmp_path / "run"
+    first = start(*SMALL, "--epochs", "3", "--out", run)
+    wait_for(run / "config.json", first)  # holding the lock by then
+    for second in (["--demo", "--epochs", "1", "--out", run], ["--resume", run]):
+        other = run_script("train.py", *second, "--no-progress", timeout=120)
+        assert other.returncode == 2, other.stderr
+        assert f"{run} is in use by a run that is still going (pid {first.pid} on " in other.stderr
+        assert "Traceback" not in other.stderr
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err
+    assert len(pd.read_csv(run / "metrics.csv")) == 3 and not (run / ".lock").exists()
+
+
+def test_ctrl_c_says_how_to_resume_in_one_line_and_resume_finishes(tmp_path):
+    run = tmp_path / "run"
+    victim = start(*SMALL, "--epochs", "3", "--out", run, start_new_session=True)  # its own group, like a shell job
+    wait_for(run / checkpoint.LAST, victim)
+    os.killpg(victim.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
+    _, err = victim.communicate(timeout=120)
+    assert victim.returncode == 130, err
+    assert err.rstrip().splitlines()[-1] == f"interrupted: continue with: python scripts/train.py --resume {run}"
+    assert "Traceback" not in err
+    resumed = run_script("train.py", "--resume", run, "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(pd.read_csv(run / "metrics.csv")) == 3
+
+
+def test_ctrl_c_before_the_first_checkpoint_leaves_nothing_behind(tmp_path):
+    run = tmp_path / "run"
+    victim = start(*SMALL, "--epochs", "3", "--out", run, start_new_session=True)
+    wait_for(run / "config.json", victim)
+    os.killpg(victim.pid, signal.SIGINT)
+    _, err = victim.communicate(timeout=120)
+    assert victim.returncode == 130 and "nothing was kept" in err.splitlines()[-1] and "Traceback" not in err, err
+    assert not run.exists()
+
+
+def test_a_disk_that_fills_up_mid_run_is_named_and_the_last_checkpoint_survives(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to mount a small filesystem to fill up")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        run = disk / "run"
+        victim = start(*SMALL, "--epochs", "3", "--out", run)
+        wait_for(run / checkpoint.LAST, victim)
+        with open(disk / "filler", "wb") as filler:  # take every byte left
+            with pytest.raises(OSError):
+                while True:
+                    filler.write(b"\0" * (1 << 20))
+                    filler.flush()
+        _, err = victim.communicate(timeout=300)
+        assert victim.returncode == 2, err
+        last_line = err.strip().splitlines()[-1]
+        assert last_line.startswith(f"error: cannot write {run}/") and "no space left on device" in last_line
+        assert "Traceback" not in err and not [n for n in os.listdir(run) if n.endswith(".tmp")]
+        assert checkpoint.read(str(run / checkpoint.LAST)).progress.epoch >= 2  # the last one is intact
+        os.remove(disk / "filler")
+        resumed = run_script("train.py", "--resume", run, "--no-progress")
+        assert resumed.returncode == 0, resumed.stderr
+        assert len(pd.read_csv(run / "metrics.csv")) == 3
+    finally:
+        subprocess.run(["umount", "-l", str(disk)])

@@ -1,0 +1,118 @@
+"""Fit a training run and its submission into a wall-clock budget (`--time-budget MINUTES`).
+
+The same recipe is a different recipe in time on different machines: `cpu-fast`'s 10 epochs
+took 39-47 minutes on a 2-core Zen 4 and 55-61 on a 2-core Xeon without AMX. So instead of a
+fixed epoch count, the run measures on this machine, before training starts:
+
+- the training speed, on a few steps of a throwaway copy of the network on real batches;
+- the prediction speed of the test folder as `scripts/submit.py` will run it (same precision
+  choice, test-time augmentation, batch size and decoding workers) on a sample of its files;
+
+and chooses the largest number of epochs for which the time already spent, the epochs, and the
+prediction of every test image fit in the budget with a safety margin. The throwaway network
+leaves the real run untouched: with the chosen epochs it is bit for bit the run
+`--epochs N --time-budget 0` gives.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterable, Iterator
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SAFETY = 0.93  # share of the remaining time planned for epochs: speed drifts on shared machines
+STARTUP_ALLOWANCE_S = 20.0  # submit.py's imports, listing and header scan of the test folder
+VALIDATION_COST = 1 / 3  # a validation image costs about a forward pass: a third of a training step
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """Every number the choice was made from; saved in config.json as `time_budget_plan`."""
+
+    budget_s: float
+    elapsed_s: float  # data preparation and the measurements, before the first epoch
+    train_images_per_s: float
+    epoch_s: float  # training plus validation
+    test_images: int
+    predict_images_per_s: float
+    predict_s: float  # submit.py over the whole test folder, start-up included
+    epochs: int
+    planned_total_s: float
+
+    def as_record(self) -> dict[str, float | int]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return (f"time budget {self.budget_s / 60:.1f} min: {self.elapsed_s / 60:.1f} min spent preparing, "
+                f"{self.epochs} epochs of {self.epoch_s / 60:.1f} min ({self.train_images_per_s:.0f} img/s), "
+                f"prediction of {self.test_images:,} test images {self.predict_s / 60:.1f} min "
+                f"({self.predict_images_per_s:.0f} img/s): {self.planned_total_s / 60:.1f} min planned")
+
+
+def choose_epochs(budget_s: float, elapsed_s: float, epoch_s: float, predict_s: float, min_epochs: int) -> int:
+    """The most epochs that fit: elapsed + epochs * epoch_s + predict_s <= budget, with SAFETY on
+    the part left for the epochs. ConfigError if not even `min_epochs` fit."""
+    left = budget_s - elapsed_s - predict_s
+    epochs = math.floor(max(left, 0.0) * SAFETY / epoch_s)
+    if epochs < min_epochs:
+        needed = elapsed_s + predict_s + min_epochs * epoch_s / SAFETY
+        raise ConfigError(f"--time-budget {budget_s / 60:g} min does not fit {min_epochs} epoch(s) on this machine "
+                          f"({epoch_s / 60:.1f} min each, {elapsed_s / 60:.1f} min spent preparing, prediction "
+                          f"{predict_s / 60:.1f} min): give at least --time-budget {math.ceil(needed / 60)}, or "
+                          "--epochs N to train a fixed number of epochs")
+    return epochs
+
+
+def plan(budget_s: float, elapsed_s: float, train_images_per_s: float, train_images: int, valid_images: int,
+         test_images: int, predict_images_per_s: float, min_epochs: int) -> BudgetPlan:
+    """Turn the measured speeds into a BudgetPlan (pure: no measuring here)."""
+    epoch_s = (train_images + valid_images * VALIDATION_COST) / train_images_per_s
+    predict_s = STARTUP_ALLOWANCE_S + test_images / predict_images_per_s if test_images else 0.0
+    epochs = choose_epochs(budget_s, elapsed_s, epoch_s, predict_s, min_epochs)
+    return BudgetPlan(budget_s, elapsed_s, train_images_per_s, epoch_s, test_images, predict_images_per_s,
+                      predict_s, epochs, elapsed_s + epochs * epoch_s + predict_s)
+
+
+def measure_rate(run_batches: Callable[[Iterable], int], batches: Iterable, warmup: int = 2,
+                 min_batches: int = 3, min_seconds: float = 5.0, max_batches: int = 30) -> float:
+    """Images per second of `run_batches(iterable of batches) -> images done` on `batches` (cycled).
+
+    The first `warmup` batches (graph building, oneDNN primitive creation) are not timed; then
+    batches are timed until at least `min_batches` and `min_seconds`, at most `max_batches`.
+    `run_batches` must wait for its results (read a value), so the clock sees the work.
+    """
+    cycle = _endless(batches)
+    run_batches(itertools.islice(cycle, warmup))
+    images, timed, start = 0, 0, time.perf_counter()
+    while timed < min_batches or (time.perf_counter() - start < min_seconds and timed < max_batches):
+        images += run_batches(itertools.islice(cycle, 1))
+        timed += 1
+    return images / (time.perf_counter() - start)
+
+
+def _endless(batches: Iterable) -> Iterator:
+    """`batches` again and again (not itertools.cycle: it would keep every batch in memory)."""
+    while True:
+        empty = True
+        for batch in batches:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("the loader yielded no batches")
+
+
+def process_age_s() -> float:
+    """Seconds since this process started (its imports count against the budget too); 0 if unknown."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as stat, open("/proc/uptime", encoding="ascii") as uptime:
+            started_ticks = int(stat.read().rpartition(")")[2].split()[19])  # field 22: starttime
+            return max(0.0, float(uptime.read().split()[0]) - started_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0

@@ -1,0 +1,55 @@
+"""Export a trained run's network as an MXNet symbol + params or as ONNX, checked on real images.
+
+The exported model is reloaded (gluon.SymbolBlock, or onnxruntime for ONNX) and run on the first
+test images of the run's data; the check (max abs logit difference, same predicted classes) is
+printed and written to OUT.check.json. Exit code 1 if the check fails.
+
+examples:
+  python scripts/export.py runs/demo --format mxnet                # runs/demo/export/model-symbol.json ...
+  python scripts/export.py runs/demo --format onnx --out model.onnx
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+from .. import rundir, workflow
+from ..errors import ConfigError, GluonCifarError
+from ..export import export_and_check
+
+
+def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", help="run directory written by scripts/train.py")
+    parser.add_argument("--format", choices=["mxnet", "onnx"], required=True, help="what to export to")
+    parser.add_argument("--out", default=None, help="for mxnet a file prefix (default: RUN/export/model), "
+                                                    "for onnx a file (default: RUN/export/model.onnx)")
+    parser.add_argument("--params", default=rundir.PARAMS,
+                        help=f"parameter file in the run to export (default: {rundir.PARAMS})")
+    parser.add_argument("--check-images", type=int, default=64,
+                        help="real test images the check runs on (default: 64)")
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    args = get_args_parser(prog).parse_args(argv)
+    if args.check_images < 1:
+        raise ConfigError(f"--check-images must be at least 1 (an export is only reported done once checked), "
+                          f"got {args.check_images}")
+    out = args.out or os.path.join(args.run, "export", "model" + (".onnx" if args.format == "onnx" else ""))
+    folder = os.path.dirname(os.path.abspath(out))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise GluonCifarError(f"cannot write {out}: {folder} cannot be made ({exc.strerror}); choose --out "
+                              "elsewhere") from None
+    if not os.access(folder, os.W_OK):
+        raise GluonCifarError(f"cannot write {out}: {folder} is not writable; choose --out elsewhere")
+    net, images = workflow.load_for_export(args.run, args.params, args.check_images)
+    check = export_and_check(net, args.format, out, images)
+    verdict = "passed" if check.passed else "FAILED"
+    print(f"exported {', '.join(check.files)}")
+    print(f"check {verdict} on {check.images} real images: max abs logit difference {check.max_abs_diff:.3g} "
+          f"(tolerance {check.tolerance:g}), same predicted classes: {check.same_classes}")
+    return 0 if check.passed else 1

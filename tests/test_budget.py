@@ -1,0 +1,90 @@
+"""--time-budget: the epochs are chosen from speeds measured on this machine, and the run keeps to it."""
+import json
+import time
+
+import mxnet as mx
+import numpy as np
+import pandas as pd
+import pytest
+
+from gluon_cifar.budget import SAFETY, choose_epochs, measure_rate, plan
+from gluon_cifar.errors import ConfigError
+from tests.conftest import run_script
+
+MIN = 60.0
+
+
+def test_a_slow_machine_gets_fewer_epochs_and_a_fast_one_more():
+    # cpu-fast's shape: 45,000 images an epoch, 300,000 test images, 45 minutes, 2 min preparing
+    slow = plan(45 * MIN, 2 * MIN, 150.0, 45_000, 0, 300_000, 600.0, min_epochs=3)
+    usual = plan(45 * MIN, 2 * MIN, 230.0, 45_000, 0, 300_000, 600.0, min_epochs=3)
+    fast = plan(45 * MIN, 2 * MIN, 460.0, 45_000, 0, 300_000, 1200.0, min_epochs=3)
+    assert slow.epochs < usual.epochs < fast.epochs
+    assert (slow.epochs, usual.epochs, fast.epochs) == (6, 9, 21)
+    for chosen in (slow, usual, fast):
+        assert chosen.planned_total_s <= 45 * MIN
+        assert chosen.planned_total_s + chosen.epoch_s / SAFETY > 45 * MIN * SAFETY  # no epoch left on the table
+
+
+def test_validation_and_prediction_are_part_of_the_plan():
+    without = plan(30 * MIN, 0.0, 100.0, 10_000, 0, 0, 1.0, min_epochs=1)
+    with_both = plan(30 * MIN, 0.0, 100.0, 10_000, 5_000, 100_000, 500.0, min_epochs=1)
+    assert without.predict_s == 0 and with_both.predict_s > 200
+    assert with_both.epoch_s > without.epoch_s and with_both.epochs < without.epochs
+
+
+def test_a_budget_too_small_for_the_warm_up_says_what_would_fit():
+    with pytest.raises(ConfigError, match=r"--time-budget 10 min does not fit 3 epoch\(s\).*at least --time-budget 20"):
+        choose_epochs(10 * MIN, 1 * MIN, 5 * MIN, 2 * MIN, min_epochs=3)
+
+
+def test_measured_rate_excludes_the_warm_up_batches():
+    def run(batches):
+        n = 0
+        for seconds in batches:
+            time.sleep(seconds)
+            n += 10
+        return n
+
+    # the first two "batches" are slow (compilation); the rest take 20 ms for 10 images
+    rate = measure_rate(run, [0.3, 0.3] + [0.02] * 30, warmup=2, min_batches=4, min_seconds=0.2)
+    assert 300 < rate < 520  # 500 img/s, less the loop's own overhead
+
+
+def test_a_budgeted_run_and_its_submission_end_inside_the_budget(tmp_path):
+    budget_min = 1.0
+    start = time.perf_counter()
+    trained = run_script("train.py", "--preset", "cpu-fast", "--model", "fastnet_small", "--batch-size", "64",
+                         "--time-budget", budget_min, "--out", tmp_path / "run", "--no-progress")
+    assert trained.returncode == 0, trained.stderr
+    submitted = run_script("submit.py", "--run", tmp_path / "run", "--no-progress")
+    assert submitted.returncode == 0, submitted.stderr
+    took = time.perf_counter() - start
+    with open(tmp_path / "run" / "config.json") as f:
+        record = json.load(f)
+    chosen = record["time_budget_plan"]
+    assert record["config"]["epochs"] == chosen["epochs"] >= 3 and record["config"]["time_budget"] == budget_min
+    assert "time budget 1.0 min" in trained.stderr and f"{chosen['epochs']} epochs" in trained.stderr
+    assert took <= budget_min * MIN * 1.1, f"{took:.0f} s for a {budget_min} min budget: {chosen}"
+    assert took >= budget_min * MIN * 0.5, f"only {took:.0f} s of {budget_min} min used: {chosen}"
+    assert record["precision_used"] in ("float32", "bfloat16") and record["startup"]["threads"]
+
+    # the measuring leaves no trace: the same seed and epoch count without a budget, bit for bit
+    fixed = run_script("train.py", "--preset", "cpu-fast", "--model", "fastnet_small", "--batch-size", "64",
+                       "--epochs", chosen["epochs"], "--out", tmp_path / "fixed", "--no-progress")
+    assert fixed.returncode == 0, fixed.stderr
+    budgeted, reference = (mx.nd.load(str(tmp_path / run / "model.params")) for run in ("run", "fixed"))
+    for name, value in reference.items():
+        np.testing.assert_array_equal(budgeted[name].asnumpy(), value.asnumpy(), err_msg=name)
+
+
+def test_bfloat16_training_runs_and_is_recorded(tmp_path):
+    trained = run_script("train.py", "--preset", "cpu-fast", "--model", "fastnet_small", "--batch-size", "64",
+                         "--epochs", "3", "--precision", "bfloat16", "--cpus", "2", "--out", tmp_path / "run",
+                         "--no-progress")
+    assert trained.returncode == 0, trained.stderr
+    with open(tmp_path / "run" / "config.json") as f:
+        record = json.load(f)
+    assert record["precision_used"] == "bfloat16" and record["config"]["time_budget"] == 0  # --epochs won
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert len(metrics) == 3 and metrics["train_loss"].is_monotonic_decreasing and metrics["train_acc"].iloc[-1] > 0.5
