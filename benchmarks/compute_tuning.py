@@ -48,8 +48,8 @@ def measure(options: dict, batches: int) -> dict:
     from mxnet import autograd, gluon, nd
 
     from gluon_cifar.config import Config
-    from gluon_cifar.engine import make_trainer
-    from gluon_cifar.model import build_model
+    from gluon_cifar.training.engine import make_trainer
+    from gluon_cifar.models import build_model
 
     batch_size = options.get("batch_size", 128)
     ctx = mx.cpu()
@@ -92,7 +92,7 @@ def measure(options: dict, batches: int) -> dict:
 
     train = timed(train_step, batches)
     if options.get("bfloat16"):
-        from gluon_cifar.predict import cast_for_inference
+        from gluon_cifar.inference.predict import cast_for_inference
         net = cast_for_inference(net, "bfloat16", [ctx])
     infer = timed(lambda: net(data), batches * 2)
     return {"train": train, "infer": infer}

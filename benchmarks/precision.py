@@ -29,11 +29,11 @@ NO_AMX = {"DNNL_MAX_CPU_ISA": "AVX512_CORE_BF16"}
 def probe(model: str, batch: int, precision: str, warmup: int, steps: int) -> dict:
     """In this process: images/s of `steps` training steps after `warmup`."""
     sys.path.insert(0, ROOT)
-    import gluon_cifar
+    import gluon_cifar  # first, before MXNet loads: it sets MXNet's threads and AMX (runtime.py)
     import mxnet as mx
     from gluon_cifar.config import Config
-    from gluon_cifar.engine import enable_mixed_precision, make_loss, make_trainer, train_one_epoch
-    from gluon_cifar.model import build_model
+    from gluon_cifar.models import build_model
+    from gluon_cifar.training.engine import enable_mixed_precision, make_loss, make_trainer, train_one_epoch
 
     ctxs = [mx.cpu()]
     if precision == "bfloat16":

@@ -24,13 +24,13 @@ import gluon_cifar  # noqa: E402,F401  (first: it sets MXNet's thread count, whi
 import mxnet as mx  # noqa: E402
 from mxnet import gluon  # noqa: E402
 
-from gluon_cifar import distributed  # noqa: E402
+from gluon_cifar.distributed import cluster as distributed  # noqa: E402
 from gluon_cifar.config import Config, default_cache_dir  # noqa: E402
-from gluon_cifar.decoded import decoded_images  # noqa: E402
-from gluon_cifar.engine import make_trainer, train_one_epoch  # noqa: E402
-from gluon_cifar.kaggle import read_test, read_train  # noqa: E402
-from gluon_cifar.model import build_model  # noqa: E402
-from gluon_cifar.predict import cast_for_inference, predict_files  # noqa: E402
+from gluon_cifar.data.decoded import decoded_images  # noqa: E402
+from gluon_cifar.training.engine import make_trainer, train_one_epoch  # noqa: E402
+from gluon_cifar.data.kaggle import read_test, read_train  # noqa: E402
+from gluon_cifar.models import build_model  # noqa: E402
+from gluon_cifar.inference.predict import cast_for_inference, predict_files  # noqa: E402
 from gluon_cifar.workflow import make_loaders, prepare_split  # noqa: E402
 
 

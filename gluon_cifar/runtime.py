@@ -13,8 +13,8 @@ half the speed silently). It makes two settings, both read by MXNet only when it
   (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`); without that, the first AMX
   instruction dies with SIGILL. And the oneDNN 2.4 inside MXNet 1.9.1 uses AMX only up to the
   ISA cap `DNNL_MAX_CPU_ISA=AVX512_CORE_AMX`. With both, bfloat16 trains FastNet 2.0x faster
-  than float32 on an AMX Xeon (issue 9's measurement); without AMX, bfloat16 training is slower
-  than float32 (docs/BENCHMARKS.md), which is why `resolve_precision` picks by these flags.
+  than float32 on an AMX Xeon (issue 9's measurement). Without AMX it depends on the CPU
+  (`bf16_training_is_faster`), which is why `resolve_precision` picks by what was found here.
 
 Nothing here imports MXNet.
 """
@@ -43,7 +43,9 @@ class Startup:
     """What `configure` found and set; recorded in every run's config.json."""
 
     threads: str  # the OpenMP thread setting in force
+    cpu: str  # vendor and family, e.g. "AuthenticAMD family 26"
     bf16_compute: bool  # the CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16)
+    bf16_training: bool  # bfloat16 training measured faster than float32 on CPUs of this kind
     amx: str  # "enabled", "absent" (not on this CPU), "refused: <why>" (by the kernel) or "disabled: <why>"
     isa: str  # the highest instruction set oneDNN will use, in oneDNN's own words
 
@@ -78,6 +80,26 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
         return frozenset()
 
 
+def cpu_identity(cpuinfo: str = "/proc/cpuinfo") -> tuple[str, int]:
+    """(vendor, family) of the first CPU, e.g. ("AuthenticAMD", 26); ("unknown", 0) if unreadable."""
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as f:
+            fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines() if ":" in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        return fields.get("vendor_id", "unknown"), int(fields.get("cpu family", 0))
+    except (OSError, ValueError):
+        return "unknown", 0
+
+
+def bf16_training_is_faster(flags: frozenset[str], identity: tuple[str, int], amx_enabled: bool) -> bool:
+    """Whether MXNet's bfloat16 AMP trains faster than float32 on this CPU, as measured
+    (docs/BENCHMARKS.md): with AMX, 2.0x (FastNet, Intel Xeon); on AMD Zen 5 (family 26), which
+    computes AVX-512 bfloat16 dot products at full width, 1.9x; not on Zen 4 (family 25), which
+    splits AVX-512 into 256-bit halves: slower than float32. Other CPUs: not measured, float32."""
+    vendor, family = identity
+    return amx_enabled or (vendor == "AuthenticAMD" and family >= 26 and "avx512_bf16" in flags)
+
+
 def request_amx_permission() -> str | None:
     """Ask Linux for the AMX tile state; None when granted, else why not."""
     if sys.platform != "linux" or platform.machine() != "x86_64":
@@ -102,13 +124,15 @@ def onednn_isa(flags: frozenset[str], amx_enabled: bool) -> str:
 
 
 def configure(flags: frozenset[str] | None = None, environ: MutableMapping[str, str] = os.environ,
-              request_amx: Callable[[], str | None] = request_amx_permission) -> Startup:
+              request_amx: Callable[[], str | None] = request_amx_permission,
+              identity: tuple[str, int] | None = None) -> Startup:
     """Make the start-up settings (see the module docstring) and say what they are.
 
-    A setting the user made in the environment is kept. `flags`, `environ` and `request_amx` are
-    the machine's unless given (tests give fake ones).
+    A setting the user made in the environment is kept. `flags`, `environ`, `request_amx` and
+    `identity` (cpu_identity) are the machine's unless given (tests give fake ones).
     """
     flags = cpu_flags() if flags is None else flags
+    identity = cpu_identity() if identity is None else identity
     _use_every_core(environ)
     user_isa = next((environ[v] for v in ISA_VARIABLES if v in environ), None)
     if not {"amx_bf16", "amx_tile"} <= flags:
@@ -130,8 +154,9 @@ def configure(flags: frozenset[str] | None = None, environ: MutableMapping[str, 
     isa = onednn_isa(flags, amx == "enabled")
     if user_isa is not None and amx.startswith("disabled"):
         isa = f"at most {user_isa} (DNNL_MAX_CPU_ISA set by the user)"
-    return Startup(threads=omp_threads(environ), bf16_compute=bool({"avx512_bf16", "amx_bf16"} & flags), amx=amx,
-                   isa=isa)
+    return Startup(threads=omp_threads(environ), cpu=f"{identity[0]} family {identity[1]}",
+                   bf16_compute=bool({"avx512_bf16", "amx_bf16"} & flags),
+                   bf16_training=bf16_training_is_faster(flags, identity, amx == "enabled"), amx=amx, isa=isa)
 
 
 def _use_every_core(environ: MutableMapping[str, str]) -> None:
@@ -158,10 +183,10 @@ def omp_threads(environ: MutableMapping[str, str] = os.environ) -> str:
 def resolve_precision(requested: str, device_types: Iterable[str], startup: Startup, phase: str) -> str:
     """The precision to compute in: `requested`, or for "auto" the one measured fastest here.
 
-    Training ("train") is faster in bfloat16 only with AMX: with AVX512-BF16 alone MXNet's AMP
-    measured slower than float32 (its casts cost more than the faster convolutions gain).
-    Prediction ("predict", a bfloat16 copy of the network, no casts per step) is faster with
-    either: 1.8x for ResNet-18 on a Zen 4 with AVX512-BF16 (docs/BENCHMARKS.md). GPUs: float32
+    Training ("train"): bfloat16 where `bf16_training_is_faster` (AMX, AMD Zen 5); elsewhere
+    MXNet's AMP measured slower than float32 even with AVX512-BF16 (Zen 4). Prediction
+    ("predict", a bfloat16 copy of the network, no casts per step) is faster wherever the CPU
+    computes bfloat16: 1.8x for ResNet-18 on a Zen 4 (docs/BENCHMARKS.md). GPUs: float32
     (their float16 is `--amp`).
     """
     if requested not in PRECISIONS:
@@ -171,5 +196,5 @@ def resolve_precision(requested: str, device_types: Iterable[str], startup: Star
         return requested
     if not on_cpu:
         return "float32"
-    fast = startup.amx_enabled if phase == "train" else startup.amx_enabled or startup.bf16_compute
+    fast = startup.bf16_training if phase == "train" else startup.amx_enabled or startup.bf16_compute
     return "bfloat16" if fast else "float32"

@@ -20,24 +20,35 @@ from mxnet import gluon
 from mxnet.contrib import amp
 from tqdm import tqdm
 
-from . import STARTUP, budget, checkpoint, distributed, rundir
-from .augment import make_augment
-from .averaging import Lookahead
-from .batches import DecodedEvalLoader, DecodedTrainLoader, decoded_part
+from . import STARTUP
 from .config import RESUMABLE, TTAS, Config, changed_settings, default_cache_dir
-from .data import ImageFiles, class_names, eval_loader, image_folder, sample_images, train_loader
-from .decoded import decoded_images
-from .demo import ensure_demo_dataset
-from .engine import (EpochProgress, EpochResult, enable_mixed_precision, fit, lr_schedule, make_loss, make_trainer,
-                     train_one_epoch)
+from .data.augment import make_augment
+from .data.batches import DecodedEvalLoader, DecodedTrainLoader, decoded_part
+from .data.decoded import decoded_images
+from .data.demo import ensure_demo_dataset
+from .data.folder import ImageFiles, class_names, eval_loader, image_folder, sample_images, train_loader
+from .data.images import check_headers
+from .data.kaggle import check_sample_submission, read_test, read_train
+from .data.split import SplitTree, build_split_tree, warn_if_unbalanced
+from .data.transforms import eval_transform, train_transform
+from .distributed import cluster as distributed
 from .errors import ConfigError, LayoutError
-from .images import check_headers
-from .kaggle import check_sample_submission, read_test, read_train
-from .model import FASTNETS, build_model, check_model_name
-from .predict import cast_for_inference, check_dtype, check_writable, predict_files, write_submission
+from .inference.predict import cast_for_inference, check_dtype, check_writable, predict_files, write_submission
+from .models import FASTNETS, build_model, check_model_name
+from .runs import checkpoint, rundir
 from .runtime import PRECISIONS, resolve_precision
-from .split import SplitTree, build_split_tree, warn_if_unbalanced
-from .transforms import eval_transform, train_transform
+from .training import budget
+from .training.averaging import Lookahead
+from .training.engine import (
+    EpochProgress,
+    EpochResult,
+    enable_mixed_precision,
+    fit,
+    lr_schedule,
+    make_loss,
+    make_trainer,
+    train_one_epoch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +128,7 @@ def _train_run_locked(cfg: Config, ctxs: list[mx.Context], cluster: distributed.
     warn_if_unbalanced(tree.folder(part))
     n_train = tree.n_train if valid_part else tree.n_train + tree.n_valid
     try:
-        budget = {}
+        budget, plan = {}, None
         if plan_budget and cfg.time_budget:
             plan = _plan_budget(cfg, ctxs, cluster, data_dir, tree, part, valid_part, len(classes), show_progress)
             log.info("%s", plan.summary())
@@ -129,7 +140,7 @@ def _train_run_locked(cfg: Config, ctxs: list[mx.Context], cluster: distributed.
                                               "precision_used": precision, "startup": STARTUP.as_record(),
                                               **budget})
         return _train_loop(cfg, ctxs, cluster, data_dir, tree, part, valid_part, classes, out, show_progress,
-                           resume_from)
+                           resume_from, plan)
     except BaseException:
         if not rundir.has_checkpoint(out):
             rundir.discard(out)
@@ -205,8 +216,9 @@ def make_loaders(cfg: Config, ctx: mx.Context, cluster: distributed.Cluster, dat
 
 def _train_loop(cfg: Config, ctxs: list[mx.Context], cluster: distributed.Cluster, data_dir: str, tree: SplitTree,
                 part: str, valid_part: str | None, classes: list[str], out: str | None, show_progress: bool,
-                resume_from: checkpoint.Checkpoint | None) -> list[EpochResult]:
-    """The training itself; `out` None: write nothing (a distributed worker other than rank 0)."""
+                resume_from: checkpoint.Checkpoint | None, plan: budget.BudgetPlan | None = None) -> list[EpochResult]:
+    """The training itself; `out` None: write nothing (a distributed worker other than rank 0).
+    `plan`: the time budget's, to warn when the run falls behind it."""
     seed_everything(cfg.seed)
     train_data, valid_data = make_loaders(cfg, ctxs[0], cluster, data_dir, tree, part, valid_part, show_progress)
     log.info("data %s: training on %s of %s tree %s, %s loader, %d batches%s", data_dir, part, tree.link_kind,
@@ -255,6 +267,13 @@ def _train_loop(cfg: Config, ctxs: list[mx.Context], cluster: distributed.Cluste
         log.info("epoch %d/%d: lr %.4g, train loss %.4f, train acc %.4f%s, %.1f examples/s, %.0f s",
                  result.epoch, cfg.epochs, result.lr, result.train_loss, result.train_acc, valid,
                  result.examples_per_sec, result.seconds)
+        if plan is not None:
+            pace = sum(h.seconds for h in history) / len(history)
+            late = budget.projected_overrun_s(plan, result.epoch, pace)
+            if late > 0:
+                log.warning("at this pace (%.0f s an epoch, %.0f planned) training and the submission will end %.1f "
+                            "min after the %.0f-minute budget: the machine has slowed down since the start",
+                            pace, plan.epoch_s, late / 60, plan.budget_s / 60)
         if out is None:
             return
         rundir.save_metrics(out, history)

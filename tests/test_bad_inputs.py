@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gluon_cifar.images import check_headers, read_rgb
-from gluon_cifar.split import warn_if_unbalanced
+from gluon_cifar.data.images import check_headers, read_rgb
+from gluon_cifar.data.split import warn_if_unbalanced
 from tests.conftest import ROOT, write_layout
 
 LABELS = {i: ("cat" if i % 2 else "dog") for i in range(1, 13)}  # 12 images: 10 train, 2 valid

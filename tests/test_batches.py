@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 
 from gluon_cifar import CIFAR10_CLASSES
-from gluon_cifar.augment import BookAugment, crop_flip_matrices, normalize, resample, to_context
-from gluon_cifar.batches import DecodedEvalLoader, DecodedTrainLoader, decoded_part
-from gluon_cifar.data import eval_loader, image_folder, train_loader
-from gluon_cifar.decoded import decoded_images
+from gluon_cifar.data.augment import BookAugment, crop_flip_matrices, normalize, resample, to_context
+from gluon_cifar.data.batches import DecodedEvalLoader, DecodedTrainLoader, decoded_part
+from gluon_cifar.data.decoded import decoded_images
+from gluon_cifar.data.folder import eval_loader, image_folder, train_loader
+from gluon_cifar.data.images import read_rgb
+from gluon_cifar.data.kaggle import read_train
+from gluon_cifar.data.split import build_split_tree
+from gluon_cifar.data.transforms import MEAN, STD, eval_transform
 from gluon_cifar.errors import LayoutError
-from gluon_cifar.images import read_rgb
-from gluon_cifar.kaggle import read_train
-from gluon_cifar.split import build_split_tree
-from gluon_cifar.transforms import MEAN, STD, eval_transform
 from tests.conftest import write_layout
 
 

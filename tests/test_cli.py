@@ -105,3 +105,18 @@ def test_submit_to_an_unwritable_place_fails_before_predicting(tmp_path):
     result = run_script("submit.py", "--run", run, "--out", tmp_path / "missing" / "submission.csv")
     assert result.returncode == 2 and "is not a writable directory" in result.stderr
     assert "predict" not in result.stderr  # no progress bar: it stopped before the 300k-image work
+
+
+def test_the_console_command_runs_each_command():
+    installed = os.path.join(os.path.dirname(sys.executable), "gluon-cifar")
+    runners = [[sys.executable, "-m", "gluon_cifar"]] + ([[installed]] if os.path.exists(installed) else [])
+    for runner in runners:
+        listing = subprocess.run(runner + ["--help"], capture_output=True, text=True)
+        assert listing.returncode == 0 and all(c in listing.stdout for c in ("train", "submit", "export", "launch"))
+        helped = subprocess.run(runner + ["submit", "--help"], capture_output=True, text=True)
+        assert helped.returncode == 0 and "usage: gluon-cifar submit" in helped.stdout
+        assert "--precision {auto,float32,bfloat16}" in helped.stdout
+        wrong = subprocess.run(runner + ["fit"], capture_output=True, text=True)
+        assert wrong.returncode == 2 and "commands:" in wrong.stderr
+        bad = subprocess.run(runner + ["train", "--lr", "nan", "--epochs", "1"], capture_output=True, text=True)
+        assert bad.returncode == 2 and bad.stderr.strip() == "error: --lr must be a finite number, got nan"

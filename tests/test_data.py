@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from gluon_cifar import CIFAR10_CLASSES
-from gluon_cifar.data import image_folder, train_loader
-from gluon_cifar.kaggle import LabelledImages, read_train
-from gluon_cifar.split import build_split_tree, split_train_valid
-from gluon_cifar.transforms import train_transform
+from gluon_cifar.data.folder import image_folder, train_loader
+from gluon_cifar.data.kaggle import LabelledImages, read_train
+from gluon_cifar.data.split import build_split_tree, split_train_valid
+from gluon_cifar.data.transforms import train_transform
 from tests.conftest import write_layout
 
 

@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 
-from gluon_cifar.data import EpochShuffleSampler
+from gluon_cifar.data.folder import EpochShuffleSampler
 from tests.conftest import ROOT, run_script
 
 LAUNCH = [sys.executable, os.path.join(ROOT, "scripts", "launch.py")]

@@ -5,8 +5,8 @@ import pytest
 from mxnet import gluon, nd
 
 from gluon_cifar.config import Config
-from gluon_cifar.engine import evaluate, fit, make_trainer, step_schedule, train_one_epoch
-from gluon_cifar.model import build_model
+from gluon_cifar.models import build_model
+from gluon_cifar.training.engine import evaluate, fit, make_trainer, step_schedule, train_one_epoch
 
 
 def small_net(ctxs):

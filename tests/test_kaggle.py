@@ -3,8 +3,8 @@ import os
 
 import pytest
 
+from gluon_cifar.data.kaggle import check_sample_submission, read_test, read_train
 from gluon_cifar.errors import LayoutError
-from gluon_cifar.kaggle import check_sample_submission, read_test, read_train
 from tests.conftest import write_layout
 
 LABELS = {1: "cat", 2: "dog", 10: "frog", 100: "cat"}

@@ -4,7 +4,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from gluon_cifar.model import Residual, build_model, resnet18
+from gluon_cifar.models import Residual, build_model, resnet18
 
 
 def book_parameter_count(num_classes=10):
@@ -78,3 +78,9 @@ def test_readme_usage_of_resnet18():
     net.initialize(mx.init.Xavier())
     net.hybridize()
     assert net(mx.nd.zeros((1, 3, 32, 32))).shape == (1, 10)
+
+
+def test_the_books_import_path_still_works():
+    from gluon_cifar.model import build_model as legacy_build_model
+    from gluon_cifar.model import resnet18 as legacy_resnet18
+    assert legacy_resnet18 is resnet18 and legacy_build_model is build_model

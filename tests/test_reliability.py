@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 from mxnet import gluon
 
-from gluon_cifar import checkpoint
 from gluon_cifar.config import Config
-from gluon_cifar.engine import EpochProgress, make_trainer, train_one_epoch
 from gluon_cifar.errors import ConfigError, DivergenceError
+from gluon_cifar.runs import checkpoint
+from gluon_cifar.training.engine import EpochProgress, make_trainer, train_one_epoch
 from tests.conftest import ROOT, run_script
 from tests.test_engine import batches, small_net
 

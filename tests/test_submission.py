@@ -9,11 +9,11 @@ from mxnet import gluon, nd
 from PIL import Image
 
 from gluon_cifar import CIFAR10_CLASSES
+from gluon_cifar.data.kaggle import read_test
+from gluon_cifar.data.transforms import MEAN, STD
 from gluon_cifar.errors import ConfigError, GluonCifarError
-from gluon_cifar.kaggle import read_test
-from gluon_cifar.model import build_model
-from gluon_cifar.predict import cast_for_inference, check_dtype, predict_files, write_submission
-from gluon_cifar.transforms import MEAN, STD
+from gluon_cifar.inference.predict import cast_for_inference, check_dtype, predict_files, write_submission
+from gluon_cifar.models import build_model
 
 IDS = [1, 2, 10, 100, 11, 3, 1000, 20, 9, 99]  # string order and numeric order differ
 

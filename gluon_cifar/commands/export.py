@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 
-from .. import rundir, workflow
+from .. import workflow
 from ..errors import ConfigError, GluonCifarError
-from ..export import export_and_check
+from ..inference.export import export_and_check
+from ..runs import rundir
 
 
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..launcher import launch, read_hostfile
+from ..distributed.launcher import launch, read_hostfile
 
 
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:

@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 
-from .. import rundir, workflow
+from .. import workflow
 from ..config import PRESETS, RESUMABLE, add_config_arguments, config_from_args, config_overrides
 from ..contexts import resolve_contexts
 from ..errors import Interrupted
+from ..runs import rundir
 
 
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:

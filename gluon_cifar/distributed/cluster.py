@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import mxnet as mx
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 DISTRIBUTED = ("dist_sync", "dist_device_sync")
 

@@ -17,8 +17,8 @@ from gluoncv.utils import LRScheduler, LRSequential
 from mxnet import autograd, gluon, nd
 from mxnet.contrib import amp
 
-from .config import Config
-from .errors import ConfigError, DivergenceError
+from ..config import Config
+from ..errors import ConfigError, DivergenceError
 
 
 @dataclass

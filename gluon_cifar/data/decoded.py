@@ -19,8 +19,8 @@ from mxnet import gluon
 from mxnet.gluon.data import Dataset
 from tqdm import tqdm
 
-from .atomic import atomic_path, exclusive
-from .errors import ConfigError
+from ..atomic import atomic_path, exclusive
+from ..errors import ConfigError
 from .images import SIZE, decode_rgb
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import mxnet as mx
 import numpy as np
 from PIL import Image
 
-from .errors import LayoutError
+from ..errors import LayoutError
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,12 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from . import STARTUP, __version__, checkpoint
-from .atomic import atomic_path, write_text
-from .config import Config
-from .engine import EpochResult
-from .errors import ConfigError, GluonCifarError
+from .. import STARTUP, __version__
+from . import checkpoint
+from ..atomic import atomic_path, write_text
+from ..config import Config
+from ..training.engine import EpochResult
+from ..errors import ConfigError, GluonCifarError
 
 CONFIG, CLASSES, METRICS, CURVES, PARAMS = "config.json", "classes.txt", "metrics.csv", "curves.png", "model.params"
 CONFUSION_CSV, CONFUSION_PNG, PER_CLASS = "confusion.csv", "confusion.png", "per_class.csv"

@@ -26,9 +26,9 @@ from typing import Any, Iterator
 
 from mxnet import gluon
 
-from .atomic import atomic_path, write_errors_named
-from .engine import EpochProgress
-from .errors import ConfigError
+from ..atomic import atomic_path, write_errors_named
+from ..training.engine import EpochProgress
+from ..errors import ConfigError
 
 LAST, BEST = "checkpoint-last.zip", "checkpoint-best.zip"
 _PARAMS, _STATES, _STATE = "model.params", "trainer.states", "state.json"

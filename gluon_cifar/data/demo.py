@@ -13,8 +13,8 @@ import shutil
 import numpy as np
 from PIL import Image
 
-from . import CIFAR10_CLASSES
-from .atomic import exclusive
+from .. import CIFAR10_CLASSES
+from ..atomic import exclusive
 
 DEMO_VERSION = 1
 _YY, _XX = np.mgrid[0:32, 0:32].astype(np.float32)

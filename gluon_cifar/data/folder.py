@@ -18,8 +18,8 @@ from mxnet import gluon
 from mxnet.gluon.data import Dataset, Sampler
 from mxnet.gluon.data.vision import ImageFolderDataset
 
+from ..errors import ConfigError
 from .augment import normalize
-from .errors import ConfigError
 from .images import read_rgb
 from .transforms import eval_transform
 

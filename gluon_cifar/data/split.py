@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .atomic import exclusive
+from ..atomic import exclusive
 from .kaggle import LabelledImages
 
 log = logging.getLogger(__name__)

@@ -12,11 +12,11 @@ import pandas as pd
 from mxnet import gluon
 from mxnet.contrib import amp
 
-from .atomic import atomic_path
-from .data import ImageFiles, eval_loader
-from .engine import predict_classes, shard
-from .errors import ConfigError, GluonCifarError
-from .images import SIZE
+from ..atomic import atomic_path
+from ..data.folder import ImageFiles, eval_loader
+from ..data.images import SIZE
+from ..errors import ConfigError, GluonCifarError
+from ..training.engine import predict_classes, shard
 
 log = logging.getLogger(__name__)
 

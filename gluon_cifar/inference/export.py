@@ -15,8 +15,8 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
-from .atomic import atomic_path, write_text
-from .errors import GluonCifarError
+from ..atomic import atomic_path, write_text
+from ..errors import GluonCifarError
 
 ONNX_TOLERANCE = 1e-4  # max abs difference of logits between MXNet and onnxruntime
 INPUT_SHAPE = (3, 32, 32)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from . import CIFAR10_CLASSES
-from .errors import LayoutError
+from .. import CIFAR10_CLASSES
+from ..errors import LayoutError
 from .images import check_headers, first_few
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")

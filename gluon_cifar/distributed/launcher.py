@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import IO
 
-from .runtime import THREAD_VARIABLES, physical_cores
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..runtime import THREAD_VARIABLES, physical_cores
 
 log = logging.getLogger(__name__)
 

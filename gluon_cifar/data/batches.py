@@ -16,9 +16,9 @@ import numpy as np
 from mxnet import nd
 from mxnet.gluon.data.vision import ImageFolderDataset
 
+from ..errors import ConfigError
 from .augment import normalize, to_context
-from .data import EpochShuffleSampler, require_one_batch
-from .errors import ConfigError
+from .folder import EpochShuffleSampler, require_one_batch
 
 # augment(uint8 batch, generator, the images' rows in the decoded array, 0-based epoch) -> float batch
 Augment = Callable[[nd.NDArray, np.random.Generator, np.ndarray, int], nd.NDArray]

@@ -1,0 +1,75 @@
+"""Whole-batch augmentations: shifts with mean-colour or mirrored borders, cutout, alternating flips."""
+
+import mxnet as mx
+import numpy as np
+
+from gluon_cifar.data.augment import (
+    ShiftAugment,
+    alternating_mirror,
+    cutout_masks,
+    make_augment,
+    normalize,
+    resample,
+    shift_flip_matrices,
+    to_context,
+)
+
+
+def test_shift_moves_whole_pixels_and_pads_with_the_mean_colour():
+    images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
+    batch = to_context(images, mx.cpu())
+    matrices = shift_flip_matrices(np.random.default_rng(1), 32, (32, 32), max_shift=4)
+    out = resample(batch, matrices).asnumpy()
+    padded = np.pad(normalize(batch).asnumpy(), ((0, 0), (0, 0), (4, 4), (4, 4)))  # 0: the mean colour
+    shifts = set()
+    for i, (mirror, _, shift_x, _, _, shift_y) in enumerate(matrices):
+        dx, dy = round(shift_x * 31 / 2), round(shift_y * 31 / 2)
+        assert abs(dx) <= 4 and abs(dy) <= 4
+        source = padded[i, :, 4 + dy:36 + dy, 4 + dx:36 + dx] if mirror > 0 else \
+            padded[i, :, 4 + dy:36 + dy, ::-1][:, :, 4 - dx:36 - dx]
+        np.testing.assert_allclose(out[i], source, atol=1e-4)  # whole pixels: no interpolation blur
+        shifts.add((dx, dy, mirror))
+    assert len(shifts) > 20  # the shifts and mirrors vary
+    again = ShiftAugment(max_shift=4)(batch, np.random.default_rng(1)).asnumpy()
+    np.testing.assert_array_equal(again, out)
+
+
+def test_cutout_blanks_a_square_of_the_given_side():
+    masks = cutout_masks(np.random.default_rng(1), 500, (32, 32), 16)
+    blanked = (masks == 0).sum(axis=(1, 2, 3))
+    assert blanked.max() == 256 and blanked.min() >= 64  # whole square inside, or a corner of it
+    assert (blanked == 256).mean() > 0.2
+    image = to_context(np.full((4, 32, 32, 3), 255, np.uint8), mx.cpu())
+    out = make_augment("pad-crop-cutout")(image, np.random.default_rng(2)).asnumpy()
+    white = normalize(image).asnumpy()[0, :, 16, 16]
+    assert ((out == 0).all(axis=1).sum(axis=(1, 2)) >= 64).all()  # blank: the mean colour
+    assert np.isclose(out, white[None, :, None, None]).all(axis=1).any()
+
+
+def test_alternating_flips_mirror_every_image_in_every_other_epoch():
+    rows = np.arange(10_000)
+    first, second, third = (alternating_mirror(rows, epoch, seed=5) for epoch in range(3))
+    assert 0.47 < first.mean() < 0.53  # a fair coin per image
+    np.testing.assert_array_equal(second, ~first)
+    np.testing.assert_array_equal(third, first)
+    assert (alternating_mirror(rows, 0, seed=6) != first).mean() > 0.4  # another seed, other coins
+
+
+def test_reflected_shift_moves_whole_pixels_with_mirrored_borders_and_alternates_flips():
+    images = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    batch = to_context(images, mx.cpu())
+    padded = np.pad(normalize(batch).asnumpy(), ((0, 0), (0, 0), (2, 2), (2, 2)), mode="reflect")
+    augment = make_augment("reflect-shift-altflip", seed=3)
+    rows = np.arange(40) * 7
+    for epoch in (0, 1):
+        out = augment(batch, np.random.default_rng(epoch), rows, epoch).asnumpy()
+        mirrored = alternating_mirror(rows, epoch, seed=3)
+        shifts = set()
+        for i in range(40):
+            source = padded[i, :, :, ::-1] if mirrored[i] else padded[i]
+            # exactly one of the 25 whole-pixel windows of the padded image: no interpolation blur
+            matches = [(dy, dx) for dy in range(5) for dx in range(5)
+                       if np.allclose(out[i], source[:, dy:dy + 32, dx:dx + 32], atol=1e-4)]
+            assert len(matches) == 1, (epoch, i, matches)
+            shifts.add(matches[0])
+        assert len(shifts) > 12  # the shifts vary

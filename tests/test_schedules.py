@@ -1,0 +1,81 @@
+"""The optimisation the presets switch on: schedules, Nesterov, label smoothing, lookahead."""
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import gluon, nd
+
+from gluon_cifar.config import Config
+from gluon_cifar.models import build_model
+from gluon_cifar.training.averaging import Lookahead
+from gluon_cifar.training.engine import SmoothedCrossEntropy, lr_schedule, make_loss, make_trainer
+
+
+def test_cosine_schedule_warms_up_linearly_then_decays_to_zero():
+    schedule = lr_schedule(Config(lr=0.1, epochs=10, schedule="cosine", warmup_epochs=2), batches_per_epoch=10)
+    lrs = np.array([schedule(update) for update in range(1, 101)])  # the optimizer counts from 1
+    # the warm-up climbs over the first 20 updates' worth (reaching lr one update early: the
+    # optimizer counts from 1), then the cosine only goes down
+    assert lrs[0] == pytest.approx(0.1 / 20, abs=0.006) and lrs[18] == pytest.approx(0.1, rel=0.01)
+    assert np.all(np.diff(lrs[:19]) > 0) and np.all(np.diff(lrs[18:]) <= 1e-12)
+    assert lrs[59] == pytest.approx(0.05, rel=0.08)  # half-way through the cosine: lr / 2
+    assert lrs[-1] < 0.001
+    step = lr_schedule(Config(lr=0.1, epochs=10, lr_period=4, lr_decay=0.5), batches_per_epoch=10)
+    assert [step(u) for u in (1, 40, 41, 81)] == pytest.approx([0.1, 0.1, 0.05, 0.025])
+
+
+def test_linear_schedule_warms_up_then_falls_in_a_straight_line_to_zero():
+    schedule = lr_schedule(Config(lr=1.5, epochs=10, schedule="linear", warmup_epochs=2), batches_per_epoch=10)
+    lrs = np.array([schedule(update) for update in range(1, 101)])
+    # gluoncv's schedulers reach their target one update before their end, so the peak is held twice
+    assert np.all(np.diff(lrs[:19]) > 0) and lrs[18] == lrs[19] == pytest.approx(1.5)
+    np.testing.assert_allclose(np.diff(lrs[19:99]), -1.5 / 79, rtol=1e-6)  # equal steps down...
+    assert lrs[98] == lrs[99] == pytest.approx(0, abs=1e-9)  # ...to 0 at the end
+
+
+def test_nesterov_selects_the_nag_optimizer():
+    net = build_model("cifar_resnet20_v1", 10, [mx.cpu()], seed=0)
+    assert isinstance(make_trainer(net, Config(nesterov=True), 10).optimizer, mx.optimizer.NAG)
+    assert type(make_trainer(net, Config(), 10).optimizer) is mx.optimizer.SGD
+
+
+def test_label_smoothing_loss_matches_its_formula():
+    logits = nd.array([[2.0, 0.5, -1.0], [0.0, 0.0, 3.0]])
+    labels = nd.array([0, 1])
+    log_p = np.log(np.exp(logits.asnumpy()) / np.exp(logits.asnumpy()).sum(axis=1, keepdims=True))
+    target = 0.9 * np.eye(3)[[0, 1]] + 0.1 / 3
+    np.testing.assert_allclose(SmoothedCrossEntropy(0.1)(logits, labels).asnumpy(), -(target * log_p).sum(axis=1),
+                               rtol=1e-5)
+    np.testing.assert_allclose(SmoothedCrossEntropy(0.0)(logits, labels).asnumpy(),
+                               gluon.loss.SoftmaxCrossEntropyLoss()(logits, labels).asnumpy(), rtol=1e-5)
+    assert isinstance(make_loss(Config(label_smoothing=0.2)), SmoothedCrossEntropy)
+
+
+def test_lookahead_pulls_weights_towards_their_average_on_schedule():
+    net = gluon.nn.Dense(3, in_units=2)
+    net.initialize(ctx=[mx.cpu(0), mx.cpu(1)])
+    lookahead = Lookahead(net, every=5, batches_per_epoch=12, epochs=2)
+    assert lookahead.decay(12) == pytest.approx(0.95 ** 5 * (12 / 24) ** 3) and lookahead.decay(24) == 1.0
+
+    def set_weight(value):
+        for w in net.weight.list_data():
+            w[:] = value
+
+    set_weight(1.0)
+    lookahead(1, 5)  # first call: the average starts from the weights
+    set_weight(3.0)
+    lookahead(1, 7)  # not an averaging step: untouched
+    assert (net.weight.data().asnumpy() == 3.0).all()
+    lookahead(1, 10)
+    d = lookahead.decay(10)
+    for w in net.weight.list_data():  # every context's copy
+        np.testing.assert_allclose(w.asnumpy(), d * 1.0 + (1 - d) * 3.0, rtol=1e-6)
+    averaged = net.weight.data().asnumpy().copy()
+    set_weight(9.0)
+    lookahead(1, 12)  # an epoch's last batch is an averaging step too
+    d12 = lookahead.decay(12)
+    np.testing.assert_allclose(net.weight.data().asnumpy(), d12 * averaged + (1 - d12) * 9.0, rtol=1e-6)
+    settled = net.weight.data().asnumpy().copy()
+    set_weight(-5.0)
+    lookahead(2, 12)  # the very last update: the weights become the average
+    np.testing.assert_allclose(net.weight.data().asnumpy(), settled, rtol=1e-6)
