@@ -67,6 +67,19 @@ def _named_write_error(exc: BaseException, path: str) -> GluonCifarError | None:
                            "some space and run again (training: --resume continues from the last checkpoint)")
 
 
+def writable_dir(path: str, what: str, fix: str) -> bool:
+    """Make directory `path` (parents too) if needed, checked writable before any long work;
+    return whether it had to be made. `what` names it in the error, `fix` says what to do."""
+    existed = os.path.isdir(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise GluonCifarError(f"cannot create {what} {path} ({exc.strerror}); {fix}") from None
+    if not os.access(path, os.W_OK):
+        raise GluonCifarError(f"{what} {path} is not writable; {fix}")
+    return not existed
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:

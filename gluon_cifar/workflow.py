@@ -36,6 +36,7 @@ from .errors import ConfigError, LayoutError
 from .inference.predict import cast_for_inference, check_dtype, check_writable, predict_files, write_submission
 from .models import FASTNETS, build_model, check_model_name
 from .runs import checkpoint, rundir
+from .atomic import writable_dir
 from .runtime import PRECISIONS, resolve_precision
 from .training import budget
 from .training.averaging import Lookahead
@@ -61,14 +62,7 @@ WHITENING_SAMPLE = 5000  # training images whose 2x2 patches set a fastnet's whi
 def cache_dir(cfg: Config) -> str:
     """The cache directory in force (made if needed), checked writable before any long work."""
     path = cfg.cache_dir or default_cache_dir()
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot make the cache directory {path} ({exc.strerror}); point --cache-dir or "
-                          "GLUON_CIFAR_CACHE to a writable place") from None
-    if not os.access(path, os.W_OK):
-        raise ConfigError(f"the cache directory {path} is not writable; point --cache-dir or GLUON_CIFAR_CACHE to "
-                          "a writable place")
+    writable_dir(path, "the cache directory", "point --cache-dir or GLUON_CIFAR_CACHE to a writable place")
     return path
 
 
@@ -159,18 +153,24 @@ def _enable_precision(cfg: Config, ctxs: list[mx.Context]) -> str:
 
 def _plan_budget(cfg: Config, ctxs: list[mx.Context], cluster: distributed.Cluster, data_dir: str, tree: SplitTree,
                  part: str, valid_part: str | None, n_classes: int, show_progress: bool) -> budget.BudgetPlan:
-    """Measure training and prediction speed on throwaway networks, then plan cfg.time_budget."""
+    """Measure training and prediction speed on a throwaway copy of the run's network (built,
+    initialised and averaged as the run will be), then plan cfg.time_budget."""
     train_data, _ = make_loaders(cfg, ctxs[0], cluster, data_dir, tree, part, None, show_progress)
-    probe = build_model(cfg.model, n_classes, ctxs)
+    sample = sample_images(tree.folder(part), WHITENING_SAMPLE) if cfg.model in FASTNETS else None
+    probe = build_model(cfg.model, n_classes, ctxs, seed=cfg.seed, sample=sample)
     if cfg.hybridize:
         probe.hybridize(static_alloc=True)
     trainer = make_trainer(probe, cfg, len(train_data), cluster.kvstore, False)
     loss_fn = make_loss(cfg)
+    lookahead = Lookahead(probe, cfg.lookahead_every, len(train_data), cfg.epochs) if cfg.lookahead_every else None
 
     def train_steps(batches: Iterable) -> int:
-        return train_one_epoch(probe, batches, loss_fn, trainer, ctxs, sync_every=1 << 30)[2]  # reads the loss: waits
+        return train_one_epoch(probe, batches, loss_fn, trainer, ctxs, sync_every=1 << 30,  # reads the loss: waits
+                               after_step=lookahead)[2]
 
-    train_rate = budget.measure_rate(train_steps, train_data)
+    # Chunks of cfg.lookahead_every batches, so that each includes one averaging step.
+    train_rate = budget.measure_rate(train_steps, train_data, chunk=max(1, cfg.lookahead_every), min_batches=5,
+                                     min_seconds=10.0)
     try:
         _, test_paths = read_test(data_dir)
     except LayoutError:

@@ -18,6 +18,8 @@ from gluon_cifar.data.images import check_headers, read_rgb
 from gluon_cifar.data.split import warn_if_unbalanced
 from tests.conftest import ROOT, write_layout
 
+pytestmark = pytest.mark.slow  # trains tiny networks in this process, one per case
+
 LABELS = {i: ("cat" if i % 2 else "dog") for i in range(1, 13)}  # 12 images: 10 train, 2 valid
 TRAIN = ["--model", "cifar_resnet20_v1", "--epochs", "1", "--batch-size", "4", "--no-progress"]
 
@@ -240,7 +242,7 @@ def test_a_cache_directory_that_cannot_be_made_is_named(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     code, err = run("train.py", "--data-dir", root, *TRAIN, "--cache-dir", tmp_path / "file" / "cache",
                     "--out", tmp_path / "run", capsys=capsys)
-    assert code == 2 and f"cannot make the cache directory {tmp_path / 'file' / 'cache'}" in err, err
+    assert code == 2 and f"cannot create the cache directory {tmp_path / 'file' / 'cache'}" in err, err
     assert "Traceback" not in err and not (tmp_path / "run").exists()
 
 
@@ -277,3 +279,17 @@ def test_classes_that_cannot_train_well_are_warned_about(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         warn_if_unbalanced(str(folder))
     assert "one class only (cat (40))" in caplog.text
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--check-images", "0"], "--check-images must be at least 1"),
+    (["--out", "{file}/model.onnx"], "cannot create the folder {file} (Not a directory); choose another --out"),
+    (["--params", "missing.params"], "missing.params is missing"),
+])
+def test_bad_export_requests_are_named_before_any_work(flags, message, trained, tmp_path, capsys):
+    _, run_dir = trained
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    args = [flag.format(file=blocker) for flag in flags]
+    code, err = run("export.py", run_dir, "--format", "onnx", *args, capsys=capsys)
+    assert code == 2 and message.format(file=blocker) in err and "Traceback" not in err, err

@@ -3,7 +3,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # runs the benchmark commands
 
 
 def test_bench_measures_everything_and_writes_its_table_between_the_markers(real_layout, tmp_path):

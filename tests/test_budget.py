@@ -51,6 +51,7 @@ def test_measured_rate_excludes_the_warm_up_batches():
     assert 300 < rate < 520  # 500 img/s, less the loop's own overhead
 
 
+@pytest.mark.slow
 def test_a_budgeted_run_and_its_submission_end_inside_the_budget(tmp_path):
     budget_min = 1.0
     start = time.perf_counter()
@@ -78,6 +79,7 @@ def test_a_budgeted_run_and_its_submission_end_inside_the_budget(tmp_path):
         np.testing.assert_array_equal(budgeted[name].asnumpy(), value.asnumpy(), err_msg=name)
 
 
+@pytest.mark.slow
 def test_bfloat16_training_runs_and_is_recorded(tmp_path):
     trained = run_script("train.py", "--preset", "cpu-fast", "--model", "fastnet_small", "--batch-size", "64",
                          "--epochs", "3", "--precision", "bfloat16", "--cpus", "2", "--out", tmp_path / "run",

@@ -5,8 +5,11 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from tests.conftest import KAGGLE_LAYOUT, run_script
+
+pytestmark = pytest.mark.slow  # runs the scripts as processes
 
 
 def test_train_then_submit_on_real_images_over_two_cpu_contexts(real_layout, tmp_path):

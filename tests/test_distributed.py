@@ -13,6 +13,8 @@ import pytest
 from gluon_cifar.data.folder import EpochShuffleSampler
 from tests.conftest import ROOT, run_script
 
+pytestmark = pytest.mark.slow  # starts parameter-server jobs
+
 LAUNCH = [sys.executable, os.path.join(ROOT, "scripts", "launch.py")]
 TRAIN = [sys.executable, os.path.join(ROOT, "scripts", "train.py")]
 SMALL = ["--model", "cifar_resnet20_v1", "--epochs", "4", "--batch-size", "64", "--lr", "0.1", "--lr-period", "2",

@@ -9,6 +9,8 @@ from nbclient import NotebookClient
 
 from tests.conftest import ROOT, run_script
 
+pytestmark = pytest.mark.slow  # trains, exports and runs the notebook
+
 
 @pytest.fixture(scope="module")
 def trained_run(real_layout, tmp_path_factory):

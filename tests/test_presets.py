@@ -10,6 +10,8 @@ from gluon_cifar.config import PRESETS, Config, add_config_arguments, config_fro
 from gluon_cifar.errors import ConfigError
 from tests.conftest import run_script
 
+pytestmark = pytest.mark.slow  # trains every preset
+
 
 def parse(*flags):
     parser = argparse.ArgumentParser()

@@ -24,6 +24,8 @@ from gluon_cifar.training.engine import EpochProgress, make_trainer, train_one_e
 from tests.conftest import ROOT, run_script
 from tests.test_engine import batches, small_net
 
+pytestmark = pytest.mark.slow  # trains, kills and resumes runs
+
 SMALL = ["--demo", "--model", "cifar_resnet20_v1", "--batch-size", "64", "--no-progress"]
 
 

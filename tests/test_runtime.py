@@ -20,16 +20,19 @@ def threads_seen(**env):
     return result.stdout.split()
 
 
+@pytest.mark.slow
 def test_importing_gluon_cifar_gives_mxnet_a_thread_per_core():
     assert physical_cores() >= 1
     assert threads_seen() == [str(physical_cores()), "None"]
 
 
+@pytest.mark.slow
 def test_a_thread_count_the_user_chose_is_kept():
     assert threads_seen(OMP_NUM_THREADS="1") == ["None", "1"]
     assert threads_seen(MXNET_OMP_MAX_THREADS="3") == ["3", "None"]
 
 
+@pytest.mark.slow
 def test_importing_mxnet_first_is_warned_about():
     clean = {k: v for k, v in os.environ.items() if k not in ("MXNET_OMP_MAX_THREADS", "OMP_NUM_THREADS")}
     result = subprocess.run([sys.executable, "-W", "always", "-c", "import mxnet, gluon_cifar"], env=clean, cwd=ROOT,
@@ -109,6 +112,7 @@ def test_without_amx_nothing_is_requested_and_auto_picks_what_was_measured_faste
     assert resolve_precision("auto", ["gpu"], startup, "predict") == "float32"  # GPUs have --amp
 
 
+@pytest.mark.slow
 def test_the_isa_recorded_is_the_one_onednn_reports_on_this_machine():
     """Start-up as a user gets it, checked against oneDNN's own verbose line."""
     code = ("import gluon_cifar, mxnet as mx; print('STARTUP', gluon_cifar.STARTUP.isa); "

@@ -14,7 +14,8 @@ import argparse
 import os
 
 from .. import workflow
-from ..errors import ConfigError, GluonCifarError
+from ..atomic import writable_dir
+from ..errors import ConfigError
 from ..inference.export import export_and_check
 from ..runs import rundir
 
@@ -39,14 +40,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         raise ConfigError(f"--check-images must be at least 1 (an export is only reported done once checked), "
                           f"got {args.check_images}")
     out = args.out or os.path.join(args.run, "export", "model" + (".onnx" if args.format == "onnx" else ""))
-    folder = os.path.dirname(os.path.abspath(out))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as exc:
-        raise GluonCifarError(f"cannot write {out}: {folder} cannot be made ({exc.strerror}); choose --out "
-                              "elsewhere") from None
-    if not os.access(folder, os.W_OK):
-        raise GluonCifarError(f"cannot write {out}: {folder} is not writable; choose --out elsewhere")
+    writable_dir(os.path.dirname(os.path.abspath(out)), "the folder", f"choose another --out than {out}")
     net, images = workflow.load_for_export(args.run, args.params, args.check_images)
     check = export_and_check(net, args.format, out, images)
     verdict = "passed" if check.passed else "FAILED"

@@ -25,7 +25,7 @@ import pandas as pd
 
 from .. import STARTUP, __version__
 from . import checkpoint
-from ..atomic import atomic_path, write_text
+from ..atomic import atomic_path, writable_dir, write_text
 from ..config import Config
 from ..training.engine import EpochResult
 from ..errors import ConfigError, GluonCifarError
@@ -50,14 +50,7 @@ def versions() -> dict[str, str]:
 
 def create(path: str) -> bool:
     """Make the run directory (parents too) if needed; return whether it had to be created."""
-    existed = os.path.isdir(path)
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as exc:
-        raise GluonCifarError(f"cannot create run directory {path} ({exc.strerror}); choose --out elsewhere") from None
-    if not os.access(path, os.W_OK):
-        raise GluonCifarError(f"run directory {path} is not writable; choose --out elsewhere")
-    return not existed
+    return writable_dir(path, "run directory", "choose --out elsewhere")
 
 
 def has_checkpoint(path: str) -> bool:

@@ -83,20 +83,20 @@ def plan(budget_s: float, elapsed_s: float, train_images_per_s: float, train_ima
                       predict_s, epochs, elapsed_s + epochs * epoch_s + predict_s)
 
 
-def measure_rate(run_batches: Callable[[Iterable], int], batches: Iterable, warmup: int = 2,
+def measure_rate(run_batches: Callable[[Iterable], int], batches: Iterable, warmup: int = 2, chunk: int = 1,
                  min_batches: int = 3, min_seconds: float = 5.0, max_batches: int = 30) -> float:
     """Images per second of `run_batches(iterable of batches) -> images done` on `batches` (cycled).
 
     The first `warmup` batches (graph building, oneDNN primitive creation) are not timed; then
-    batches are timed until at least `min_batches` and `min_seconds`, at most `max_batches`.
-    `run_batches` must wait for its results (read a value), so the clock sees the work.
+    `chunk` batches a call are timed until at least `min_batches` and `min_seconds`, at most
+    `max_batches`. `run_batches` must wait for its results (read a value), so the clock sees the work.
     """
     cycle = _endless(batches)
     run_batches(itertools.islice(cycle, warmup))
     images, timed, start = 0, 0, time.perf_counter()
     while timed < min_batches or (time.perf_counter() - start < min_seconds and timed < max_batches):
-        images += run_batches(itertools.islice(cycle, 1))
-        timed += 1
+        images += run_batches(itertools.islice(cycle, chunk))
+        timed += chunk
     return images / (time.perf_counter() - start)
 
 
