@@ -132,6 +132,8 @@ class Config:
         if self.time_budget and self.kvstore.startswith("dist"):
             raise ConfigError("--time-budget measures one process's speed: with --kvstore "
                               f"{self.kvstore} give --epochs instead (and --time-budget 0)")
+        if self.amp and not self.gpus:
+            raise ConfigError("--amp (float16) needs GPU contexts: add --gpus, or on CPUs use --precision bfloat16")
         if self.precision == "bfloat16" and (self.gpus or self.amp):
             raise ConfigError("--precision bfloat16 is for CPUs (MXNet 1.9 has no GPU bfloat16): on GPUs use --amp "
                               "(float16) and --precision auto or float32")

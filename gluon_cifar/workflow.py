@@ -363,7 +363,8 @@ def load_network(cfg: Config, classes: list[str], params: str, ctxs: list[mx.Con
     try:
         net.load_parameters(params, ctx=ctxs)
     except (mx.base.MXNetError, AssertionError, ValueError, RuntimeError, OSError) as exc:
-        raise ConfigError(f"{params} cannot be loaded ({str(exc).strip().splitlines()[0][:200]}): it is damaged "
+        reason = str(exc).strip().splitlines()[-1][:200]  # MXNet's message ends with the reason
+        raise ConfigError(f"{params} cannot be loaded ({reason}): it is damaged "
                           "or belongs to another network; train the run again (or pass another --params)") from None
     if cfg.hybridize:
         net.hybridize(static_alloc=True)

@@ -14,6 +14,15 @@ KAGGLE_LAYOUT = os.path.join(SHARED, "tools", "kaggle_layout.py")
 
 
 @pytest.fixture(autouse=True)
+def _float32_process():
+    """No test may leave MXNet's AMP on: it patches operators for the whole process, so every test
+    after it would compute in bfloat16 (in-process trainings pass --precision float32)."""
+    yield
+    from mxnet.contrib.amp import amp
+    assert not amp._amp_initialized, "this test switched the pytest process to mixed precision"
+
+
+@pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
     """Split trees and demo data go to a per-test cache, never ~/.cache."""
     monkeypatch.setenv("GLUON_CIFAR_CACHE", str(tmp_path / "cache"))

@@ -101,7 +101,7 @@ def test_dist_kvstore_outside_the_launcher_is_a_clear_error(tmp_path):
 
 def test_amp_is_refused_on_cpu_contexts(tmp_path):
     result = run_script("train.py", "--demo", "--amp", "--out", tmp_path / "run")
-    assert result.returncode == 2 and "--amp needs GPU contexts" in result.stderr
+    assert result.returncode == 2 and "error: --amp (float16) needs GPU contexts" in result.stderr
     assert not (tmp_path / "run").exists()
 
 

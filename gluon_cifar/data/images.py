@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import mxnet as mx
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
 from ..errors import LayoutError
 
@@ -89,6 +89,9 @@ def decode_rgb(path: str, shown_as: str | None = None) -> np.ndarray:
     `shown_as`: the name to give in errors, e.g. the original of a linked file.
     """
     shown_as = shown_as or path
+    # GluonCV (gluoncv/data/mhp.py) sets Pillow's process-wide LOAD_TRUNCATED_IMAGES on import,
+    # which makes load() pad a truncated file instead of raising: insist on the default here.
+    tolerant, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
     try:
         with Image.open(path) as image:
             image.load()  # the whole decode, checked: raises on damaged data
@@ -96,6 +99,8 @@ def decode_rgb(path: str, shown_as: str | None = None) -> np.ndarray:
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise LayoutError(f"{shown_as} cannot be decoded ({exc}); replace it with the original from the Kaggle "
                           "archive or remove it") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = tolerant
     if pixels.shape[:2] != SIZE[::-1]:
         raise LayoutError(f"{shown_as} is {pixels.shape[1]}x{pixels.shape[0]}, not {SIZE[0]}x{SIZE[1]}; CIFAR-10 images "
                           f"are {SIZE[0]}x{SIZE[1]}: replace it with the original")

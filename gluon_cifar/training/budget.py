@@ -10,14 +10,13 @@ fixed epoch count, the run measures on this machine, before training starts:
 
 and chooses the largest number of epochs for which the time already spent, the epochs, and the
 prediction of every test image fit in the budget with a safety margin. After each epoch the run
-compares its pace with the plan and warns, with the expected overrun, if the machine has slowed. The throwaway network
-leaves the real run untouched: with the chosen epochs it is bit for bit the run
-`--epochs N --time-budget 0` gives.
+compares its pace with the plan and warns, with the expected overrun, if the machine has slowed.
+The throwaway network leaves the real run untouched: with the chosen epochs it is bit for bit the
+run `--epochs N --time-budget 0` gives.
 """
 from __future__ import annotations
 
 import itertools
-import logging
 import math
 import os
 import time
@@ -25,8 +24,6 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, Iterator
 
 from ..errors import ConfigError
-
-log = logging.getLogger(__name__)
 
 # The plan fills this share of the budget. Measured on a shared 2-core machine (docs/BENCHMARKS.md):
 # epochs ran 7% slower on average than the first steps, prediction 16% slower than its sample.
