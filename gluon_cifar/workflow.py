@@ -122,17 +122,17 @@ def _train_run_locked(cfg: Config, ctxs: list[mx.Context], cluster: distributed.
     warn_if_unbalanced(tree.folder(part))
     n_train = tree.n_train if valid_part else tree.n_train + tree.n_valid
     try:
-        budget, plan = {}, None
+        planned, plan = {}, None
         if plan_budget and cfg.time_budget:
             plan = _plan_budget(cfg, ctxs, cluster, data_dir, tree, part, valid_part, len(classes), show_progress)
             log.info("%s", plan.summary())
-            cfg, budget = dataclasses.replace(cfg, epochs=plan.epochs), {"time_budget_plan": plan.as_record()}
+            cfg, planned = dataclasses.replace(cfg, epochs=plan.epochs), {"time_budget_plan": plan.as_record()}
         rundir.save_start(out, cfg, classes, {"data_dir_resolved": os.path.abspath(data_dir), "split_seed": cfg.seed,
                                               "train_part": part, "n_train": n_train,
                                               "n_valid": tree.n_valid if valid_part else 0,
                                               "contexts": [str(c) for c in ctxs], "workers": cluster.num_workers,
                                               "precision_used": precision, "startup": STARTUP.as_record(),
-                                              **budget})
+                                              **planned})
         return _train_loop(cfg, ctxs, cluster, data_dir, tree, part, valid_part, classes, out, show_progress,
                            resume_from, plan)
     except BaseException:
