@@ -62,7 +62,7 @@ def list_images(folder: str) -> dict[str, str]:
             stem, ext = os.path.splitext(entry.name)
             is_image_name = ext.lower() in IMAGE_EXTENSIONS
             if entry.is_symlink() and not os.path.exists(entry.path):  # dangling, or a loop
-                broken.append(entry.name)
+                (broken if is_image_name else others).append(entry.name)
             elif entry.is_dir():
                 if is_image_name:
                     broken.append(entry.name + "/")
