@@ -79,8 +79,8 @@ class Config:
                                     "local, nccl (GPUs), dist_sync or dist_device_sync (several processes "
                                     "or machines: run under scripts/launch.py)", "devices",
                           choices=("auto", "device", "local", "nccl", "dist_sync", "dist_device_sync"))
-    precision: str = _setting("auto", "training arithmetic: auto (bfloat16 where the CPU has AMX and Linux grants it, "
-                                      "else float32: the faster on each machine, docs/BENCHMARKS.md), float32 or "
+    precision: str = _setting("auto", "training arithmetic: auto (bfloat16 where it measured faster than float32: AMX, "
+                                      "AMD Zen 5; else float32; docs/BENCHMARKS.md), float32 or "
                                       "bfloat16 (CPU only; mixed precision with float32 weights)", "devices",
                               choices=PRECISIONS)
     amp: bool = _setting(False, "float16 mixed precision with dynamic loss scaling (GPU contexts only; "
@@ -96,6 +96,8 @@ class Config:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"--{_flag(f.name)} must be a finite number, got {value}")
+            if "choices" in f.metadata and value not in f.metadata["choices"]:
+                raise ConfigError(f"--{_flag(f.name)} must be one of {', '.join(f.metadata['choices'])}, got {value!r}")
         positive = ["epochs", "batch_size", "lr_period", "cpus", "sync_every"]
         for name in positive:
             if getattr(self, name) < 1:
@@ -110,10 +112,6 @@ class Config:
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
         self.gpu_ids()  # raises on a malformed list
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if "choices" in f.metadata and value not in f.metadata["choices"]:
-                raise ConfigError(f"--{_flag(f.name)} must be one of {', '.join(f.metadata['choices'])}, got {value!r}")
         if self.augment != "book" and self.loader != "decoded":
             raise ConfigError(f"--augment {self.augment} is made for whole batches: use it with --loader decoded "
                               "(the folder loader has the book's augmentation only)")

@@ -12,6 +12,7 @@ import pandas as pd
 from mxnet import gluon
 from mxnet.contrib import amp
 
+from .. import STARTUP
 from ..atomic import atomic_path
 from ..data.folder import ImageFiles, eval_loader
 from ..data.images import SIZE
@@ -33,7 +34,7 @@ def cast_for_inference(net: gluon.HybridBlock, dtype: str, ctxs: list[mx.Context
     check_dtype(dtype, ctxs)
     if dtype == "float32":
         return net
-    if not _cpu_has_bf16():
+    if not STARTUP.bf16_compute:
         log.warning("this CPU has no AVX512-BF16/AMX: bfloat16 is emulated and may be slower than float32")
     # The conversion rewrites the graph of a hybridized forward pass (even for a run trained
     # with --no-hybridize: inference computes the same either way).
@@ -54,15 +55,6 @@ def check_dtype(dtype: str, ctxs: list[mx.Context]) -> None:
     if dtype == "bfloat16" and any(c.device_type != "cpu" for c in ctxs):
         raise ConfigError("--dtype bfloat16 runs on CPU contexts only (MXNet 1.9 has no GPU bfloat16); "
                           "drop --gpus or use --dtype float32")
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def predict_files(net: gluon.Block, paths: list[str], ctxs: list[mx.Context], batch_size: int,
