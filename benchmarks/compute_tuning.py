@@ -48,7 +48,7 @@ def measure(options: dict, batches: int) -> dict:
     from mxnet import autograd, gluon, nd
 
     from gluon_cifar.config import Config
-    from gluon_cifar.training.engine import make_trainer
+    from gluon_cifar.training.optim import make_trainer
     from gluon_cifar.models import build_model
 
     batch_size = options.get("batch_size", 128)

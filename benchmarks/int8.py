@@ -32,7 +32,7 @@ from gluon_cifar.data.folder import ImageFiles  # noqa: E402
 from gluon_cifar.data.kaggle import read_train  # noqa: E402
 from gluon_cifar.inference.predict import cast_for_inference  # noqa: E402
 from gluon_cifar.runs import rundir  # noqa: E402
-from gluon_cifar.training.engine import predict_classes  # noqa: E402
+from gluon_cifar.inference.tta import predict_classes  # noqa: E402
 
 
 def stacked(paths: list[str]) -> mx.nd.NDArray:

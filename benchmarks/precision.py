@@ -33,7 +33,9 @@ def probe(model: str, batch: int, precision: str, warmup: int, steps: int) -> di
     import mxnet as mx
     from gluon_cifar.config import Config
     from gluon_cifar.models import build_model
-    from gluon_cifar.training.engine import enable_mixed_precision, make_loss, make_trainer, train_one_epoch
+    from gluon_cifar.training.engine import train_one_epoch
+    from gluon_cifar.training.optim import enable_mixed_precision, make_loss, make_trainer
+    from gluon_cifar.training.parts import TrainingParts
 
     ctxs = [mx.cpu()]
     if precision == "bfloat16":
@@ -43,10 +45,10 @@ def probe(model: str, batch: int, precision: str, warmup: int, steps: int) -> di
     net.hybridize(static_alloc=True)
     trainer = make_trainer(net, cfg, steps + warmup)
     data = [(mx.nd.random.normal(shape=(batch, 3, 32, 32)), mx.nd.array(range(batch)) % 10)] * (warmup + steps)
-    loss = make_loss(cfg)
-    train_one_epoch(net, data[:warmup], loss, trainer, ctxs, sync_every=1 << 30)
+    parts = TrainingParts(net, trainer, make_loss(cfg), data)
+    train_one_epoch(parts, data[:warmup], ctxs, sync_every=1 << 30)
     start = time.perf_counter()
-    train_one_epoch(net, data[warmup:], loss, trainer, ctxs, sync_every=1 << 30)  # reads the loss: waits
+    train_one_epoch(parts, data[warmup:], ctxs, sync_every=1 << 30)  # reads the loss: waits
     return {"rate": batch * steps / (time.perf_counter() - start), "startup": gluon_cifar.STARTUP.as_record()}
 
 

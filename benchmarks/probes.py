@@ -24,19 +24,20 @@ import gluon_cifar  # noqa: E402,F401  (first: it sets MXNet's thread count, whi
 import mxnet as mx  # noqa: E402
 from mxnet import gluon  # noqa: E402
 
-from gluon_cifar.distributed import cluster as distributed  # noqa: E402
 from gluon_cifar.config import Config, default_cache_dir  # noqa: E402
 from gluon_cifar.data.decoded import decoded_images  # noqa: E402
-from gluon_cifar.training.engine import make_trainer, train_one_epoch  # noqa: E402
+from gluon_cifar.training.engine import train_one_epoch  # noqa: E402
+from gluon_cifar.training.optim import make_trainer  # noqa: E402
+from gluon_cifar.training.parts import TrainingParts  # noqa: E402
 from gluon_cifar.data.kaggle import read_test, read_train  # noqa: E402
 from gluon_cifar.models import build_model  # noqa: E402
 from gluon_cifar.inference.predict import cast_for_inference, predict_files  # noqa: E402
-from gluon_cifar.workflow import make_loaders, prepare_split  # noqa: E402
+from gluon_cifar.workflow import make_loaders, prepare_split, training_job  # noqa: E402
 
 
 def _loader(cfg: Config, ctxs: list[mx.Context]):
     tree = prepare_split(cfg, cfg.data_dir)
-    train, _ = make_loaders(cfg, ctxs[0], distributed.connect("auto", ctxs), cfg.data_dir, tree, "train", None)
+    train, _ = make_loaders(training_job(cfg, ctxs, cfg.data_dir, tree, "train", show_progress=False), with_valid=False)
     return train
 
 
@@ -58,8 +59,8 @@ def train(cfg: Config, batches: int, in_memory: bool = False) -> float:
     net.hybridize(static_alloc=True)
     trainer = make_trainer(net, cfg, len(loader))
     start = time.perf_counter()
-    _, _, examples = train_one_epoch(net, itertools.islice(loader, batches), gluon.loss.SoftmaxCrossEntropyLoss(),
-                                     trainer, ctxs)
+    parts = TrainingParts(net, trainer, gluon.loss.SoftmaxCrossEntropyLoss(), loader)
+    _, _, examples = train_one_epoch(parts, itertools.islice(loader, batches), ctxs)
     return examples / (time.perf_counter() - start)
 
 

@@ -21,11 +21,22 @@ def _setting(default: Any, help: str, group: str = "training", **kw: Any) -> Any
     return field(default=default, metadata={"help": help, "group": group, **kw})
 
 
+TTAS = ("none", "flip", "flip-shift")  # test-time augmentations: inference/tta.py
+
+
+def _gpus_setting() -> Any:
+    return _setting("", "comma-separated GPU ids, e.g. 0,1 (empty: CPU)", "devices")
+
+
+def _cpus_setting() -> Any:
+    return _setting(1, "number of CPU contexts to split each batch over (ignored with --gpus)", "devices")
+
+
 @dataclass
 class Config:
     # data
-    data_dir: str | None = _setting(None, "Kaggle CIFAR-10 directory (train/, trainLabels.csv, test/); "
-                                          "none: the built-in offline demo dataset", "data")
+    data_dir: str | None = _setting(None, "Kaggle CIFAR-10 directory (train/, trainLabels.csv, test/); unset: the "
+                                          "built-in offline demo dataset (scripts/train.py --demo)", "data")
     valid_ratio: float = _setting(0.1, "fraction of the smallest class held out per class for validation (0: train "
                                        "on every labelled image, no validation)", "data")
     seed: int = _setting(0, "seed for the split, initialisation, shuffling and augmentation", "data")
@@ -70,11 +81,10 @@ class Config:
     label_smoothing: float = _setting(0.0, "weight of the uniform distribution mixed into the one-hot targets")
     tta: str = _setting("none", "test-time augmentation when predicting: none, flip (average the image's and "
                                 "its mirror's probabilities) or flip-shift (also shifted a pixel both ways: "
-                                "6 views)", choices=("none", "flip", "flip-shift"))
+                                "6 views)", choices=TTAS)
     # devices: resolved once by the script; recorded so a run shows where it ran
-    gpus: str = _setting("", "comma-separated GPU ids, e.g. 0,1 (empty: CPU)", "devices")
-    cpus: int = _setting(1, "number of CPU contexts to split each batch over (ignored with --gpus)",
-                         "devices")
+    gpus: str = _gpus_setting()
+    cpus: int = _cpus_setting()
     kvstore: str = _setting("auto", "how gradients are summed: auto (device for several contexts), device, "
                                     "local, nccl (GPUs), dist_sync or dist_device_sync (several processes "
                                     "or machines: run under scripts/launch.py)", "devices",
@@ -92,26 +102,15 @@ class Config:
                                         "epoch ends)", "checkpoints")
 
     def validate(self) -> "Config":
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"--{_flag(f.name)} must be a finite number, got {value}")
-            if "choices" in f.metadata and value not in f.metadata["choices"]:
-                raise ConfigError(f"--{_flag(f.name)} must be one of {', '.join(f.metadata['choices'])}, got {value!r}")
-        positive = ["epochs", "batch_size", "lr_period", "cpus", "sync_every"]
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{_flag(name)} must be at least 1, got {getattr(self, name)}")
+        _check_fields(self)
+        _check_at_least(self, 1, "epochs", "batch_size", "lr_period", "cpus", "sync_every")
         if not 0.0 <= self.valid_ratio < 1.0:
             raise ConfigError(f"--valid-ratio must be in [0, 1), got {self.valid_ratio}")
         if self.lr <= 0 or not 0 < self.lr_decay <= 1:
             raise ConfigError(f"--lr must be > 0 and --lr-decay in (0, 1], got {self.lr} and {self.lr_decay}")
         if self.wd < 0 or not 0 <= self.momentum < 1:
             raise ConfigError(f"--wd must be >= 0 and --momentum in [0, 1), got {self.wd} and {self.momentum}")
-        for name in ("num_workers", "checkpoint_every", "lookahead_every"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
-        self.gpu_ids()  # raises on a malformed list
+        _check_at_least(self, 0, "num_workers", "checkpoint_every", "lookahead_every")
         if self.augment != "book" and self.loader != "decoded":
             raise ConfigError(f"--augment {self.augment} is made for whole batches: use it with --loader decoded "
                               "(the folder loader has the book's augmentation only)")
@@ -138,13 +137,7 @@ class Config:
         return self
 
     def gpu_ids(self) -> list[int]:
-        try:
-            ids = [int(g) for g in self.gpus.split(",") if g.strip()]
-        except ValueError:
-            raise ConfigError(f"--gpus takes comma-separated integers such as 0,1; got {self.gpus!r}") from None
-        if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
-            raise ConfigError(f"--gpus must list distinct ids >= 0, got {self.gpus!r}")
-        return ids
+        return parse_gpu_ids(self.gpus)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -174,12 +167,75 @@ class Config:
 
 
 
+def _check_fields(settings: Any) -> None:
+    """What each field's metadata says: finite numbers, and one of its `choices` where it has them."""
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"--{_flag(f.name)} must be a finite number, got {value}")
+        if "choices" in f.metadata and value not in f.metadata["choices"] and value is not None:
+            raise ConfigError(f"--{_flag(f.name)} must be one of {', '.join(f.metadata['choices'])}, got {value!r}")
+        if f.name == "gpus":
+            parse_gpu_ids(value)  # raises on a malformed list
+
+
+def _check_at_least(settings: Any, low: int, *names: str) -> None:
+    for name in names:
+        value = getattr(settings, name)
+        if value is not None and value < low:
+            raise ConfigError(f"--{_flag(name)} must be {'at least 1' if low == 1 else f'>= {low}'}, got {value}")
+
+
+def parse_gpu_ids(gpus: str) -> list[int]:
+    """"0,1" -> [0, 1]; "" -> [] (the CPU)."""
+    try:
+        ids = [int(g) for g in gpus.split(",") if g.strip()]
+    except ValueError:
+        raise ConfigError(f"--gpus takes comma-separated integers such as 0,1; got {gpus!r}") from None
+    if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
+        raise ConfigError(f"--gpus must list distinct ids >= 0, got {gpus!r}")
+    return ids
+
+
+@dataclass
+class SubmitOptions:
+    """What scripts/submit.py does: predict DIR/test with a finished run (not saved: a run's
+    settings are its Config; these only choose how to predict)."""
+
+    run: str = _setting(None, "run directory written by scripts/train.py", "submission", required=True)
+    data_dir: str | None = _setting(None, "Kaggle directory with test/ (default: the run's)", "submission")
+    out: str | None = _setting(None, "submission path (default: RUN/submission.csv)", "submission")
+    retrain: bool = _setting(False, "retrain on train+valid with the run's settings before predicting (the "
+                                    "book's final step; it leaves RUN/retrain)", "submission")
+    batch_size: int = _setting(512, "prediction batch size", "submission")
+    num_workers: int | None = _setting(None, "decoding worker processes (default: the run's)", "submission")
+    precision: str = _setting("auto", "auto: bfloat16 on CPUs that compute it natively (AVX512-BF16 or AMX), "
+                                      "else float32; a few predictions in a thousand may change "
+                                      "(docs/BENCHMARKS.md). --dtype is the old name",
+                              "submission", choices=PRECISIONS, aliases=("--dtype",))
+    tta: str | None = _setting(None, "test-time augmentation: none, flip (2 views) or flip-shift (6 views), each "
+                                     "view a pass over the test images (default: the run's --tta)", "submission",
+                               choices=TTAS)
+    gpus: str = _gpus_setting()
+    cpus: int = _cpus_setting()
+
+    def validate(self) -> "SubmitOptions":
+        _check_fields(self)
+        _check_at_least(self, 1, "batch_size", "cpus")
+        _check_at_least(self, 0, "num_workers")
+        if self.precision == "bfloat16" and self.gpus:
+            raise ConfigError("--precision bfloat16 runs on CPU contexts only (MXNet 1.9 has no GPU bfloat16): drop "
+                              "--gpus or use --precision float32")
+        return self
+
+    def gpu_ids(self) -> list[int]:
+        return parse_gpu_ids(self.gpus)
+
+
 def choices(name: str) -> tuple[str, ...]:
     """The values setting `name` accepts."""
     return next(f.metadata["choices"] for f in dataclasses.fields(Config) if f.name == name)
 
-
-TTAS = choices("tta")
 
 # Settings that may change when a run is resumed: none of them changes what is computed, except
 # `epochs`, which extends (or shortens) the schedule.
@@ -225,28 +281,30 @@ def _flag(name: str) -> str:
     return name.replace("_", "-")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """Add one flag per Config field; defaults are None so only flags the user gave override."""
+def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = (), settings: type = Config) -> None:
+    """Add one flag per field of `settings` (Config or SubmitOptions); defaults are None so only
+    flags the user gave override (presets, a saved run, the dataclass's defaults)."""
     groups: dict[str, argparse._ArgumentGroup] = {}
-    for f in dataclasses.fields(Config):
+    for f in dataclasses.fields(settings):
         if f.name in skip:
             continue
         group_name = f.metadata["group"]
         group = groups.get(group_name) or groups.setdefault(group_name, parser.add_argument_group(group_name))
         shown = f.default not in (None, "")  # those fields' help says what "unset" means
         help_text = f"{f.metadata['help']} (default: {f.default})" if shown else f.metadata["help"]
+        names = (f"--{_flag(f.name)}", *f.metadata.get("aliases", ()))
         if f.type in ("bool", bool):
-            group.add_argument(f"--{_flag(f.name)}", dest=f.name, default=None,
-                               action=argparse.BooleanOptionalAction, help=help_text)
+            group.add_argument(*names, dest=f.name, default=None, action=argparse.BooleanOptionalAction,
+                               help=help_text)
         else:
-            kind = {"int": int, "float": float}.get(str(f.type), str)
-            group.add_argument(f"--{_flag(f.name)}", dest=f.name, default=None, type=kind, help=help_text,
-                               choices=f.metadata.get("choices"))
+            kind = {"int": int, "float": float, "int | None": int}.get(str(f.type), str)
+            group.add_argument(*names, dest=f.name, default=None, type=kind, help=help_text,
+                               choices=f.metadata.get("choices"), required=f.metadata.get("required", False))
 
 
-def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The Config settings the user gave on the command line (flags left out are None)."""
-    names = {f.name for f in dataclasses.fields(Config)}
+def config_overrides(args: argparse.Namespace, settings: type = Config) -> dict[str, Any]:
+    """The settings of `settings` the user gave on the command line (flags left out are None)."""
+    names = {f.name for f in dataclasses.fields(settings)}
     return {k: v for k, v in vars(args).items() if k in names and v is not None}
 
 

@@ -1,4 +1,4 @@
-"""Turn --gpus / --cpus into MXNet contexts, once, in the script."""
+"""Contexts: --gpus / --cpus turned into MXNet contexts (once, in the script), and batches split over them."""
 from __future__ import annotations
 
 import mxnet as mx
@@ -23,3 +23,9 @@ def resolve_contexts(gpu_ids: list[int], cpus: int = 1) -> list[mx.Context]:
             f"sees {available} GPU(s)). Drop --gpus to train on the CPU (--cpus N splits over N "
             "CPU contexts), or install mxnet-cu112 on a CUDA machine (see README).")
     return [mx.gpu(i) for i in gpu_ids]
+
+
+def shard(batch: mx.nd.NDArray, ctxs: list[mx.Context]) -> list[mx.nd.NDArray]:
+    """Split along axis 0 over as many contexts as the batch has samples for (uneven is fine)."""
+    used = ctxs[:min(len(ctxs), batch.shape[0])]
+    return mx.gluon.utils.split_and_load(batch, used, even_split=False)

@@ -93,9 +93,9 @@ def cpu_identity(cpuinfo: str = "/proc/cpuinfo") -> tuple[str, int]:
 
 def bf16_training_is_faster(flags: frozenset[str], identity: tuple[str, int], amx_enabled: bool) -> bool:
     """Whether MXNet's bfloat16 AMP trains faster than float32 on this CPU, as measured
-    (docs/BENCHMARKS.md): with AMX, 2.0x (FastNet, Intel Xeon); on AMD Zen 5 (family 26), which
-    computes AVX-512 bfloat16 dot products at full width, 1.9x; not on Zen 4 (family 25), which
-    splits AVX-512 into 256-bit halves: slower than float32. Other CPUs: not measured, float32."""
+    (docs/BENCHMARKS.md, "precision"): yes with AMX, and on AMD Zen 5 (family 26), which computes
+    AVX-512 bfloat16 dot products at full width; no on Zen 4 (family 25), which splits AVX-512
+    into 256-bit halves. Other CPUs: not measured, so float32."""
     vendor, family = identity
     return amx_enabled or (vendor == "AuthenticAMD" and family >= 26 and "avx512_bf16" in flags)
 
@@ -186,7 +186,7 @@ def resolve_precision(requested: str, device_types: Iterable[str], startup: Star
     Training ("train"): bfloat16 where `bf16_training_is_faster` (AMX, AMD Zen 5); elsewhere
     MXNet's AMP measured slower than float32 even with AVX512-BF16 (Zen 4). Prediction
     ("predict", a bfloat16 copy of the network, no casts per step) is faster wherever the CPU
-    computes bfloat16: 1.8x for ResNet-18 on a Zen 4 (docs/BENCHMARKS.md). GPUs: float32
+    computes bfloat16, Zen 4 included (docs/BENCHMARKS.md). GPUs: float32
     (their float16 is `--amp`).
     """
     if requested not in PRECISIONS:

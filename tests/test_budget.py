@@ -55,7 +55,7 @@ def test_measured_rate_excludes_the_warm_up_batches():
 def test_a_budgeted_run_and_its_submission_end_inside_the_budget(tmp_path):
     budget_min = 1.0
     start = time.perf_counter()
-    trained = run_script("train.py", "--preset", "cpu-fast", "--model", "fastnet_small", "--batch-size", "64",
+    trained = run_script("train.py", "--demo", "--preset", "cpu-fast", "--model", "fastnet_small", "--batch-size", "64",
                          "--time-budget", budget_min, "--out", tmp_path / "run", "--no-progress")
     assert trained.returncode == 0, trained.stderr
     submitted = run_script("submit.py", "--run", tmp_path / "run", "--no-progress")
@@ -71,7 +71,7 @@ def test_a_budgeted_run_and_its_submission_end_inside_the_budget(tmp_path):
     assert record["precision_used"] in ("float32", "bfloat16") and record["startup"]["threads"]
 
     # the measuring leaves no trace: the same seed and epoch count without a budget, bit for bit
-    fixed = run_script("train.py", "--preset", "cpu-fast", "--model", "fastnet_small", "--batch-size", "64",
+    fixed = run_script("train.py", "--demo", "--preset", "cpu-fast", "--model", "fastnet_small", "--batch-size", "64",
                        "--epochs", chosen["epochs"], "--out", tmp_path / "fixed", "--no-progress")
     assert fixed.returncode == 0, fixed.stderr
     budgeted, reference = (mx.nd.load(str(tmp_path / run / "model.params")) for run in ("run", "fixed"))
@@ -81,7 +81,7 @@ def test_a_budgeted_run_and_its_submission_end_inside_the_budget(tmp_path):
 
 @pytest.mark.slow
 def test_bfloat16_training_runs_and_is_recorded(tmp_path):
-    trained = run_script("train.py", "--preset", "cpu-fast", "--model", "fastnet_small", "--batch-size", "64",
+    trained = run_script("train.py", "--demo", "--preset", "cpu-fast", "--model", "fastnet_small", "--batch-size", "64",
                          "--epochs", "3", "--precision", "bfloat16", "--cpus", "2", "--out", tmp_path / "run",
                          "--no-progress")
     assert trained.returncode == 0, trained.stderr

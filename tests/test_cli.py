@@ -79,6 +79,12 @@ def test_missing_data_dir_is_a_clear_error(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_training_needs_a_data_dir_or_demo_said_outright(tmp_path):
+    result = run_script("train.py", "--epochs", "1", "--out", tmp_path / "run")
+    assert result.returncode == 2 and "give --data-dir DIR" in result.stderr and "--demo" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_gpus_without_gpus_is_a_clear_error(tmp_path):
     result = run_script("train.py", "--demo", "--gpus", "0", "--out", tmp_path / "run")
     assert result.returncode == 2
@@ -121,5 +127,5 @@ def test_the_console_command_runs_each_command():
         assert "--precision {auto,float32,bfloat16}" in helped.stdout
         wrong = subprocess.run(runner + ["fit"], capture_output=True, text=True)
         assert wrong.returncode == 2 and "commands:" in wrong.stderr
-        bad = subprocess.run(runner + ["train", "--lr", "nan", "--epochs", "1"], capture_output=True, text=True)
+        bad = subprocess.run(runner + ["train", "--demo", "--lr", "nan", "--epochs", "1"], capture_output=True, text=True)
         assert bad.returncode == 2 and bad.stderr.strip() == "error: --lr must be a finite number, got nan"

@@ -6,7 +6,10 @@ from mxnet import gluon, nd
 
 from gluon_cifar.config import Config
 from gluon_cifar.models import build_model
-from gluon_cifar.training.engine import evaluate, fit, make_trainer, step_schedule, train_one_epoch
+from gluon_cifar.training.engine import evaluate, fit, train_one_epoch
+from gluon_cifar.training.optim import make_trainer
+from gluon_cifar.training.parts import TrainingParts
+from gluon_cifar.training.schedules import step_schedule
 
 
 def small_net(ctxs):
@@ -30,7 +33,7 @@ def train_params(n_ctx, sizes):
     net = small_net(ctxs)
     cfg = Config(lr=0.1, momentum=0.9, wd=1e-4)
     trainer = make_trainer(net, cfg, batches_per_epoch=len(sizes))
-    train_one_epoch(net, batches(sizes), gluon.loss.SoftmaxCrossEntropyLoss(), trainer, ctxs)
+    train_one_epoch(TrainingParts(net, trainer, gluon.loss.SoftmaxCrossEntropyLoss(), []), batches(sizes), ctxs)
     return net, [[d.asnumpy() for d in p.list_data()] for p in net.collect_params().values()]
 
 
@@ -53,7 +56,7 @@ def test_resnet_replicas_stay_identical_over_three_contexts():
     net.hybridize(static_alloc=True)
     trainer = make_trainer(net, Config(), batches_per_epoch=2)
     data = [(nd.random.normal(shape=(5, 3, 32, 32)), nd.array([0, 1, 2, 3, 4], dtype="int32"))] * 2
-    loss, acc, examples = train_one_epoch(net, data, gluon.loss.SoftmaxCrossEntropyLoss(), trainer, ctxs)
+    loss, acc, examples = train_one_epoch(TrainingParts(net, trainer, gluon.loss.SoftmaxCrossEntropyLoss(), []), data, ctxs)
     assert examples == 10 and np.isfinite(loss) and 0 <= acc <= 1
     for param in net.collect_params().values():
         if param.grad_req == "null":
@@ -78,7 +81,8 @@ def test_fit_reports_per_epoch_and_decays_lr():
     net = small_net(ctxs)
     cfg = Config(lr=0.5, lr_period=1, lr_decay=0.5, epochs=3)
     data = batches([8, 8])
-    history = fit(net, make_trainer(net, cfg, 2), data, batches([5, 3], seed=1), ctxs, epochs=3)
+    parts = TrainingParts(net, make_trainer(net, cfg, 2), gluon.loss.SoftmaxCrossEntropyLoss(), data, batches([5, 3], seed=1))
+    history = fit(parts, ctxs, epochs=3)
     assert [h.epoch for h in history] == [1, 2, 3]
     assert [h.lr for h in history] == pytest.approx([0.5, 0.25, 0.125])
     assert all(h.examples == 16 and h.examples_per_sec > 0 for h in history)

@@ -8,7 +8,7 @@ from mxnet import nd
 from gluon_cifar.config import PRESETS, Config
 from gluon_cifar.models import build_model
 from gluon_cifar.models.fastnet import whitening_filters
-from gluon_cifar.training.engine import SmoothedCrossEntropy, make_loss, make_trainer
+from gluon_cifar.training.optim import SmoothedCrossEntropy, make_loss, make_trainer
 
 
 def test_whitening_filters_decorrelate_patches():

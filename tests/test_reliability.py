@@ -20,11 +20,19 @@ from mxnet import gluon
 from gluon_cifar.config import Config
 from gluon_cifar.errors import ConfigError, DivergenceError, GluonCifarError
 from gluon_cifar.runs import checkpoint
-from gluon_cifar.training.engine import EpochProgress, make_trainer, train_one_epoch
+from gluon_cifar.training.engine import train_one_epoch
+from gluon_cifar.training.optim import make_trainer
+from gluon_cifar.training.parts import TrainingParts
+from gluon_cifar.training.records import EpochProgress
 from tests.conftest import ROOT, run_script
 from tests.test_engine import batches, small_net
 
 pytestmark = pytest.mark.slow  # trains, kills and resumes runs
+
+
+def _parts(net, trainer):
+    return TrainingParts(net, trainer, gluon.loss.SoftmaxCrossEntropyLoss(), [])
+
 
 SMALL = ["--demo", "--model", "cifar_resnet20_v1", "--batch-size", "64", "--no-progress"]
 
@@ -139,8 +147,8 @@ def test_divergence_names_the_batch_and_is_caught_before_any_checkpoint():
 
     synced = []
     with pytest.raises(DivergenceError, match=r"loss became nan in epoch 3, batch 5 \(learning rate 0.1\)"):
-        train_one_epoch(net, loader(), gluon.loss.SoftmaxCrossEntropyLoss(), make_trainer(net, Config(lr=0.1), 6),
-                        ctxs, sync_every=2, on_sync=lambda p: synced.append(p.batches),
+        parts = TrainingParts(net, make_trainer(net, Config(lr=0.1), 6), gluon.loss.SoftmaxCrossEntropyLoss(), [])
+        train_one_epoch(parts, loader(), ctxs, sync_every=2, on_sync=lambda p: synced.append(p.batches),
                         progress=EpochProgress(epoch=3))
     assert synced == [2, 4]  # a checkpoint could follow batch 4; never a later one
 
@@ -150,11 +158,11 @@ def test_interrupted_checkpoint_write_leaves_the_previous_one_loadable(tmp_path,
     ctxs = [mx.cpu(0)]
     net = small_net(ctxs)
     trainer = make_trainer(net, Config(lr=0.1), 3)
-    train_one_epoch(net, batches([8, 8, 8]), gluon.loss.SoftmaxCrossEntropyLoss(), trainer, ctxs)
+    train_one_epoch(_parts(net, trainer), batches([8, 8, 8]), ctxs)
     saved = [p.data().asnumpy() for p in net.collect_params().values()]
     checkpoint.save(run, net, trainer, EpochProgress(epoch=2), [], Config().to_dict(), "labels", None)
 
-    train_one_epoch(net, batches([8, 8, 8], seed=1), gluon.loss.SoftmaxCrossEntropyLoss(), trainer, ctxs)
+    train_one_epoch(_parts(net, trainer), batches([8, 8, 8], seed=1), ctxs)
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -177,7 +185,7 @@ def test_a_checkpoint_of_another_network_is_refused(tmp_path):
     ctxs = [mx.cpu(0)]
     net = small_net(ctxs)
     trainer = make_trainer(net, Config(), 1)
-    train_one_epoch(net, batches([8]), gluon.loss.SoftmaxCrossEntropyLoss(), trainer, ctxs)
+    train_one_epoch(_parts(net, trainer), batches([8]), ctxs)
     checkpoint.save(str(tmp_path), net, trainer, EpochProgress(epoch=2), [], Config().to_dict(), "labels", None)
     other = gluon.nn.HybridSequential()
     other.add(gluon.nn.Dense(3, in_units=5))

@@ -8,7 +8,8 @@ from mxnet import gluon, nd
 from gluon_cifar.config import Config
 from gluon_cifar.models import build_model
 from gluon_cifar.training.averaging import Lookahead
-from gluon_cifar.training.engine import SmoothedCrossEntropy, lr_schedule, make_loss, make_trainer
+from gluon_cifar.training.optim import SmoothedCrossEntropy, make_loss, make_trainer
+from gluon_cifar.training.schedules import lr_schedule
 
 
 def test_cosine_schedule_warms_up_linearly_then_decays_to_zero():

@@ -25,8 +25,10 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     run = parser.add_argument_group("run")
-    run.add_argument("--demo", action="store_true", help="use the built-in offline demo dataset "
-                                                         "(also the default when no --data-dir is given)")
+    run.add_argument("--demo", action="store_true", help="train on the built-in offline demo dataset (made on "
+                                                         "first use) with the demo preset; without it --data-dir "
+                                                         "is required, so a forgotten --data-dir never trains on "
+                                                         "synthetic images by mistake")
     run.add_argument("--preset", choices=sorted(PRESETS), default=None,
                      help="settings to start from before flags apply (default: d2l; demo with --demo)")
     run.add_argument("--out", default=None, help="run directory (default: runs/<timestamp>)")
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     if args.demo and args.data_dir:
         parser.error("--demo and --data-dir exclude each other")
+    if not (args.demo or args.data_dir or args.resume):
+        parser.error("give --data-dir DIR (the Kaggle CIFAR-10 download) or --demo (the built-in offline demo data)")
     out = args.resume or args.out or rundir.default_run_dir()
     try:
         if args.resume:
@@ -51,7 +55,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             cfg = workflow.resume_config(out, config_overrides(args))
             history = workflow.resume(out, cfg, resolve_contexts(cfg.gpu_ids(), cfg.cpus), not args.no_progress)
         else:
-            cfg = config_from_args(args, args.preset or ("demo" if args.data_dir is None else "d2l"))
+            cfg = config_from_args(args, args.preset or ("demo" if args.demo else "d2l"))
             history = workflow.train(cfg, resolve_contexts(cfg.gpu_ids(), cfg.cpus), out, not args.no_progress)
     except KeyboardInterrupt:
         if rundir.has_checkpoint(out):

@@ -1,4 +1,4 @@
-"""Inference: streamed prediction and submission.csv (predict.py), export to MXNet symbol or ONNX
-with a check on real images (export.py).
-Imports: data (to read test images), training.engine (prediction with TTA), atomic, errors.
+"""Inference: class predictions with test-time views (tta.py), streamed prediction and
+submission.csv (predict.py), export to MXNet symbol or ONNX checked on real images (export.py).
+Imports: data (to read test images), contexts, atomic, errors; nothing of training or runs.
 """

@@ -17,7 +17,8 @@ from ..atomic import atomic_path
 from ..data.folder import ImageFiles, eval_loader
 from ..data.images import SIZE
 from ..errors import ConfigError, GluonCifarError
-from ..training.engine import predict_classes, shard
+from ..contexts import shard
+from .tta import predict_classes
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +28,9 @@ DTYPES = ("float32", "bfloat16")
 def cast_for_inference(net: gluon.HybridBlock, dtype: str, ctxs: list[mx.Context]) -> gluon.HybridBlock:
     """`net` itself for float32; for bfloat16, a copy that computes in bfloat16 (oneDNN, CPU only).
 
-    bfloat16 keeps float32's range with 8 bits of mantissa: measured here (AMD Zen 4, which has
-    AVX512-BF16) ResNet-18 prediction ran 1.8x faster and 3 labels in 1,000 changed
-    (docs/BENCHMARKS.md). Inputs and outputs stay float32.
+    bfloat16 keeps float32's range with 8 bits of mantissa: faster wherever the CPU computes it,
+    at the price of a few changed labels (both measured in docs/BENCHMARKS.md). Inputs and
+    outputs stay float32.
     """
     check_dtype(dtype, ctxs)
     if dtype == "float32":

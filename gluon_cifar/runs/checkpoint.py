@@ -27,7 +27,7 @@ from typing import Any, Iterator
 from mxnet import gluon
 
 from ..atomic import atomic_path, write_errors_named
-from ..training.engine import EpochProgress
+from ..training.records import EpochProgress
 from ..errors import ConfigError
 
 LAST, BEST = "checkpoint-last.zip", "checkpoint-best.zip"

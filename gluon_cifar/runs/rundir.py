@@ -27,7 +27,7 @@ from .. import STARTUP, __version__
 from . import checkpoint
 from ..atomic import atomic_path, writable_dir, write_text
 from ..config import Config
-from ..training.engine import EpochResult
+from ..training.records import EpochResult
 from ..errors import ConfigError, GluonCifarError
 
 CONFIG, CLASSES, METRICS, CURVES, PARAMS = "config.json", "classes.txt", "metrics.csv", "curves.png", "model.params"

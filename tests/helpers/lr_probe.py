@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from gluon_cifar.config import Config  # noqa: E402
 from gluon_cifar.distributed.cluster import connect, initialize_kvstore  # noqa: E402
-from gluon_cifar.training.engine import make_trainer  # noqa: E402
+from gluon_cifar.training.optim import make_trainer  # noqa: E402
 
 cluster = connect("dist_sync", [mx.cpu()])
 net = gluon.nn.Dense(1, in_units=4, use_bias=False)

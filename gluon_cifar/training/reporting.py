@@ -1,0 +1,60 @@
+"""What a run does between batches: a progress bar, a log line per epoch, a warning when the run
+falls behind its time budget, and the recorder's writes at the moments they are due."""
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from tqdm import tqdm
+
+from ..config import Config
+from . import budget
+from .engine import FitHooks
+from .parts import TrainingParts
+from .records import EpochProgress, EpochResult
+
+log = logging.getLogger(__name__)
+
+
+class Recorder(Protocol):
+    """runs.recorder.RunRecorder's interface (a NullRecorder on workers that write nothing)."""
+
+    def checkpoint(self, net, trainer, position: EpochProgress, history: list[EpochResult]) -> None: ...
+
+    def epoch_end(self, net, trainer, history: list[EpochResult]) -> None: ...
+
+
+class RunHooks(FitHooks):
+    """fit's hooks for a run of `cfg`: `history` holds the finished epochs (a resumed run's too)."""
+
+    def __init__(self, cfg: Config, parts: TrainingParts, recorder: Recorder, history: list[EpochResult],
+                 plan: budget.BudgetPlan | None = None, show_progress: bool = True) -> None:
+        self._cfg, self._parts, self._recorder, self.history = cfg, parts, recorder, history
+        self._plan, self._show_progress = plan, show_progress
+
+    def progress_bar(self, epoch: int, total_examples: int):
+        return tqdm(total=total_examples, desc=f"epoch {epoch}", unit="img", leave=False,
+                    disable=not self._show_progress)
+
+    def on_sync(self, progress: EpochProgress) -> None:
+        every = self._cfg.checkpoint_every
+        if every and progress.batches % every == 0 and progress.batches < self._parts.batches_per_epoch:
+            self._recorder.checkpoint(self._parts.net, self._parts.trainer, progress, self.history)
+
+    def on_epoch_end(self, result: EpochResult) -> None:
+        self.history.append(result)
+        valid = f", valid acc {result.valid_acc:.4f}" if result.valid_acc is not None else ""
+        log.info("epoch %d/%d: lr %.4g, train loss %.4f, train acc %.4f%s, %.1f examples/s, %.0f s",
+                 result.epoch, self._cfg.epochs, result.lr, result.train_loss, result.train_acc, valid,
+                 result.examples_per_sec, result.seconds)
+        if self._plan is not None:
+            self._warn_if_late(result.epoch)
+        self._recorder.epoch_end(self._parts.net, self._parts.trainer, self.history)
+
+    def _warn_if_late(self, epoch: int) -> None:
+        pace = sum(h.seconds for h in self.history) / len(self.history)
+        late = budget.projected_overrun_s(self._plan, epoch, pace)
+        if late > 0:
+            log.warning("at this pace (%.0f s an epoch, %.0f planned) training and the submission will end %.1f "
+                        "min after the %.0f-minute budget: the machine has slowed down since the start",
+                        pace, self._plan.epoch_s, late / 60, self._plan.budget_s / 60)

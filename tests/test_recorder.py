@@ -1,0 +1,90 @@
+"""The run recorder: the one writer of a run directory, and the no-op recorder of other workers."""
+import json
+import os
+import zipfile
+
+import mxnet as mx
+import pytest
+from mxnet import gluon
+
+from gluon_cifar.config import Config
+from gluon_cifar.errors import GluonCifarError
+from gluon_cifar.runs import checkpoint, rundir
+from gluon_cifar.runs.recorder import NullRecorder, RunRecorder, open_run
+from gluon_cifar.training.optim import make_trainer
+from gluon_cifar.training.records import EpochProgress, EpochResult
+
+CLASSES = ["a", "b", "c"]
+
+
+def small():
+    net = gluon.nn.Dense(3, in_units=4)
+    net.initialize(ctx=[mx.cpu()])
+    return net, make_trainer(net, Config(lr=0.1), 2)
+
+
+def epoch(n, valid_acc):
+    return EpochResult(n, 0.1, 1.0 / n, 0.5, valid_acc, 8, 1.0, 8.0)
+
+
+def state_of(path):
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("state.json"))
+
+
+def test_a_recorder_writes_every_file_and_keeps_the_best_epoch(tmp_path):
+    run, (net, trainer) = str(tmp_path / "run"), small()
+    with open_run(run, Config(), CLASSES, "labels-digest") as recorder:
+        assert isinstance(recorder, RunRecorder)
+        recorder.start(Config(epochs=3), {"n_train": 8})
+        history = []
+        for n, acc in [(1, 0.5), (2, 0.4), (3, 0.6)]:
+            history.append(epoch(n, acc))
+            recorder.epoch_end(net, trainer, history)
+            if n == 2:  # not an improvement: -best.zip still holds epoch 1's state
+                assert state_of(os.path.join(run, checkpoint.BEST))["progress"]["epoch"] == 2
+        recorder.finish(history)
+    last, best = state_of(os.path.join(run, checkpoint.LAST)), state_of(os.path.join(run, checkpoint.BEST))
+    assert last["progress"]["epoch"] == 4 and len(last["history"]) == 3 and last["config"]["epochs"] == 3
+    assert best["best_valid_acc"] == last["best_valid_acc"] == 0.6 and last["data_fingerprint"] == "labels-digest"
+    assert {rundir.CONFIG, rundir.CLASSES, rundir.METRICS, rundir.PARAMS, rundir.CURVES} <= set(os.listdir(run))
+    assert rundir.info(run)["n_train"] == 8 and not os.path.exists(os.path.join(run, rundir.LOCK))
+
+
+def test_a_mid_epoch_checkpoint_carries_the_position_and_the_best_so_far(tmp_path):
+    run, (net, trainer) = str(tmp_path / "run"), small()
+    with open_run(run, Config(), CLASSES, "x") as recorder:
+        recorder.start(Config(), {})
+        recorder.epoch_end(net, trainer, [epoch(1, 0.7)])
+        recorder.checkpoint(net, trainer, EpochProgress(epoch=2, batches=5, examples=40), [epoch(1, 0.7)])
+    state = state_of(os.path.join(run, checkpoint.LAST))
+    assert state["progress"]["batches"] == 5 and state["best_valid_acc"] == 0.7
+
+
+def test_a_worker_that_does_not_write_touches_nothing(tmp_path):
+    run, (net, trainer) = str(tmp_path / "run"), small()
+    with open_run(run, Config(), CLASSES, "x", writes=False) as recorder:
+        assert type(recorder) is NullRecorder
+        recorder.start(Config(), {})
+        recorder.epoch_end(net, trainer, [epoch(1, None)])
+        recorder.finish([epoch(1, None)])
+    assert not os.path.exists(run)
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(tmp_path):
+    run = str(tmp_path / "run")
+    with pytest.raises(RuntimeError, match="boom"), open_run(run, Config(), CLASSES, "x") as recorder:
+        recorder.start(Config(), {})
+        assert os.path.exists(os.path.join(run, rundir.CONFIG))
+        raise RuntimeError("boom")
+    assert not os.path.exists(run)
+
+
+def test_a_new_run_refuses_a_directory_that_holds_one(tmp_path):
+    run, (net, trainer) = str(tmp_path / "run"), small()
+    with open_run(run, Config(), CLASSES, "x") as recorder:
+        recorder.epoch_end(net, trainer, [epoch(1, None)])
+    with pytest.raises(GluonCifarError, match="already holds a run: continue it with --resume"):
+        with open_run(run, Config(), CLASSES, "x"):
+            pass
+    assert os.path.exists(os.path.join(run, checkpoint.LAST))  # untouched
