@@ -35,8 +35,9 @@ def _cpus_setting() -> Any:
 @dataclass
 class Config:
     # data
-    data_dir: str | None = _setting(None, "Kaggle CIFAR-10 directory (train/, trainLabels.csv, test/); unset: the "
-                                          "built-in offline demo dataset (scripts/train.py --demo)", "data")
+    data_dir: str | None = _setting(None, "the Kaggle CIFAR-10 download: cifar-10.zip itself, a folder with train.7z "
+                                          "and test.7z (or train/ and test/ extracted) beside trainLabels.csv; unset: "
+                                          "the built-in offline demo dataset (scripts/train.py --demo)", "data")
     valid_ratio: float = _setting(0.1, "fraction of the smallest class held out per class for validation (0: train "
                                        "on every labelled image, no validation)", "data")
     seed: int = _setting(0, "seed for the split, initialisation, shuffling and augmentation", "data")
@@ -172,9 +173,9 @@ def _check_fields(settings: Any) -> None:
     for f in dataclasses.fields(settings):
         value = getattr(settings, f.name)
         if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"--{_flag(f.name)} must be a finite number, got {value}")
+            raise ConfigError(f"--{flag(f.name)} must be a finite number, got {value}")
         if "choices" in f.metadata and value not in f.metadata["choices"] and value is not None:
-            raise ConfigError(f"--{_flag(f.name)} must be one of {', '.join(f.metadata['choices'])}, got {value!r}")
+            raise ConfigError(f"--{flag(f.name)} must be one of {', '.join(f.metadata['choices'])}, got {value!r}")
         if f.name == "gpus":
             parse_gpu_ids(value)  # raises on a malformed list
 
@@ -183,7 +184,7 @@ def _check_at_least(settings: Any, low: int, *names: str) -> None:
     for name in names:
         value = getattr(settings, name)
         if value is not None and value < low:
-            raise ConfigError(f"--{_flag(name)} must be {'at least 1' if low == 1 else f'>= {low}'}, got {value}")
+            raise ConfigError(f"--{flag(name)} must be {'at least 1' if low == 1 else f'>= {low}'}, got {value}")
 
 
 def parse_gpu_ids(gpus: str) -> list[int]:
@@ -203,7 +204,8 @@ class SubmitOptions:
     settings are its Config; these only choose how to predict)."""
 
     run: str = _setting(None, "run directory written by scripts/train.py", "submission", required=True)
-    data_dir: str | None = _setting(None, "Kaggle directory with test/ (default: the run's)", "submission")
+    data_dir: str | None = _setting(None, "the Kaggle download with the test images (cifar-10.zip, or a folder with "
+                                          "test.7z or test/) (default: the run's)", "submission")
     out: str | None = _setting(None, "submission path (default: RUN/submission.csv)", "submission")
     retrain: bool = _setting(False, "retrain on train+valid with the run's settings before predicting (the "
                                     "book's final step; it leaves RUN/retrain)", "submission")
@@ -277,7 +279,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _flag(name: str) -> str:
+def flag(name: str) -> str:
+    """The command-line flag of setting `name`, without its dashes: batch_size -> batch-size."""
     return name.replace("_", "-")
 
 
@@ -292,7 +295,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] 
         group = groups.get(group_name) or groups.setdefault(group_name, parser.add_argument_group(group_name))
         shown = f.default not in (None, "")  # those fields' help says what "unset" means
         help_text = f"{f.metadata['help']} (default: {f.default})" if shown else f.metadata["help"]
-        names = (f"--{_flag(f.name)}", *f.metadata.get("aliases", ()))
+        names = (f"--{flag(f.name)}", *f.metadata.get("aliases", ()))
         if f.type in ("bool", bool):
             group.add_argument(*names, dest=f.name, default=None, action=argparse.BooleanOptionalAction,
                                help=help_text)

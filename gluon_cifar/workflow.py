@@ -20,23 +20,49 @@ from mxnet import gluon
 from tqdm import tqdm
 
 from . import STARTUP
-from .config import RESUMABLE, Config, SubmitOptions, changed_settings, default_cache_dir
+from .atomic import writable_dir
+from .config import (
+    RESUMABLE,
+    Config,
+    SubmitOptions,
+    changed_settings,
+    default_cache_dir,
+    flag,
+)
+from .data.archives import (
+    SAMPLE,
+    archived_test_images,
+    find_download,
+    first_test_images,
+    materialise,
+)
 from .data.augment import make_augment
 from .data.batches import DecodedEvalLoader, DecodedTrainLoader, decoded_part
 from .data.decoded import decoded_images
 from .data.demo import ensure_demo_dataset
-from .data.folder import ImageFiles, class_names, eval_loader, image_folder, sample_images, train_loader
+from .data.folder import (
+    class_names,
+    eval_loader,
+    image_folder,
+    sample_images,
+    train_loader,
+)
 from .data.images import check_headers
-from .data.kaggle import check_sample_submission, read_test, read_train
+from .data.kaggle import check_sample_submission, read_label_csv, read_test, read_train
 from .data.split import SplitTree, build_split_tree, warn_if_unbalanced
 from .data.transforms import eval_transform, train_transform
 from .distributed import cluster as distributed
 from .errors import ConfigError, LayoutError
-from .inference.predict import cast_for_inference, check_writable, predict_files, write_submission
+from .inference.predict import (
+    cast_for_inference,
+    check_writable,
+    predict_archive,
+    predict_files,
+    write_submission,
+)
 from .models import FASTNETS, build_model, check_model_name
 from .runs import checkpoint, rundir
 from .runs.recorder import NullRecorder, open_run
-from .atomic import writable_dir
 from .runtime import resolve_precision
 from .training import budget
 from .training.engine import fit, train_one_epoch
@@ -60,9 +86,16 @@ def cache_dir(cfg: Config) -> str:
     return path
 
 
-def resolve_data_dir(cfg: Config) -> str:
-    """The configured data directory, or the demo dataset (generated on first use)."""
-    return cfg.data_dir or ensure_demo_dataset(cache_dir(cfg))
+def resolve_data_dir(cfg: Config, show_progress: bool = True) -> str:
+    """The configured data directory in the Kaggle layout, or the demo dataset (generated on first use)."""
+    return kaggle_layout(cfg.data_dir, cfg, show_progress) if cfg.data_dir else ensure_demo_dataset(cache_dir(cfg))
+
+
+def kaggle_layout(data_dir: str, cfg: Config, show_progress: bool = True) -> str:
+    """`data_dir` itself if extracted; for the competition zip or a folder with train.7z / test.7z,
+    the layout made from it once in the cache (archives.materialise: test.7z stays an archive)."""
+    download = find_download(data_dir)
+    return data_dir if download is None else materialise(download, cache_dir(cfg), show_progress)
 
 
 def prepare_split(cfg: Config, data_dir: str) -> SplitTree:
@@ -159,15 +192,27 @@ def _plan_budget(job: TrainingJob) -> budget.BudgetPlan:
     # Chunks of cfg.lookahead_every batches, so that each includes one averaging step.
     train_rate = budget.measure_rate(train_steps, train_data, chunk=max(1, cfg.lookahead_every), min_batches=5,
                                      min_seconds=10.0)
-    try:
-        _, test_paths = read_test(job.data_dir)
-    except LayoutError:
-        test_paths = []  # a layout without test images: nothing to predict
-    predict_rate = _predict_rate(probe.net, test_paths, job) if test_paths else 1.0
+    n_test, sample_paths = _prediction_workload(job.data_dir)
+    predict_rate = _predict_rate(probe.net, sample_paths, job) if n_test else 1.0
     min_epochs = cfg.warmup_epochs + 1 if cfg.schedule != "step" else 1
     return budget.plan(cfg.time_budget * 60, budget.process_age_s(), train_rate,
                        len(train_data) * train_data.batch_size, job.tree.n_valid if job.valid_part else 0,
-                       len(test_paths), predict_rate, min_epochs)
+                       n_test, predict_rate, min_epochs)
+
+
+def _prediction_workload(data_dir: str) -> tuple[int, list[str]]:
+    """(test images submit.py will predict, image files to time that on). With test.7z not
+    extracted, the count is sampleSubmission.csv's and the timing is on training images (the
+    same size and format; the archive's own reading is not in it)."""
+    if archived_test_images(data_dir) is not None:
+        sample = os.path.join(data_dir, SAMPLE)
+        n_test = len(read_label_csv(sample)) if os.path.isfile(sample) else 0
+        return n_test, read_train(data_dir).paths
+    try:
+        _, test_paths = read_test(data_dir)
+    except LayoutError:
+        return 0, []  # a layout without test images: nothing to predict
+    return len(test_paths), test_paths
 
 
 def _predict_rate(net: gluon.Block, test_paths: list[str], job: TrainingJob) -> float:
@@ -214,7 +259,7 @@ def _train_loop(job: TrainingJob, recorder: NullRecorder, resume_from: checkpoin
     `plan`: the time budget's, to warn when the run falls behind it."""
     cfg, ctxs, cluster = job.cfg, job.ctxs, job.cluster
     seed_everything(cfg.seed)
-    train_data, valid_data = make_loaders(job)
+    train_data, valid_data = make_loaders(job, with_valid=cluster.is_root)  # rank 0 alone validates
     log.info("data %s: training on %s of %s tree %s, %s loader, %d batches%s", job.data_dir, job.part,
              job.tree.link_kind, job.tree.root, cfg.loader, len(train_data),
              f" on worker {cluster.rank} of {cluster.num_workers}" if cluster.distributed else "")
@@ -278,7 +323,7 @@ def resume_config(run: str, overrides: dict[str, Any]) -> Config:
     wanted = Config.from_dict({**saved.to_dict(), **{k: v for k, v in overrides.items() if v is not None}})
     changed = changed_settings(saved, wanted)
     if changed:
-        listed = ", ".join(f"--{k.replace('_', '-')} ({old} -> {new})" for k, (old, new) in changed.items())
+        listed = ", ".join(f"--{flag(k)} ({old} -> {new})" for k, (old, new) in changed.items())
         raise ConfigError(f"cannot change {listed} when resuming {run}: only {', '.join(RESUMABLE)} may change. "
                           "Start a new run (another --out) to train with different settings")
     return wanted
@@ -327,10 +372,7 @@ def load_for_export(run: str, params_name: str, n_images: int):
     if not os.path.isfile(params):
         raise ConfigError(f"{params} is missing: train the run first (or pass --params)")
     net = load_network(cfg, classes, params, [mx.cpu()])
-    _, paths = read_test(resolve_data_dir(cfg))
-    test_images = ImageFiles(paths[:n_images])
-    images = mx.nd.stack(*[test_images[i][0] for i in range(len(test_images))])
-    return net, images
+    return net, first_test_images(resolve_data_dir(cfg), n_images)
 
 
 def _retrain(cfg: Config, ctxs: list[mx.Context], data_dir: str, tree: SplitTree, out: str,
@@ -361,13 +403,15 @@ def submit(options: SubmitOptions, ctxs: list[mx.Context], show_progress: bool =
     options.validate()
     run = options.run
     cfg, classes = rundir.load(run)
-    data_dir = options.data_dir or resolve_data_dir(cfg)
     out = options.out or os.path.join(run, "submission.csv")
     check_writable(out)
+    data_dir = kaggle_layout(options.data_dir, cfg, show_progress) if options.data_dir else resolve_data_dir(cfg)
     dtype = resolve_precision(options.precision, [c.device_type for c in ctxs], STARTUP, "predict")
-    ids, paths = read_test(data_dir)
-    check_headers(paths, os.path.join(data_dir, "test"))
-    check_sample_submission(data_dir, ids)
+    archive = archived_test_images(data_dir)
+    if archive is None:  # extracted: every check before any work
+        ids, paths = read_test(data_dir)
+        check_headers(paths, os.path.join(data_dir, "test"))
+        check_sample_submission(data_dir, ids)
     workers = cfg.num_workers if options.num_workers is None else options.num_workers
 
     if options.retrain:
@@ -383,9 +427,15 @@ def submit(options: SubmitOptions, ctxs: list[mx.Context], show_progress: bool =
             raise ConfigError(f"{params} is missing: run {run} did not finish an epoch; train it or use --retrain")
 
     net = cast_for_inference(load_network(cfg, classes, params, ctxs), dtype, ctxs)
-    with tqdm(total=len(paths), desc="predict", unit="img", disable=not show_progress) as bar:
-        predictions = predict_files(net, paths, ctxs, options.batch_size, workers, bar.update,
-                                    options.tta or cfg.tta)
+    tta = options.tta or cfg.tta
+    if archive is not None:  # streamed: the ids are known once the archive has been read
+        with tqdm(total=archive.size, desc=f"predict {archive.label}", unit="B", unit_scale=True,
+                  disable=not show_progress) as bar:
+            ids, predictions = predict_archive(net, archive, ctxs, options.batch_size, workers, bar.update, tta)
+        check_sample_submission(data_dir, ids, archive.label)
+    else:
+        with tqdm(total=len(paths), desc="predict", unit="img", disable=not show_progress) as bar:
+            predictions = predict_files(net, paths, ctxs, options.batch_size, workers, bar.update, tta)
     write_submission(out, ids, predictions, classes)
     log.info("wrote %s: %d rows, predicted in %s", out, len(ids), dtype)
     return Submission(out, len(ids), params)

@@ -4,8 +4,8 @@ import mxnet as mx
 import numpy as np
 from mxnet import nd
 
-from gluon_cifar.models import build_model
 from gluon_cifar.inference.tta import predict_classes
+from gluon_cifar.models import build_model
 
 
 def test_flip_tta_averages_each_image_with_its_mirror():

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..distributed.launcher import launch, read_hostfile
+from ..distributed.launcher import LaunchOptions, launch, read_hostfile
 
 
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -29,6 +29,8 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         help="seconds between SIGTERM and SIGKILL when stopping processes (default: 10)")
     parser.add_argument("--threads-per-worker", type=int, default=None,
                         help="OpenMP threads per worker (default on one machine: cores / workers)")
+    parser.add_argument("--ssh", default="ssh", help="remote shell command for --hostfile, e.g. 'ssh -i ~/.ssh/cluster "
+                                                   "-p 2222' (default: ssh; BatchMode is always on: no prompts)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the worker command")
     return parser
 
@@ -38,4 +40,5 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     hosts = read_hostfile(args.hostfile) if args.hostfile else None
     logging.getLogger().handlers[0].setFormatter(logging.Formatter("[launch] %(asctime)s %(message)s", "%H:%M:%S"))
-    return launch(command, args.workers, args.servers, hosts, args.port, args.grace, args.threads_per_worker)
+    options = LaunchOptions(hosts, args.port, args.grace, args.threads_per_worker, args.ssh)
+    return launch(command, args.workers, args.servers, options)

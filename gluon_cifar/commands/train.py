@@ -15,7 +15,14 @@ import argparse
 import os
 
 from .. import workflow
-from ..config import PRESETS, RESUMABLE, add_config_arguments, config_from_args, config_overrides
+from ..config import (
+    PRESETS,
+    RESUMABLE,
+    add_config_arguments,
+    config_from_args,
+    config_overrides,
+    flag,
+)
 from ..contexts import resolve_contexts
 from ..errors import Interrupted
 from ..runs import rundir
@@ -34,7 +41,7 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="run directory (default: runs/<timestamp>)")
     run.add_argument("--resume", metavar="RUN", default=None,
                      help="continue RUN from its last checkpoint with its own settings; only "
-                          f"{', '.join('--' + k.replace('_', '-') for k in RESUMABLE)} may be changed")
+                          f"{', '.join('--' + flag(k) for k in RESUMABLE)} may be changed")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_config_arguments(parser)
     return parser

@@ -152,7 +152,7 @@ def read_test(data_dir: str) -> tuple[list[int], list[str]]:
     images = list_images(test_dir)
     if not images:
         raise LayoutError(f"{test_dir} holds no .png/.jpg images: unpack the Kaggle test archive there")
-    bad = sorted(i for i in images if not _is_test_id(i))
+    bad = sorted(i for i in images if not is_test_id(i))
     if bad:
         raise LayoutError(f"{len(bad)} files in {test_dir} are not named <numeric id>.png "
                           f"(first: {first_few([os.path.basename(images[b]) for b in bad])}): ids are ASCII digits "
@@ -161,14 +161,15 @@ def read_test(data_dir: str) -> tuple[list[int], list[str]]:
     return ids, [images[str(i)] for i in ids]
 
 
-def _is_test_id(stem: str) -> bool:
-    """ASCII digits ("²" is a digit to str.isdigit), no leading zero ("007" would collide with
+def is_test_id(stem: str) -> bool:
+    """Whether a file name's stem is a test id: ASCII digits ("²" is a digit to str.isdigit), no leading zero ("007" would collide with
     "7"), and small enough for the submission's int64 id column."""
     return stem.isascii() and stem.isdigit() and str(int(stem)) == stem and int(stem) < 2 ** 63
 
 
-def check_sample_submission(data_dir: str, ids: list[int]) -> None:
-    """If DIR/sampleSubmission.csv exists, it must list exactly the ids found in test/."""
+def check_sample_submission(data_dir: str, ids: list[int], test_source: str | None = None) -> None:
+    """If DIR/sampleSubmission.csv exists, it must list exactly the ids found in `test_source`
+    (default DIR/test; e.g. the test.7z they were streamed from)."""
     path = os.path.join(data_dir, "sampleSubmission.csv")
     if not os.path.exists(path):
         return
@@ -182,6 +183,6 @@ def check_sample_submission(data_dir: str, ids: list[int]) -> None:
         missing = sorted(expected - ours)
         extra = sorted(ours - expected)
         raise LayoutError(
-            f"{path} and {os.path.join(data_dir, 'test')} disagree: {len(missing)} ids listed but without an "
+            f"{path} and {test_source or os.path.join(data_dir, 'test')} disagree: {len(missing)} ids listed but without an "
             f"image (first: {first_few(missing)}), {len(extra)} images not listed (first: {first_few(extra)}). "
             "Re-download the test archive or the sample submission.")

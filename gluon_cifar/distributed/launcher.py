@@ -26,6 +26,20 @@ from ..runtime import THREAD_VARIABLES, physical_cores
 log = logging.getLogger(__name__)
 
 _RUN_ROLE = [sys.executable, "-c", "import mxnet"]  # a server or the scheduler: importing runs it
+# What a remote process needs of the launching shell's environment ("the same paths on every
+# host"): ps-lite's and the thread settings, and what finds the interpreter and the package.
+_FORWARDED = ("DMLC_", "OMP_", "MXNET_", "KMP_", "DNNL_", "GLUON_CIFAR_")
+_FORWARDED_NAMES = ("PATH", "PYTHONPATH", "VIRTUAL_ENV", "LD_LIBRARY_PATH")
+SSH_FAILED = 255  # ssh's own exit code: the host did not answer, refused us, or the connection dropped
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    hosts: list[str] | None = None  # None: every process on this machine
+    port: int | None = None  # the scheduler's; None: a free one
+    grace: float = 10.0  # seconds between SIGTERM and SIGKILL when stopping processes
+    threads_per_worker: int | None = None  # None: cores / workers on one machine, MXNet's own on hosts
+    ssh: str = "ssh"  # the remote shell command, e.g. "ssh -i key -p 2222"
 
 
 @dataclass
@@ -64,17 +78,40 @@ def _pump(stream: IO[str], prefix: str, out: IO[str]) -> None:
         out.flush()
 
 
-def _start(name: str, command: list[str], env: dict[str, str], host: str | None, out: IO[str]) -> Process:
-    if host is not None:  # the remote shell gets the variables and the working directory explicitly
-        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items() if k.startswith(("DMLC_", "OMP_", "MXNET_")))
-        command = ["ssh", "-o", "BatchMode=yes", host,
-                   f"cd {shlex.quote(os.getcwd())} && env {exports} {shlex.join(command)}"]
-    popen = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, bufsize=1, start_new_session=True)  # own group: kill its children too
+def _start(name: str, command: list[str], env: dict[str, str], host: str | None, options: LaunchOptions,
+           out: IO[str]) -> Process:
+    env = {**os.environ, **env}
+    if host is not None:
+        name = f"{name}@{host}"
+        command = _over_ssh(command, env, host, options)
+    # stdin: a pipe never written to, which a remote process watches (see _over_ssh)
+    popen = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, bufsize=1,
+                             start_new_session=True)  # own group: kill its children too
     pump = threading.Thread(target=_pump, args=(popen.stdout, name, out), daemon=True)
     pump.start()
-    log.info("started %s (pid %d%s): %s", name, popen.pid, f", on {host}" if host else "", shlex.join(command))
+    log.info("started %s (pid %d): %s", name, popen.pid, shlex.join(command))
     return Process(name, popen, pump)
+
+
+def _over_ssh(command: list[str], env: dict[str, str], host: str, options: LaunchOptions) -> list[str]:
+    """`command` run on `host` through ssh, in this working directory, with the forwarded variables.
+
+    Killing a local ssh client does not stop its remote command (without a terminal nothing
+    signals it), so the remote side runs the command in a session of its own and a watchdog
+    that reads the connection's stdin: when the connection ends, whether the launcher stopped
+    the job or died, the watchdog sends the command's process group SIGTERM, then SIGKILL after
+    the grace period.
+    """
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items())
+                       if k.startswith(_FORWARDED) or k in _FORWARDED_NAMES)
+    # fd 3: the connection's stdin, handed explicitly to the watchdog (sh gives background jobs
+    # /dev/null otherwise) and closed everywhere else.
+    watched = (f"exec 3<&0; setsid {shlex.join(command)} </dev/null 3<&- & child=$!; "
+               f"{{ cat <&3 >/dev/null; kill -TERM -$child; sleep {options.grace:g}; kill -KILL -$child; }} "
+               ">/dev/null 2>&1 & exec 3<&-; wait $child")
+    remote = f"cd {shlex.quote(os.getcwd())} && exec env {exports} sh -c {shlex.quote(watched)}"
+    return [*shlex.split(options.ssh), "-o", "BatchMode=yes", host, remote]
 
 
 def _stop(processes: list[Process], grace: float) -> None:
@@ -94,24 +131,26 @@ def _stop(processes: list[Process], grace: float) -> None:
         p.pump.join(timeout=1)
 
 
-def launch(command: list[str], workers: int, servers: int, hosts: list[str] | None = None,
-           port: int | None = None, grace: float = 10.0, threads_per_worker: int | None = None,
+def launch(command: list[str], workers: int, servers: int, options: LaunchOptions = LaunchOptions(),
            out: IO[str] = sys.stdout) -> int:
     """Run `command` as `workers` workers with `servers` servers and a scheduler; return an exit code.
 
     0 when every worker exits 0. When any process fails, all the others are stopped (SIGTERM, then
     SIGKILL after `grace` seconds) and the failed process's exit code is returned (128 + N if
-    signal N killed it, 1 if it ended with 0 too early). Without `hosts` everything runs on this machine; with them, the scheduler runs on the
-    first host and servers and workers go round-robin over the hosts, through ssh.
+    signal N killed it, 1 if it ended with 0 too early). Without options.hosts everything runs on
+    this machine; with them, the scheduler runs on the first host and servers and workers go
+    round-robin over the hosts, through ssh, each named role@host in the output.
     """
+    hosts, grace = options.hosts, options.grace
     if workers < 1 or servers < 1:
         raise ConfigError(f"need at least one worker and one server, got -n {workers} -s {servers}")
     if not command:
         raise ConfigError("no worker command: put it after --, e.g. -- python scripts/train.py --kvstore dist_sync")
     root = hosts[0] if hosts else "127.0.0.1"
     env = {"DMLC_PS_ROOT_URI": socket.gethostbyname(root) if hosts else root,
-           "DMLC_PS_ROOT_PORT": str(port or free_port()),
+           "DMLC_PS_ROOT_PORT": str(options.port or free_port()),
            "DMLC_NUM_SERVER": str(servers), "DMLC_NUM_WORKER": str(workers)}
+    threads_per_worker = options.threads_per_worker
     if threads_per_worker is None and not hosts:
         # Workers sharing one machine would each start a thread per core and thrash.
         threads_per_worker = max(1, physical_cores() // workers)
@@ -121,10 +160,10 @@ def launch(command: list[str], workers: int, servers: int, hosts: list[str] | No
     def host(i: int) -> str | None:
         return hosts[i % len(hosts)] if hosts else None
 
-    processes = [_start("scheduler", _RUN_ROLE, {**env, "DMLC_ROLE": "scheduler"}, host(0), out)]
-    processes += [_start(f"server {i}", _RUN_ROLE, {**env, "DMLC_ROLE": "server"}, host(i), out)
+    processes = [_start("scheduler", _RUN_ROLE, {**env, "DMLC_ROLE": "scheduler"}, host(0), options, out)]
+    processes += [_start(f"server {i}", _RUN_ROLE, {**env, "DMLC_ROLE": "server"}, host(i), options, out)
                   for i in range(servers)]
-    processes += [_start(f"worker {i}", command, {**env, "DMLC_ROLE": "worker"}, host(i), out)
+    processes += [_start(f"worker {i}", command, {**env, "DMLC_ROLE": "worker"}, host(i), options, out)
                   for i in range(workers)]
     try:
         return _watch(processes, grace)
@@ -150,8 +189,10 @@ def _watch(processes: list[Process], grace: float) -> int:
         hung = roles_done_at is not None and time.monotonic() - roles_done_at > grace
         if failed or hung:
             first = failed[0] if failed else next((w for w in workers if w.popen.poll() is None), workers[0])
-            log.error("%s %s: stopping every other process", first.name,
-                      f"exited with code {first.popen.returncode}" if failed else "outlived the scheduler")
+            why = f"exited with code {first.popen.returncode}" if failed else "outlived the scheduler"
+            if failed and first.popen.returncode == SSH_FAILED and "@" in first.name:
+                why += f" (ssh: {first.name.split('@', 1)[1]} did not answer, refused the key, or the connection dropped)"
+            log.error("%s %s: stopping every other process", first.name, why)
             _stop(processes, grace)
             code = first.popen.returncode if failed else 1
             return code if code > 0 else 128 - code  # killed by signal N: 128 + N, as shells do

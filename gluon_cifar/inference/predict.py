@@ -1,10 +1,15 @@
-"""Predict the test folder in streamed batches and write submission.csv."""
+"""Predict the test images in streamed batches (from the folder, or straight out of test.7z) and
+write submission.csv."""
 from __future__ import annotations
 
+import collections
+import io
+import itertools
 import logging
+import multiprocessing
 import os
 import warnings
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import mxnet as mx
 import numpy as np
@@ -14,10 +19,13 @@ from mxnet.contrib import amp
 
 from .. import STARTUP
 from ..atomic import atomic_path
-from ..data.folder import ImageFiles, eval_loader
-from ..data.images import SIZE
-from ..errors import ConfigError, GluonCifarError
 from ..contexts import shard
+from ..data.archives import Member, iter_pngs
+from ..data.folder import ImageFiles, eval_loader
+from ..data.images import SIZE, decode_rgb
+from ..data.kaggle import is_test_id
+from ..data.transforms import MEAN, STD
+from ..errors import ConfigError, GluonCifarError, LayoutError
 from .tta import predict_classes
 
 log = logging.getLogger(__name__)
@@ -76,6 +84,59 @@ def predict_files(net: gluon.Block, paths: list[str], ctxs: list[mx.Context], ba
             on_batch(data.shape[0])
     assert (predictions >= 0).all(), "every test image must have been predicted"
     return predictions
+
+
+def predict_archive(net: gluon.Block, member: Member, ctxs: list[mx.Context], batch_size: int, num_workers: int,
+                    on_bytes: Callable[[int], None] | None = None, tta: str = "none") -> tuple[list[int], np.ndarray]:
+    """(ids, class index of each) for every image of test.7z `member`, in the archive's order.
+
+    One forward pass through the archive: batches of members are decoded in `num_workers`
+    processes (in this one for 0) while earlier ones are predicted, with at most a few batches in
+    flight, so memory stays bounded however large the archive. Ids come from member names and
+    must be numeric and unique (LayoutError naming the archive otherwise).
+    """
+    ids: list[int] = []
+    predictions: list[np.ndarray] = []
+    for names, pixels in _decoded_batches(iter_pngs(member, "test", on_bytes), batch_size, num_workers, member.label):
+        bad = next((n for n in names if not is_test_id(n)), None)
+        if bad is not None:
+            raise LayoutError(f"{member.label} holds test/{bad}.png: test ids are numeric (ASCII digits, no leading "
+                              "zero, below 2**63); the archive is not the Kaggle one")
+        data = mx.nd.image.normalize(mx.nd.image.to_tensor(mx.nd.array(pixels, dtype=np.uint8)), MEAN, STD)
+        classes = predict_classes(net, data, ctxs, tta)
+        predictions.append(np.concatenate([c.asnumpy() for c in classes]).astype(np.int64))
+        ids.extend(int(n) for n in names)
+    if not ids:
+        raise LayoutError(f"{member.label} holds no images: download it again")
+    if len(set(ids)) != len(ids):
+        twice = [i for i, n in collections.Counter(ids).items() if n > 1]
+        raise LayoutError(f"{member.label} holds {len(twice)} ids more than once (first: {twice[:5]}): download it "
+                          "again")
+    return ids, np.concatenate(predictions)
+
+
+def _decoded_batches(images: Iterable[tuple[str, bytes]], batch_size: int, num_workers: int,
+                     label: str) -> Iterator[tuple[list[str], np.ndarray]]:
+    """(names, (B, H, W, 3) uint8 pixels) per batch of `images`, decoded in worker processes."""
+    batches = iter(lambda: list(itertools.islice(images, batch_size)), [])
+    if num_workers == 0:
+        for batch in batches:
+            yield _decode_batch(batch, label)
+        return
+    # fork, as MXNet's DataLoader does: the workers only run Pillow and numpy
+    with multiprocessing.get_context("fork").Pool(num_workers) as pool:
+        in_flight: collections.deque = collections.deque()
+        for batch in batches:
+            in_flight.append(pool.apply_async(_decode_batch, (batch, label)))
+            if len(in_flight) > 2 * num_workers:  # bounded: the reader waits for the decoders
+                yield in_flight.popleft().get()
+        while in_flight:
+            yield in_flight.popleft().get()
+
+
+def _decode_batch(batch: list[tuple[str, bytes]], label: str) -> tuple[list[str], np.ndarray]:
+    return ([name for name, _ in batch],
+            np.stack([decode_rgb(io.BytesIO(data), f"{label}:test/{name}.png") for name, data in batch]))
 
 
 def check_writable(path: str) -> None:

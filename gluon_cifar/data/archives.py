@@ -1,0 +1,314 @@
+"""The Kaggle download as it arrives: `cifar-10.zip`, or a folder with `train.7z` and `test.7z`.
+
+    cifar-10.zip            train.7z, test.7z, trainLabels.csv, sampleSubmission.csv
+    DIR/train.7z            train/<id>.png (50,000); DIR/train/ instead if already extracted
+    DIR/test.7z             test/<id>.png (300,000); DIR/test/ instead if already extracted
+
+The 7z archives are read with libarchive (`libarchive-c`, the `archives` extra), member by member
+in one forward pass, straight out of the zip when they are inside one: nothing is unpacked to
+disk first. Training needs files (the split is a tree of links, and the book's loader reads
+files), so `materialise` extracts `train.7z` once into the cache, checked and atomically, and
+reuses it while the archive is unchanged. The test images are never extracted: `iter_pngs`
+streams them to the predictor.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import itertools
+import json
+import logging
+import os
+import shutil
+import zipfile
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO, Callable, Iterator
+
+import mxnet as mx
+import numpy as np
+from tqdm import tqdm
+
+from ..atomic import exclusive
+from ..errors import ConfigError, LayoutError
+from .images import decode_rgb
+from .kaggle import read_test
+from .transforms import eval_transform
+
+log = logging.getLogger(__name__)
+
+ZIP, TRAIN_7Z, TEST_7Z = "cifar-10.zip", "train.7z", "test.7z"
+LABELS, SAMPLE = "trainLabels.csv", "sampleSubmission.csv"
+LAYOUT_VERSION = 1  # bump when materialise's output changes, so old copies are rebuilt
+_INSTALL = ("reading the Kaggle archives needs libarchive: pip install 'gluon_cifar[archives]' (libarchive-c) "
+            "and the system library (Debian/Ubuntu: apt install libarchive13), or extract them yourself "
+            "(7z x train.7z) and pass the folder")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One file of the download: `name` inside zip `container`, or the file `name` itself."""
+
+    name: str
+    container: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How errors name it: cifar-10.zip:train.7z, or the path."""
+        return f"{self.container}:{self.name}" if self.container else self.name
+
+    @property
+    def size(self) -> int:
+        if self.container is None:
+            return os.path.getsize(self.name)
+        with zipfile.ZipFile(self.container) as archive:
+            return archive.getinfo(self.name).file_size
+
+    def fingerprint(self) -> str:
+        """Changes when the file (or the zip holding it) is replaced or touched."""
+        stat = os.stat(self.container or self.name)
+        return f"{os.path.abspath(self.container or self.name)}\0{self.name}\0{stat.st_size}\0{stat.st_mtime_ns}"
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[BinaryIO]:
+        """A seekable binary stream of the member (decompressed from the zip as it is read)."""
+        if self.container is None:
+            with open(self.name, "rb") as f:
+                yield f
+            return
+        with _zip(self.container) as archive, archive.open(self.name) as f:
+            yield f
+
+
+@dataclass(frozen=True)
+class Download:
+    """Where each part of a Kaggle download is: an archive member, or (None) extracted in `folder`."""
+
+    origin: str  # what the user gave: the zip or the folder
+    folder: str | None  # the folder holding extracted parts and the CSV files; None for a zip
+    train: Member | None
+    test: Member | None
+
+    def csv(self, name: str) -> bytes | None:
+        """The bytes of trainLabels.csv or sampleSubmission.csv, None if the download has none."""
+        if self.folder is not None:
+            path = os.path.join(self.folder, name)
+            return open(path, "rb").read() if os.path.isfile(path) else None
+        with _zip(self.origin) as archive:
+            return archive.read(name) if name in archive.namelist() else None
+
+
+def find_download(data_dir: str) -> Download | None:
+    """The download at `data_dir` if it is the competition zip (or a folder holding only that), or
+    a folder with train.7z or test.7z in place of the extracted folder; None for an extracted layout."""
+    if os.path.isfile(data_dir):
+        if not zipfile.is_zipfile(data_dir):
+            raise LayoutError(f"{data_dir} is a file but not a zip archive: pass the Kaggle download cifar-10.zip "
+                              "itself, or the folder it was extracted into")
+        with _zip(data_dir) as archive:
+            names = set(archive.namelist())
+        missing = [n for n in (TRAIN_7Z, TEST_7Z, LABELS) if n not in names]
+        if missing:
+            raise LayoutError(f"{data_dir} holds no {', '.join(missing)} at its top level (it holds "
+                              f"{', '.join(sorted(names)[:5]) or 'nothing'}{', ...' if len(names) > 5 else ''}): "
+                              "it is not the Kaggle CIFAR-10 download; download cifar-10.zip again")
+        return Download(data_dir, None, Member(TRAIN_7Z, data_dir), Member(TEST_7Z, data_dir))
+    zipped = os.path.join(data_dir, ZIP)
+    if os.path.isfile(zipped) and not any(os.path.exists(os.path.join(data_dir, n)) for n in ("train", TRAIN_7Z)):
+        return find_download(zipped)  # the folder the zip was downloaded into
+    archived = {n: os.path.join(data_dir, n) for n in (TRAIN_7Z, TEST_7Z)}
+    train = Member(archived[TRAIN_7Z]) if not os.path.isdir(os.path.join(data_dir, "train")) and os.path.isfile(
+        archived[TRAIN_7Z]) else None
+    test = Member(archived[TEST_7Z]) if not os.path.isdir(os.path.join(data_dir, "test")) and os.path.isfile(
+        archived[TEST_7Z]) else None
+    return Download(data_dir, data_dir, train, test) if train or test else None
+
+
+def iter_pngs(member: Member, folder: str, on_bytes: Callable[[int], None] | None = None) -> Iterator[tuple[str, bytes]]:
+    """(id, PNG bytes) for every image of 7z archive `member`, in the archive's order.
+
+    Members must be `folder/<id>.png` (or `<id>.png`); anything else, and a damaged, truncated,
+    encrypted or non-7z archive, is a LayoutError naming the archive. `on_bytes(n)`: n more bytes
+    of the archive itself were read (for a progress bar).
+    """
+    libarchive = _libarchive()
+    with member.open() as raw:
+        stream, read = _ReadErrorsKept(raw), 0
+        try:
+            with libarchive.stream_reader(stream, format_name="7zip", block_size=1 << 16) as entries:
+                for entry in entries:
+                    if entry.isdir:
+                        continue
+                    image_id = _image_id(entry.pathname, folder, member)
+                    if not entry.isfile:
+                        raise LayoutError(f"{member.label} holds {entry.pathname}, which is not a regular file: "
+                                          "the archive is not the Kaggle one; download it again")
+                    data = b"".join(entry.get_blocks())
+                    if on_bytes is not None:
+                        now = stream.tell()
+                        on_bytes(now - read)
+                        read = now
+                    yield image_id, data
+        except libarchive.ArchiveError as exc:
+            stream.raise_kept(member)
+            raise LayoutError(f"{member.label} cannot be read as a 7z archive ({_reason(exc)}): it is damaged "
+                              "(truncated download?), encrypted, or not a 7z file; download it again") from None
+        stream.raise_kept(member)
+
+
+_READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
+
+
+class _ReadErrorsKept:
+    """A stream for libarchive's read callback, which cannot raise (ctypes would print the error
+    and report end of file): a read error, e.g. a zip member failing its CRC, is kept here and
+    raised, named, once libarchive returns."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream, self.error = stream, None
+
+    def readinto(self, buffer) -> int:  # noqa: ANN001  (a ctypes buffer)
+        try:
+            return self._stream.readinto(buffer)
+        except _READ_ERRORS as exc:
+            self.error = self.error or exc
+            return 0
+
+    def seekable(self) -> bool:
+        return self._stream.seekable()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        try:  # a zip member seeks by reading (and checking) up to the offset
+            return self._stream.seek(offset, whence)
+        except _READ_ERRORS as exc:
+            self.error = self.error or exc
+            return self._stream.tell()
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def raise_kept(self, member: Member) -> None:
+        if self.error is not None:
+            raise LayoutError(f"{member.container or member.name} is damaged: reading {member.name} failed "
+                              f"({_reason(self.error)}); download it again") from None
+
+
+def _image_id(pathname: str, folder: str, member: Member) -> str:
+    head, name = os.path.split(pathname.replace("\\", "/").rstrip("/"))
+    stem, ext = os.path.splitext(name)
+    if head not in ("", folder) or ext.lower() != ".png" or not stem:
+        raise LayoutError(f"{member.label} holds {pathname}, not {folder}/<id>.png: the archive is not the Kaggle "
+                          f"{folder} archive (or was repacked); download it again")
+    return stem
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+
+
+def materialise(download: Download, cache_dir: str, show_progress: bool = True) -> str:
+    """A directory in the Kaggle layout for `download`, made once under `cache_dir`/kaggle/:
+    trainLabels.csv and sampleSubmission.csv copied, train/ extracted from train.7z (or linked to
+    the extracted folder), test/ linked when extracted. test.7z is left where it is (`iter_pngs`).
+
+    Built in a temporary folder and renamed into place; reused while the download is unchanged.
+    """
+    parts = [download.origin, download.train.fingerprint() if download.train else "",
+             download.test.fingerprint() if download.test else "", str(LAYOUT_VERSION)]
+    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    root = os.path.join(cache_dir, "kaggle", key)
+    with exclusive(f"{root}.lock"):  # workers of a distributed run may all get here at once
+        if os.path.isfile(os.path.join(root, "source.json")):
+            log.info("reusing %s, extracted from %s", root, download.origin)
+            return root
+        tmp = f"{root}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            _build_layout(download, tmp, show_progress)
+            shutil.rmtree(root, ignore_errors=True)
+            os.replace(tmp, root)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def _build_layout(download: Download, out: str, show_progress: bool) -> None:
+    os.makedirs(out)
+    for name in (LABELS, SAMPLE):
+        data = download.csv(name)
+        if data is None and name == LABELS:
+            raise LayoutError(f"{download.origin} holds no {LABELS}: it must hold one 'id,label' row per training image")
+        if data is not None:
+            with open(os.path.join(out, name), "wb") as f:
+                f.write(data)
+    for part, member in (("train", download.train), ("test", download.test)):
+        if member is None:  # extracted already: link the user's folder
+            os.symlink(os.path.abspath(os.path.join(download.folder, part)), os.path.join(out, part))
+    if download.train is not None:
+        extract_pngs(download.train, "train", os.path.join(out, "train"), show_progress)
+    record = {"origin": os.path.abspath(download.origin),
+              "archived_test_images": None if download.test is None else
+              {"name": os.path.abspath(download.test.name) if download.test.container is None else download.test.name,
+               "container": download.test.container and os.path.abspath(download.test.container)}}
+    with open(os.path.join(out, "source.json"), "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2)
+
+
+def extract_pngs(member: Member, folder: str, out: str, show_progress: bool = True) -> int:
+    """Write every image of `member` to `out`/<id>.png (checked like `iter_pngs`); returns how many."""
+    os.makedirs(out)
+    log.info("extracting %s into %s (once: later runs reuse it)", member.label, out)
+    count = 0
+    with tqdm(total=member.size, desc=f"extract {os.path.basename(member.name)}", unit="B", unit_scale=True,
+              leave=False, disable=not show_progress) as bar:
+        for image_id, data in iter_pngs(member, folder, bar.update):
+            path = os.path.join(out, f"{image_id}.png")
+            try:
+                with open(path, "xb") as f:  # "x": an id twice in the archive is an error, not an overwrite
+                    f.write(data)
+            except FileExistsError:
+                raise LayoutError(f"{member.label} holds {folder}/{image_id}.png twice: download it again") from None
+            count += 1
+    return count
+
+
+def archived_test_images(layout: str) -> Member | None:
+    """The test.7z that `materialise` left out of `layout` (None: test/ is a folder there)."""
+    path = os.path.join(layout, "source.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        record = json.load(f)["archived_test_images"]
+    return Member(record["name"], record["container"]) if record else None
+
+
+def first_test_images(layout: str, n: int) -> mx.nd.NDArray:
+    """The first `n` test images of `layout` (from test/, or from the start of test.7z), as the
+    predictor sees them: (n, 3, 32, 32), normalised."""
+    archive = archived_test_images(layout)
+    if archive is None:
+        _, paths = read_test(layout)
+        pixels = [decode_rgb(path) for path in paths[:n]]
+    else:
+        first = itertools.islice(iter_pngs(archive, "test"), n)
+        pixels = [decode_rgb(io.BytesIO(data), f"{archive.label}:test/{name}.png") for name, data in first]
+    transform = eval_transform()
+    return mx.nd.stack(*[transform(mx.nd.array(p, dtype=np.uint8)) for p in pixels])
+
+
+@contextlib.contextmanager
+def _zip(path: str) -> Iterator[zipfile.ZipFile]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            yield archive
+    except zipfile.BadZipFile as exc:
+        raise LayoutError(f"{path} is not a readable zip archive ({exc}): download cifar-10.zip again") from None
+
+
+def _libarchive():
+    try:
+        import libarchive
+    except (ImportError, OSError) as exc:  # OSError: the binding is there, the system library is not
+        raise ConfigError(f"{_INSTALL} ({exc})") from None
+    return libarchive
