@@ -125,7 +125,8 @@ def find_download(data_dir: str) -> Download | None:
     return Download(data_dir, data_dir, train, test) if train or test else None
 
 
-def iter_pngs(member: Member, folder: str, on_bytes: Callable[[int], None] | None = None) -> Iterator[tuple[str, bytes]]:
+def iter_pngs(member: Member, folder: str,
+              on_bytes: Callable[[int], None] | None = None) -> Iterator[tuple[str, bytes]]:
     """(id, PNG bytes) for every image of 7z archive `member`, in the archive's order.
 
     Members must be `folder/<id>.png` (or `<id>.png`); anything else, and a damaged, truncated,
@@ -238,7 +239,8 @@ def _build_layout(download: Download, out: str, show_progress: bool) -> None:
     for name in (LABELS, SAMPLE):
         data = download.csv(name)
         if data is None and name == LABELS:
-            raise LayoutError(f"{download.origin} holds no {LABELS}: it must hold one 'id,label' row per training image")
+            raise LayoutError(f"{download.origin} holds no {LABELS}: it must hold one 'id,label' row per "
+                              "training image")
         if data is not None:
             with open(os.path.join(out, name), "wb") as f:
                 f.write(data)

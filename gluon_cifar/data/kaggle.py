@@ -162,8 +162,9 @@ def read_test(data_dir: str) -> tuple[list[int], list[str]]:
 
 
 def is_test_id(stem: str) -> bool:
-    """Whether a file name's stem is a test id: ASCII digits ("²" is a digit to str.isdigit), no leading zero ("007" would collide with
-    "7"), and small enough for the submission's int64 id column."""
+    """Whether a file name's stem is a test id: ASCII digits ("²" is a digit to str.isdigit), no
+    leading zero ("007" would collide with "7"), and small enough for the submission's int64 id
+    column."""
     return stem.isascii() and stem.isdigit() and str(int(stem)) == stem and int(stem) < 2 ** 63
 
 
@@ -183,6 +184,7 @@ def check_sample_submission(data_dir: str, ids: list[int], test_source: str | No
         missing = sorted(expected - ours)
         extra = sorted(ours - expected)
         raise LayoutError(
-            f"{path} and {test_source or os.path.join(data_dir, 'test')} disagree: {len(missing)} ids listed but without an "
-            f"image (first: {first_few(missing)}), {len(extra)} images not listed (first: {first_few(extra)}). "
+            f"{path} and {test_source or os.path.join(data_dir, 'test')} disagree: {len(missing)} ids listed but "
+            f"without an image (first: {first_few(missing)}), {len(extra)} images not listed (first: "
+            f"{first_few(extra)}). "
             "Re-download the test archive or the sample submission.")

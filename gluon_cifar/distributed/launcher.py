@@ -84,8 +84,8 @@ def _start(name: str, command: list[str], env: dict[str, str], host: str | None,
     if host is not None:
         name = f"{name}@{host}"
         command = _over_ssh(command, env, host, options)
-    # stdin: a pipe never written to, which a remote process watches (see _over_ssh)
-    popen = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    # stdin over ssh: a pipe never written to, which the remote watchdog watches (see _over_ssh)
+    popen = subprocess.Popen(command, env=env, stdin=subprocess.PIPE if host else None, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, bufsize=1,
                              start_new_session=True)  # own group: kill its children too
     pump = threading.Thread(target=_pump, args=(popen.stdout, name, out), daemon=True)
@@ -191,7 +191,8 @@ def _watch(processes: list[Process], grace: float) -> int:
             first = failed[0] if failed else next((w for w in workers if w.popen.poll() is None), workers[0])
             why = f"exited with code {first.popen.returncode}" if failed else "outlived the scheduler"
             if failed and first.popen.returncode == SSH_FAILED and "@" in first.name:
-                why += f" (ssh: {first.name.split('@', 1)[1]} did not answer, refused the key, or the connection dropped)"
+                host = first.name.split("@", 1)[1]
+                why += f" (ssh: {host} did not answer, refused the key, or the connection dropped)"
             log.error("%s %s: stopping every other process", first.name, why)
             _stop(processes, grace)
             code = first.popen.returncode if failed else 1

@@ -1,0 +1,103 @@
+"""The one writer of a run directory while it trains: config, metrics, parameters, checkpoints, plots.
+
+`open_run` takes the directory for the run (created, locked, refused if it already holds another
+run) and hands back a `RunRecorder`; a run that fails before its first checkpoint leaves nothing
+behind. Distributed workers other than rank 0 get a `NullRecorder`: they train, and write nothing.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+from mxnet import gluon
+
+from ..config import Config
+from ..training.records import EpochProgress, EpochResult
+from . import checkpoint, rundir
+
+
+class NullRecorder:
+    """Records nothing: what a distributed worker other than rank 0 writes."""
+
+    path: str | None = None
+    best_valid_acc: float | None = None
+
+    def start(self, cfg: Config, info: dict[str, Any]) -> None:
+        pass
+
+    def checkpoint(self, net: gluon.Block, trainer: gluon.Trainer, position: EpochProgress,
+                   history: list[EpochResult]) -> None:
+        pass
+
+    def epoch_end(self, net: gluon.Block, trainer: gluon.Trainer, history: list[EpochResult]) -> None:
+        pass
+
+    def finish(self, history: list[EpochResult]) -> None:
+        pass
+
+
+class RunRecorder(NullRecorder):
+    """Writes run directory `path` (held by `open_run`), each file atomically."""
+
+    def __init__(self, path: str, cfg: Config, classes: list[str], data_fingerprint: str,
+                 best_valid_acc: float | None = None) -> None:
+        self.path, self.best_valid_acc = path, best_valid_acc
+        self._cfg, self._classes, self._fingerprint = cfg, classes, data_fingerprint
+
+    def start(self, cfg: Config, info: dict[str, Any]) -> None:
+        """config.json (settings as run, e.g. with the budget's epochs) and classes.txt."""
+        self._cfg = cfg
+        rundir.save_start(self.path, cfg, self._classes, info)
+
+    def checkpoint(self, net: gluon.Block, trainer: gluon.Trainer, position: EpochProgress,
+                   history: list[EpochResult]) -> None:
+        """checkpoint-last.zip: the state to continue from `position`."""
+        checkpoint.save(self.path, net, trainer, position, [h.as_row() for h in history], self._cfg.to_dict(),
+                        self._fingerprint, self.best_valid_acc)
+
+    def epoch_end(self, net: gluon.Block, trainer: gluon.Trainer, history: list[EpochResult]) -> None:
+        """metrics.csv, model.params, the checkpoint after the epoch, and -best.zip if it improved."""
+        result = history[-1]
+        rundir.save_metrics(self.path, history)
+        rundir.save_params(self.path, net)
+        improved = result.valid_acc is not None and (self.best_valid_acc is None
+                                                     or result.valid_acc > self.best_valid_acc)
+        if improved:
+            self.best_valid_acc = result.valid_acc
+        self.checkpoint(net, trainer, EpochProgress(epoch=result.epoch + 1), history)
+        if improved:
+            checkpoint.mark_best(self.path)
+
+    def finish(self, history: list[EpochResult]) -> None:
+        """curves.png, and the last validation's confusion matrix and per-class accuracy."""
+        rundir.save_curves(self.path, history)
+        if history[-1].confusion is not None:
+            rundir.save_confusion(self.path, history[-1].confusion, self._classes)
+
+
+@contextlib.contextmanager
+def open_run(path: str, cfg: Config, classes: list[str], data_fingerprint: str, *, writes: bool = True,
+             resume_from: checkpoint.Checkpoint | None = None) -> Iterator[NullRecorder]:
+    """Hold run directory `path` for one training (a new run unless `resume_from`, a checkpoint of it).
+
+    `writes` False (a distributed worker other than rank 0): a NullRecorder, nothing touched.
+    """
+    if not writes:
+        yield NullRecorder()
+        return
+    created = rundir.create(path)
+    try:
+        with rundir.locked(path):
+            if resume_from is None:
+                rundir.check_new(path)
+            checkpoint.remove_temporaries(path)  # safe: no other live process writes here
+            best = resume_from.best_valid_acc if resume_from is not None else None
+            try:
+                yield RunRecorder(path, cfg, classes, data_fingerprint, best)
+            except BaseException:
+                if not rundir.has_checkpoint(path):
+                    rundir.discard(path)  # a run that never reached a checkpoint leaves no half-run
+                raise
+    finally:
+        if created:
+            rundir.remove_if_empty(path)
