@@ -24,8 +24,19 @@ def _setting(default: Any, help: str, group: str = "training", **kw: Any) -> Any
 TTAS = ("none", "flip", "flip-shift")  # test-time augmentations: inference/tta.py
 
 
+def parse_gpu_ids(gpus: str) -> list[int]:
+    """"0,1" -> [0, 1]; "" -> [] (the CPU)."""
+    try:
+        ids = [int(g) for g in gpus.split(",") if g.strip()]
+    except ValueError:
+        raise ConfigError(f"--gpus takes comma-separated integers such as 0,1; got {gpus!r}") from None
+    if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
+        raise ConfigError(f"--gpus must list distinct ids >= 0, got {gpus!r}")
+    return ids
+
+
 def _gpus_setting() -> Any:
-    return _setting("", "comma-separated GPU ids, e.g. 0,1 (empty: CPU)", "devices")
+    return _setting("", "comma-separated GPU ids, e.g. 0,1 (empty: CPU)", "devices", check=parse_gpu_ids)
 
 
 def _cpus_setting() -> Any:
@@ -169,15 +180,16 @@ class Config:
 
 
 def _check_fields(settings: Any) -> None:
-    """What each field's metadata says: finite numbers, and one of its `choices` where it has them."""
+    """What each field's metadata says: finite numbers, one of its `choices` where it has them, and
+    its own `check` (raising ConfigError) where it has one."""
     for f in dataclasses.fields(settings):
         value = getattr(settings, f.name)
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"--{flag(f.name)} must be a finite number, got {value}")
         if "choices" in f.metadata and value not in f.metadata["choices"] and value is not None:
             raise ConfigError(f"--{flag(f.name)} must be one of {', '.join(f.metadata['choices'])}, got {value!r}")
-        if f.name == "gpus":
-            parse_gpu_ids(value)  # raises on a malformed list
+        if "check" in f.metadata:
+            f.metadata["check"](value)
 
 
 def _check_at_least(settings: Any, low: int, *names: str) -> None:
@@ -185,17 +197,6 @@ def _check_at_least(settings: Any, low: int, *names: str) -> None:
         value = getattr(settings, name)
         if value is not None and value < low:
             raise ConfigError(f"--{flag(name)} must be {'at least 1' if low == 1 else f'>= {low}'}, got {value}")
-
-
-def parse_gpu_ids(gpus: str) -> list[int]:
-    """"0,1" -> [0, 1]; "" -> [] (the CPU)."""
-    try:
-        ids = [int(g) for g in gpus.split(",") if g.strip()]
-    except ValueError:
-        raise ConfigError(f"--gpus takes comma-separated integers such as 0,1; got {gpus!r}") from None
-    if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
-        raise ConfigError(f"--gpus must list distinct ids >= 0, got {gpus!r}")
-    return ids
 
 
 @dataclass
@@ -232,11 +233,6 @@ class SubmitOptions:
 
     def gpu_ids(self) -> list[int]:
         return parse_gpu_ids(self.gpus)
-
-
-def choices(name: str) -> tuple[str, ...]:
-    """The values setting `name` accepts."""
-    return next(f.metadata["choices"] for f in dataclasses.fields(Config) if f.name == name)
 
 
 # Settings that may change when a run is resumed: none of them changes what is computed, except

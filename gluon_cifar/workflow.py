@@ -5,6 +5,7 @@ Scripts parse flags into a Config and resolve contexts, then call these; tests c
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import logging
 import math
@@ -192,7 +193,7 @@ def _plan_budget(job: TrainingJob) -> budget.BudgetPlan:
     # Chunks of cfg.lookahead_every batches, so that each includes one averaging step.
     train_rate = budget.measure_rate(train_steps, train_data, chunk=max(1, cfg.lookahead_every), min_batches=5,
                                      min_seconds=10.0)
-    n_test, sample_paths = _prediction_workload(job.data_dir)
+    n_test, sample_paths = _prediction_workload(job.data_dir, job.tree.folder(job.part))
     predict_rate = _predict_rate(probe.net, sample_paths, job) if n_test else 1.0
     min_epochs = cfg.warmup_epochs + 1 if cfg.schedule != "step" else 1
     return budget.plan(cfg.time_budget * 60, budget.process_age_s(), train_rate,
@@ -200,14 +201,14 @@ def _plan_budget(job: TrainingJob) -> budget.BudgetPlan:
                        n_test, predict_rate, min_epochs)
 
 
-def _prediction_workload(data_dir: str) -> tuple[int, list[str]]:
+def _prediction_workload(data_dir: str, train_folder: str) -> tuple[int, list[str]]:
     """(test images submit.py will predict, image files to time that on). With test.7z not
-    extracted, the count is sampleSubmission.csv's and the timing is on training images (the
-    same size and format; the archive's own reading is not in it)."""
+    extracted, the count is sampleSubmission.csv's and the timing is on the training images under
+    `train_folder` (already checked; the same size and format; the archive's reading is not in it)."""
     if archived_test_images(data_dir) is not None:
         sample = os.path.join(data_dir, SAMPLE)
         n_test = len(read_label_csv(sample)) if os.path.isfile(sample) else 0
-        return n_test, read_train(data_dir).paths
+        return n_test, sorted(glob.glob(os.path.join(train_folder, "**", "*.png"), recursive=True))
     try:
         _, test_paths = read_test(data_dir)
     except LayoutError:

@@ -94,7 +94,10 @@ class Download:
         """The bytes of trainLabels.csv or sampleSubmission.csv, None if the download has none."""
         if self.folder is not None:
             path = os.path.join(self.folder, name)
-            return open(path, "rb").read() if os.path.isfile(path) else None
+            if not os.path.isfile(path):
+                return None
+            with open(path, "rb") as f:
+                return f.read()
         with _zip(self.origin) as archive:
             return archive.read(name) if name in archive.namelist() else None
 
@@ -117,12 +120,14 @@ def find_download(data_dir: str) -> Download | None:
     zipped = os.path.join(data_dir, ZIP)
     if os.path.isfile(zipped) and not any(os.path.exists(os.path.join(data_dir, n)) for n in ("train", TRAIN_7Z)):
         return find_download(zipped)  # the folder the zip was downloaded into
-    archived = {n: os.path.join(data_dir, n) for n in (TRAIN_7Z, TEST_7Z)}
-    train = Member(archived[TRAIN_7Z]) if not os.path.isdir(os.path.join(data_dir, "train")) and os.path.isfile(
-        archived[TRAIN_7Z]) else None
-    test = Member(archived[TEST_7Z]) if not os.path.isdir(os.path.join(data_dir, "test")) and os.path.isfile(
-        archived[TEST_7Z]) else None
+    train, test = _still_archived(data_dir, "train"), _still_archived(data_dir, "test")
     return Download(data_dir, data_dir, train, test) if train or test else None
+
+
+def _still_archived(data_dir: str, part: str) -> Member | None:
+    """DIR/part.7z, unless DIR/part/ is there (extracted: used as it is)."""
+    archive = os.path.join(data_dir, f"{part}.7z")
+    return Member(archive) if os.path.isfile(archive) and not os.path.isdir(os.path.join(data_dir, part)) else None
 
 
 def iter_pngs(member: Member, folder: str,
@@ -193,6 +198,11 @@ class _ReadErrorsKept:
         if self.error is not None:
             raise LayoutError(f"{member.container or member.name} is damaged: reading {member.name} failed "
                               f"({_reason(self.error)}); download it again") from None
+
+
+def decode_member(member: Member, folder: str, image_id: str, data: bytes) -> np.ndarray:
+    """`images.decode_rgb` for an image read out of `member`, named member:folder/<id>.png in errors."""
+    return decode_rgb(io.BytesIO(data), f"{member.label}:{folder}/{image_id}.png")
 
 
 def _image_id(pathname: str, folder: str, member: Member) -> str:
@@ -294,7 +304,7 @@ def first_test_images(layout: str, n: int) -> mx.nd.NDArray:
         pixels = [decode_rgb(path) for path in paths[:n]]
     else:
         first = itertools.islice(iter_pngs(archive, "test"), n)
-        pixels = [decode_rgb(io.BytesIO(data), f"{archive.label}:test/{name}.png") for name, data in first]
+        pixels = [decode_member(archive, "test", name, data) for name, data in first]
     transform = eval_transform()
     return mx.nd.stack(*[transform(mx.nd.array(p, dtype=np.uint8)) for p in pixels])
 

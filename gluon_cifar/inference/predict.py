@@ -3,7 +3,6 @@ write submission.csv."""
 from __future__ import annotations
 
 import collections
-import io
 import itertools
 import logging
 import multiprocessing
@@ -20,9 +19,9 @@ from mxnet.contrib import amp
 from .. import STARTUP
 from ..atomic import atomic_path
 from ..contexts import shard
-from ..data.archives import Member, iter_pngs
+from ..data.archives import Member, decode_member, iter_pngs
 from ..data.folder import ImageFiles, eval_loader
-from ..data.images import SIZE, decode_rgb
+from ..data.images import SIZE
 from ..data.kaggle import is_test_id
 from ..data.transforms import MEAN, STD
 from ..errors import ConfigError, GluonCifarError, LayoutError
@@ -97,7 +96,7 @@ def predict_archive(net: gluon.Block, member: Member, ctxs: list[mx.Context], ba
     """
     ids: list[int] = []
     predictions: list[np.ndarray] = []
-    for names, pixels in _decoded_batches(iter_pngs(member, "test", on_bytes), batch_size, num_workers, member.label):
+    for names, pixels in _decoded_batches(iter_pngs(member, "test", on_bytes), batch_size, num_workers, member):
         bad = next((n for n in names if not is_test_id(n)), None)
         if bad is not None:
             raise LayoutError(f"{member.label} holds test/{bad}.png: test ids are numeric (ASCII digits, no leading "
@@ -116,27 +115,26 @@ def predict_archive(net: gluon.Block, member: Member, ctxs: list[mx.Context], ba
 
 
 def _decoded_batches(images: Iterable[tuple[str, bytes]], batch_size: int, num_workers: int,
-                     label: str) -> Iterator[tuple[list[str], np.ndarray]]:
+                     member: Member) -> Iterator[tuple[list[str], np.ndarray]]:
     """(names, (B, H, W, 3) uint8 pixels) per batch of `images`, decoded in worker processes."""
     batches = iter(lambda: list(itertools.islice(images, batch_size)), [])
     if num_workers == 0:
         for batch in batches:
-            yield _decode_batch(batch, label)
+            yield _decode_batch(batch, member)
         return
     # fork, as MXNet's DataLoader does: the workers only run Pillow and numpy
     with multiprocessing.get_context("fork").Pool(num_workers) as pool:
         in_flight: collections.deque = collections.deque()
         for batch in batches:
-            in_flight.append(pool.apply_async(_decode_batch, (batch, label)))
+            in_flight.append(pool.apply_async(_decode_batch, (batch, member)))
             if len(in_flight) > 2 * num_workers:  # bounded: the reader waits for the decoders
                 yield in_flight.popleft().get()
         while in_flight:
             yield in_flight.popleft().get()
 
 
-def _decode_batch(batch: list[tuple[str, bytes]], label: str) -> tuple[list[str], np.ndarray]:
-    return ([name for name, _ in batch],
-            np.stack([decode_rgb(io.BytesIO(data), f"{label}:test/{name}.png") for name, data in batch]))
+def _decode_batch(batch: list[tuple[str, bytes]], member: Member) -> tuple[list[str], np.ndarray]:
+    return [name for name, _ in batch], np.stack([decode_member(member, "test", name, data) for name, data in batch])
 
 
 def check_writable(path: str) -> None:
