@@ -80,6 +80,14 @@ def writable_dir(path: str, what: str, fix: str) -> bool:
     return not existed
 
 
+def refuse_inside(path: str, folder: str, flag: str) -> None:
+    """Refuse an output `path` equal to or inside `folder`, the data folder that gluon_cifar only reads."""
+    target, data = os.path.realpath(path), os.path.realpath(folder)
+    if target == data or target.startswith(data.rstrip(os.sep) + os.sep):
+        raise GluonCifarError(f"{flag} {path} is inside the data folder {folder}, which is only read, never written: "
+                              f"choose {flag} outside it")
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:

@@ -102,7 +102,7 @@ class Config:
                                     "or machines: run under scripts/launch.py)", "devices",
                           choices=("auto", "device", "local", "nccl", "dist_sync", "dist_device_sync"))
     precision: str = _setting("auto", "training arithmetic: auto (bfloat16 where it measured faster than float32: AMX, "
-                                      "AMD Zen 5; else float32; docs/BENCHMARKS.md), float32 or "
+                                      "AMD Zen 4 and 5; else float32; docs/BENCHMARKS.md), float32 or "
                                       "bfloat16 (CPU only; mixed precision with float32 weights)", "devices",
                               choices=PRECISIONS)
     amp: bool = _setting(False, "float16 mixed precision with dynamic loss scaling (GPU contexts only; "

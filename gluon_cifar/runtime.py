@@ -93,11 +93,12 @@ def cpu_identity(cpuinfo: str = "/proc/cpuinfo") -> tuple[str, int]:
 
 def bf16_training_is_faster(flags: frozenset[str], identity: tuple[str, int], amx_enabled: bool) -> bool:
     """Whether MXNet's bfloat16 AMP trains faster than float32 on this CPU, as measured
-    (docs/BENCHMARKS.md, "precision"): yes with AMX, and on AMD Zen 5 (family 26), which computes
-    AVX-512 bfloat16 dot products at full width; no on Zen 4 (family 25), which splits AVX-512
-    into 256-bit halves. Other CPUs: not measured, so float32."""
-    vendor, family = identity
-    return amx_enabled or (vendor == "AuthenticAMD" and family >= 26 and "avx512_bf16" in flags)
+    (docs/BENCHMARKS.md, "precision"): yes with AMX (2.0x), and on AMD CPUs with AVX512-BF16:
+    Zen 5 (family 26, 1.86x) and Zen 4 (family 25, 1.61x for FastNet, 1.77x for ResNet-18; an
+    earlier "slower" reading there did not reproduce). Other CPUs (e.g. Intel's AVX512-BF16
+    without AMX): not measured, so float32."""
+    vendor, _ = identity
+    return amx_enabled or (vendor == "AuthenticAMD" and "avx512_bf16" in flags)
 
 
 def request_amx_permission() -> str | None:
@@ -183,10 +184,9 @@ def omp_threads(environ: MutableMapping[str, str] = os.environ) -> str:
 def resolve_precision(requested: str, device_types: Iterable[str], startup: Startup, phase: str) -> str:
     """The precision to compute in: `requested`, or for "auto" the one measured fastest here.
 
-    Training ("train"): bfloat16 where `bf16_training_is_faster` (AMX, AMD Zen 5); elsewhere
-    MXNet's AMP measured slower than float32 even with AVX512-BF16 (Zen 4). Prediction
-    ("predict", a bfloat16 copy of the network, no casts per step) is faster wherever the CPU
-    computes bfloat16, Zen 4 included (docs/BENCHMARKS.md). GPUs: float32
+    Training ("train"): bfloat16 where `bf16_training_is_faster` (AMX; AMD Zen 4 and 5), float32
+    on CPUs not measured. Prediction ("predict", a bfloat16 copy of the network, no casts per
+    step) is faster wherever the CPU computes bfloat16 (docs/BENCHMARKS.md). GPUs: float32
     (their float16 is `--amp`).
     """
     if requested not in PRECISIONS:

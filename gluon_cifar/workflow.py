@@ -21,7 +21,7 @@ from mxnet import gluon
 from tqdm import tqdm
 
 from . import STARTUP
-from .atomic import writable_dir
+from .atomic import refuse_inside, writable_dir
 from .config import (
     RESUMABLE,
     Config,
@@ -312,6 +312,8 @@ def train(cfg: Config, ctxs: list[mx.Context], out: str, show_progress: bool = T
     With cfg.valid_ratio 0: train on every labelled image (train_valid), without validation.
     """
     check_model_name(cfg.model)  # before anything is written
+    if cfg.data_dir and os.path.isdir(cfg.data_dir):
+        refuse_inside(out, cfg.data_dir, "--out")
     data_dir = resolve_data_dir(cfg)
     tree = prepare_split(cfg, data_dir)
     part = "train" if cfg.valid_ratio else "train_valid"
@@ -406,6 +408,12 @@ def submit(options: SubmitOptions, ctxs: list[mx.Context], show_progress: bool =
     cfg, classes = rundir.load(run)
     out = options.out or os.path.join(run, "submission.csv")
     check_writable(out)
+    for folder in {options.data_dir, cfg.data_dir} - {None}:
+        if os.path.isdir(folder):
+            refuse_inside(out, folder, "--out")
+    if os.path.samefile(os.path.dirname(os.path.abspath(out)), run) and os.path.basename(out) in rundir.OWN_FILES:
+        raise ConfigError(f"--out {out} is one of run {run}'s own files: choose another name, e.g. the default "
+                          f"{os.path.join(run, 'submission.csv')}")
     data_dir = kaggle_layout(options.data_dir, cfg, show_progress) if options.data_dir else resolve_data_dir(cfg)
     dtype = resolve_precision(options.precision, [c.device_type for c in ctxs], STARTUP, "predict")
     archive = archived_test_images(data_dir)

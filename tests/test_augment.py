@@ -9,29 +9,40 @@ from gluon_cifar.data.augment import (
     cutout_masks,
     make_augment,
     normalize,
+    random_shifts,
     resample,
-    shift_flip_matrices,
+    shifted_windows,
     to_context,
 )
 
 
 def test_shift_moves_whole_pixels_and_pads_with_the_mean_colour():
     images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
-    batch = to_context(images, mx.cpu())
-    matrices = shift_flip_matrices(np.random.default_rng(1), 32, (32, 32), max_shift=4)
-    out = resample(batch, matrices).asnumpy()
-    padded = np.pad(normalize(batch).asnumpy(), ((0, 0), (0, 0), (4, 4), (4, 4)))  # 0: the mean colour
-    shifts = set()
-    for i, (mirror, _, shift_x, _, _, shift_y) in enumerate(matrices):
-        dx, dy = round(shift_x * 31 / 2), round(shift_y * 31 / 2)
-        assert abs(dx) <= 4 and abs(dy) <= 4
-        source = padded[i, :, 4 + dy:36 + dy, 4 + dx:36 + dx] if mirror > 0 else \
-            padded[i, :, 4 + dy:36 + dy, ::-1][:, :, 4 - dx:36 - dx]
-        np.testing.assert_allclose(out[i], source, atol=1e-4)  # whole pixels: no interpolation blur
-        shifts.add((dx, dy, mirror))
-    assert len(shifts) > 20  # the shifts and mirrors vary
-    again = ShiftAugment(max_shift=4)(batch, np.random.default_rng(1)).asnumpy()
+    out = ShiftAugment(max_shift=4)(images, np.random.default_rng(1), ctx=mx.cpu()).asnumpy()
+    dy, dx, mirror = random_shifts(np.random.default_rng(1), 32, 4)  # the same draws
+    padded = np.pad(normalize(to_context(images, mx.cpu())).asnumpy(), ((0, 0), (0, 0), (4, 4), (4, 4)))  # 0: mean
+    for i in range(32):
+        assert abs(dx[i]) <= 4 and abs(dy[i]) <= 4
+        window = padded[i, :, 4 + dy[i]:36 + dy[i], 4 + dx[i]:36 + dx[i]]
+        np.testing.assert_allclose(out[i], window[:, :, ::-1] if mirror[i] else window, atol=1e-6)
+    assert len(set(zip(dy, dx, mirror))) > 20  # the shifts and mirrors vary
+    again = ShiftAugment(max_shift=4)(images, np.random.default_rng(1)).asnumpy()
     np.testing.assert_array_equal(again, out)
+
+
+def test_shifted_windows_equal_the_affine_resampling_they_replace():
+    """The whole-pixel gather computes what the bilinear sampler did with the same shift matrices."""
+    images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    dy, dx, mirror = random_shifts(np.random.default_rng(1), 16, 2)
+    pixel = 2.0 / 35  # one pixel in [-1, 1] coordinates of the 36-pixel padded image
+    scale = 31 * pixel / 2
+    matrices = np.stack([np.where(mirror, -scale, scale), 0 * dx, dx * pixel, 0 * dx, scale + 0 * dx, dy * pixel],
+                        axis=1).astype(np.float32)
+    resampled = resample(to_context(images, mx.cpu()), matrices, reflect=2).asnumpy()
+    windows, inside = shifted_windows(images, dy, dx, mirror, 2, reflect=True)
+    assert inside.all() == False  # noqa: E712  (some windows read the padding)
+    gathered = normalize(to_context(windows, mx.cpu())).asnumpy()
+    np.testing.assert_allclose(gathered, resampled, atol=1e-4)
 
 
 def test_cutout_blanks_a_square_of_the_given_side():
@@ -39,9 +50,9 @@ def test_cutout_blanks_a_square_of_the_given_side():
     blanked = (masks == 0).sum(axis=(1, 2, 3))
     assert blanked.max() == 256 and blanked.min() >= 64  # whole square inside, or a corner of it
     assert (blanked == 256).mean() > 0.2
-    image = to_context(np.full((4, 32, 32, 3), 255, np.uint8), mx.cpu())
+    image = np.full((4, 32, 32, 3), 255, np.uint8)
     out = make_augment("pad-crop-cutout")(image, np.random.default_rng(2)).asnumpy()
-    white = normalize(image).asnumpy()[0, :, 16, 16]
+    white = normalize(to_context(image, mx.cpu())).asnumpy()[0, :, 16, 16]
     assert ((out == 0).all(axis=1).sum(axis=(1, 2)) >= 64).all()  # blank: the mean colour
     assert np.isclose(out, white[None, :, None, None]).all(axis=1).any()
 
@@ -57,12 +68,12 @@ def test_alternating_flips_mirror_every_image_in_every_other_epoch():
 
 def test_reflected_shift_moves_whole_pixels_with_mirrored_borders_and_alternates_flips():
     images = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
-    batch = to_context(images, mx.cpu())
-    padded = np.pad(normalize(batch).asnumpy(), ((0, 0), (0, 0), (2, 2), (2, 2)), mode="reflect")
+    padded = np.pad(normalize(to_context(images, mx.cpu())).asnumpy(), ((0, 0), (0, 0), (2, 2), (2, 2)),
+                    mode="reflect")
     augment = make_augment("reflect-shift-altflip", seed=3)
     rows = np.arange(40) * 7
     for epoch in (0, 1):
-        out = augment(batch, np.random.default_rng(epoch), rows, epoch).asnumpy()
+        out = augment(images, np.random.default_rng(epoch), rows, epoch, mx.cpu()).asnumpy()
         mirrored = alternating_mirror(rows, epoch, seed=3)
         shifts = set()
         for i in range(40):

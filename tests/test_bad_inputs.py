@@ -295,3 +295,36 @@ def test_bad_export_requests_are_named_before_any_work(flags, message, trained, 
     args = [flag.format(file=blocker) for flag in flags]
     code, err = run("export.py", run_dir, "--format", "onnx", *args, capsys=capsys)
     assert code == 2 and message.format(file=blocker) in err and "Traceback" not in err, err
+
+
+def test_training_never_writes_into_the_data_folder_or_over_the_users_files(tmp_path, capsys):
+    root = write_layout(tmp_path / "data", LABELS)
+    before = sorted(os.listdir(root))
+    for out in (root, os.path.join(root, "runs", "r1")):
+        code, err = run("train.py", "--data-dir", root, *TRAIN, "--out", out, capsys=capsys)
+        assert code == 2 and f"--out {out} is inside the data folder {root}, which is only read" in err, err
+    assert sorted(os.listdir(root)) == before
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text("{}\n")
+    (mine / "metrics.csv").write_text("a,b\n")
+    code, err = run("train.py", "--data-dir", root, *TRAIN, "--out", mine, capsys=capsys)
+    assert code == 2 and "is not a run directory of gluon_cifar (it holds config.json, metrics.csv)" in err, err
+    assert (mine / "config.json").read_text() == "{}\n" and sorted(os.listdir(mine)) == ["config.json", "metrics.csv"]
+
+
+@pytest.mark.parametrize("target,message", [
+    ("{data}/sampleSubmission.csv", "is inside the data folder {data}, which is only read"),
+    ("{data}/trainLabels.csv", "is inside the data folder {data}, which is only read"),
+    ("{data}/test/new.csv", "is inside the data folder {data}, which is only read"),
+    ("{run}/model.params", "is one of run {run}'s own files"),
+    ("{run}/config.json", "is one of run {run}'s own files"),
+])
+def test_submit_never_overwrites_an_input(target, message, trained, capsys):
+    source, run_dir = trained
+    before = {name: os.path.getmtime(os.path.join(source, name)) for name in os.listdir(source)}
+    out = target.format(data=source, run=run_dir)
+    code, err = run("submit.py", "--run", run_dir, "--data-dir", source, "--out", out, "--no-progress", capsys=capsys)
+    assert code == 2 and f"--out {out} " + message.format(data=source, run=run_dir) in err and "Traceback" not in err
+    assert {name: os.path.getmtime(os.path.join(source, name)) for name in os.listdir(source)} == before
+    assert not os.path.exists(os.path.join(source, "test", "new.csv"))

@@ -91,8 +91,8 @@ def test_a_corrupt_image_is_named_and_no_half_cache_is_left(layout, tmp_path):
     assert not [f for f in os.listdir(cache / "decoded") if f.endswith(".npy") or f.endswith(".tmp")]
 
 
-def no_augmentation(batch, rng, rows, epoch):
-    return normalize(batch)
+def no_augmentation(images, rng, rows, epoch, ctx):
+    return normalize(to_context(images, ctx))
 
 
 def decoded_part_and_tree(layout, tmp_path):

@@ -7,7 +7,7 @@ from mxnet import nd
 
 from gluon_cifar.config import PRESETS, Config
 from gluon_cifar.models import build_model
-from gluon_cifar.models.fastnet import whitening_filters
+from gluon_cifar.models.fastnet import WIDTHS, FastNet, whitening_filters
 from gluon_cifar.training.optim import SmoothedCrossEntropy, make_loss, make_trainer
 
 
@@ -73,3 +73,30 @@ def test_a_new_network_trains_bitwise_the_same_every_time_under_the_threaded_eng
     for run in runs[1:]:
         for first, again in zip(runs[0], run):
             np.testing.assert_array_equal(again, first)
+
+
+@pytest.mark.parametrize("hybridize", [False, True])
+def test_channel_padding_computes_the_same_network_and_gradients(hybridize):
+    """PaddedConv2D rounds the 24 whitened channels up to 32 for oneDNN's fast kernels: the padded
+    network must compute what the plain one does, forward and backward, on the same parameters."""
+    sample = np.random.default_rng(1).normal(size=(64, 3, 32, 32)).astype(np.float32)
+    padded = build_model("fastnet_small", 10, [mx.cpu()], seed=0, sample=sample)
+    plain = FastNet(WIDTHS["fastnet_small"], 10, pad_channels=False, prefix="fastnet_small_")
+    plain.initialize(ctx=mx.cpu())
+    plain.collect_params().load_dict({k: v.data() for k, v in padded.collect_params().items()})
+    assert padded.whiten.weight.shape == plain.whiten.weight.shape == (24, 3, 2, 2)  # saved runs load alike
+    x, y = nd.random.normal(shape=(16, 3, 32, 32)), nd.array(np.arange(16) % 10)
+    grads = []
+    for net in (padded, plain):
+        if hybridize:
+            net.hybridize(static_alloc=True)
+        with mx.autograd.record():
+            out = net(x)
+            loss = SmoothedCrossEntropy(0.2)(out, y)
+        loss.backward()
+        grads.append((out.asnumpy(), {k.split("_", 2)[-1]: p.grad().asnumpy()
+                                      for k, p in net.collect_params().items() if p.grad_req != "null"}))
+    np.testing.assert_allclose(grads[0][0], grads[1][0], rtol=1e-4, atol=1e-5)
+    assert grads[0][1].keys() == grads[1][1].keys() and "conv0_bias" in grads[0][1]  # the whitening bias learns
+    for name in grads[0][1]:
+        np.testing.assert_allclose(grads[0][1][name], grads[1][1][name], rtol=1e-3, atol=1e-5, err_msg=name)

@@ -88,3 +88,34 @@ def test_a_new_run_refuses_a_directory_that_holds_one(tmp_path):
         with open_run(run, Config(), CLASSES, "x"):
             pass
     assert os.path.exists(os.path.join(run, checkpoint.LAST))  # untouched
+
+
+def test_a_new_run_never_overwrites_files_it_did_not_write(tmp_path):
+    """A folder holding the user's own config.json and metrics.csv is not a run: refused, untouched."""
+    users = tmp_path / "mine"
+    users.mkdir()
+    (users / "config.json").write_text('{"learning_rate": 0.1}\n')
+    (users / "metrics.csv").write_text("step,loss\n1,2.3\n")
+    with pytest.raises(GluonCifarError, match=r"is not empty and is not a run directory of gluon_cifar \(it holds "
+                                              r"config.json, metrics.csv\): nothing there is overwritten"):
+        with open_run(str(users), Config(), CLASSES, "x"):
+            pass
+    assert (users / "config.json").read_text() == '{"learning_rate": 0.1}\n'
+    assert sorted(os.listdir(users)) == ["config.json", "metrics.csv"]  # no lock left either
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(GluonCifarError, match=r"\(it holds notes.txt\)"):
+        with open_run(str(other), Config(), CLASSES, "x"):
+            pass
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_reused(tmp_path):
+    """What a SIGKILL before the first checkpoint leaves (config.json, classes.txt, a lock) is ours."""
+    run = str(tmp_path / "run")
+    os.makedirs(run)
+    rundir.save_start(run, Config(), CLASSES, {})
+    open(os.path.join(run, rundir.LOCK), "w").close()
+    with open_run(run, Config(epochs=2), CLASSES, "x") as recorder:
+        recorder.start(Config(epochs=2), {})
+    assert json.loads(open(os.path.join(run, rundir.CONFIG)).read())["config"]["epochs"] == 2

@@ -8,9 +8,14 @@ and a single `GridGenerator` + `BilinearSampler` resamples the whole batch (one 
 instead of two). The random numbers are drawn on the host from a generator the caller seeds, so
 the stream depends on (seed, epoch, batch) alone.
 
-`ShiftAugment` is the other common CIFAR recipe (pad 4, random crop, flip, optionally cutout),
-built the same way: a whole-pixel shift is an affine map too; with reflected padding and
-alternating flips it is the `cpu-fast` preset's augmentation.
+`ShiftAugment` is the other common CIFAR recipe (pad 4, random crop, flip, optionally cutout);
+with reflected padding and alternating flips it is the `cpu-fast` preset's augmentation. Its
+shifts are whole pixels, so it needs no resampling: each image's window is gathered from the
+padded uint8 batch with NumPy, on the Python thread that feeds the network, where it overlaps
+the previous step's compute instead of queueing before it (docs/BENCHMARKS.md, "Where a step's
+time goes"); only the cast and the normalisation run on the device.
+
+Both take the batch as (B, H, W, 3) uint8 NumPy images and return it normalised on `ctx`.
 """
 from __future__ import annotations
 
@@ -54,32 +59,42 @@ def resample(batch: nd.NDArray, matrices: np.ndarray, reflect: int = 0) -> nd.ND
 
 
 class BookAugment:
-    """The book's training augmentation for whole batches: `augment(batch, rng)`."""
+    """The book's training augmentation for whole batches: `augment(images, rng, ctx=ctx)`."""
 
     def __init__(self, min_area: float = 0.64) -> None:
         self.min_area = min_area
 
-    def __call__(self, batch: nd.NDArray, rng: np.random.Generator, rows: np.ndarray | None = None,
-                 epoch: int = 0) -> nd.NDArray:
+    def __call__(self, images: np.ndarray, rng: np.random.Generator, rows: np.ndarray | None = None,
+                 epoch: int = 0, ctx: mx.Context | None = None) -> nd.NDArray:
+        batch = to_context(images, ctx or mx.cpu())
         return resample(batch, crop_flip_matrices(rng, batch.shape[0], self.min_area))
 
 
-def shift_flip_matrices(rng: np.random.Generator, n: int, size: tuple[int, int], max_shift: int,
-                        padded: int = 0, mirror: np.ndarray | None = None) -> np.ndarray:
-    """(n, 6) affine matrices: a whole-pixel shift of up to `max_shift` each way (what padding by
-    `max_shift` and cropping at a random position does), mirrored where `mirror` is True (default:
-    with probability 1/2). `padded`: the input was padded by that many pixels on each side (the
-    output keeps `size`)."""
-    height, width = size
-    pixel_x, pixel_y = 2.0 / (width + 2 * padded - 1), 2.0 / (height + 2 * padded - 1)  # one pixel in [-1, 1]
-    shift_x = rng.integers(-max_shift, max_shift + 1, n) * pixel_x
-    shift_y = rng.integers(-max_shift, max_shift + 1, n) * pixel_y
+def random_shifts(rng: np.random.Generator, n: int, max_shift: int,
+                  mirror: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dy, dx, mirror) for `n` images: whole-pixel shifts of up to `max_shift` each way (what padding
+    by `max_shift` and cropping at a random position does), and whether each is mirrored (default:
+    with probability 1/2)."""
+    dx = rng.integers(-max_shift, max_shift + 1, n)
+    dy = rng.integers(-max_shift, max_shift + 1, n)
     if mirror is None:
         mirror = rng.random(n) < 0.5
-    sign = np.where(mirror, -1.0, 1.0)
-    zeros, ones = np.zeros(n), np.ones(n)
-    scale_x, scale_y = (width - 1) * pixel_x / 2, (height - 1) * pixel_y / 2  # < 1 inside a padded input
-    return np.stack([sign * scale_x, zeros, shift_x, zeros, ones * scale_y, shift_y], axis=1).astype(np.float32)
+    return dy, dx, mirror
+
+
+def shifted_windows(images: np.ndarray, dy: np.ndarray, dx: np.ndarray, mirror: np.ndarray, pad: int,
+                    reflect: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Each (H, W) window of the (B, H, W, C) `images` padded by `pad` pixels (mirrored borders with
+    `reflect`, else zeros), moved by (dy[i], dx[i]) from the centre and mirrored where mirror[i];
+    returns the windows and a (B, H, W) mask that is False where a window reads padding."""
+    n, height, width = images.shape[:3]
+    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect" if reflect else "constant")
+    ys = (pad + dy)[:, None] + np.arange(height)  # (B, H): rows of the padded images
+    xs = (pad + dx)[:, None] + np.arange(width)  # (B, W)
+    xs = np.where(mirror[:, None], xs[:, ::-1], xs)
+    windows = padded[np.arange(n)[:, None, None], ys[:, :, None], xs[:, None, :]]
+    inside = (((ys >= pad) & (ys < pad + height))[:, :, None] & ((xs >= pad) & (xs < pad + width))[:, None, :])
+    return windows, inside
 
 
 def alternating_mirror(rows: np.ndarray, epoch: int, seed: int) -> np.ndarray:
@@ -114,17 +129,20 @@ class ShiftAugment:
         self.max_shift, self.cutout, self.reflect = max_shift, cutout, reflect
         self.alternate_flips, self.seed = alternate_flips, seed
 
-    def __call__(self, batch: nd.NDArray, rng: np.random.Generator, rows: np.ndarray | None = None,
-                 epoch: int = 0) -> nd.NDArray:
-        n, size = batch.shape[0], batch.shape[1:3]
+    def __call__(self, images: np.ndarray, rng: np.random.Generator, rows: np.ndarray | None = None,
+                 epoch: int = 0, ctx: mx.Context | None = None) -> nd.NDArray:
+        n, size, ctx = images.shape[0], images.shape[1:3], ctx or mx.cpu()
         if self.alternate_flips and rows is None:
             raise ValueError("alternating flips need each image's row in the decoded array")
         mirror = alternating_mirror(rows, epoch, self.seed) if self.alternate_flips else None
-        padded = self.max_shift if self.reflect else 0
-        out = resample(batch, shift_flip_matrices(rng, n, size, self.max_shift, padded, mirror), padded)
+        windows, inside = shifted_windows(images, *random_shifts(rng, n, self.max_shift, mirror), self.max_shift,
+                                          self.reflect)
+        out = normalize(to_context(windows, ctx))
+        keep = None if self.reflect else inside[:, None].astype(np.float32)  # mean-colour padding: 0 once normalised
         if self.cutout:
-            out = nd.broadcast_mul(out, nd.array(cutout_masks(rng, n, size, self.cutout), ctx=batch.context))
-        return out
+            masks = cutout_masks(rng, n, size, self.cutout)
+            keep = masks if keep is None else keep * masks
+        return out if keep is None else nd.broadcast_mul(out, nd.array(keep, ctx=ctx))
 
 
 def make_augment(name: str, seed: int = 0) -> BookAugment | ShiftAugment:

@@ -20,8 +20,9 @@ from ..errors import ConfigError
 from .augment import normalize, to_context
 from .folder import EpochShuffleSampler, require_one_batch
 
-# augment(uint8 batch, generator, the images' rows in the decoded array, 0-based epoch) -> float batch
-Augment = Callable[[nd.NDArray, np.random.Generator, np.ndarray, int], nd.NDArray]
+# augment((B, H, W, 3) uint8 images, generator, their rows in the decoded array, 0-based epoch, context)
+#   -> (B, 3, H, W) normalised float batch on the context
+Augment = Callable[[np.ndarray, np.random.Generator, np.ndarray, int, mx.Context], nd.NDArray]
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class DecodedTrainLoader:
             chosen = indices[b * self.batch_size:(b + 1) * self.batch_size]
             rng = np.random.default_rng([self._seed, epoch, self._worker, first + b])
             rows = self._part.rows[chosen]
-            data = self._augment(to_context(self._part.images[rows], self._ctx), rng, rows, epoch)
+            data = self._augment(self._part.images[rows], rng, rows, epoch, self._ctx)
             yield data, nd.array(self._part.labels[chosen], ctx=self._ctx, dtype=np.int32)
 
     def __len__(self) -> int:

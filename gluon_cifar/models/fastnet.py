@@ -26,13 +26,47 @@ PATCH = 2
 HEAD_SCALE = 1 / 9
 
 
+BLOCK = 16  # channel multiple of oneDNN 2.4's blocked convolution kernels (MXNet 1.9.1)
+
+
+class PaddedConv2D(nn.Conv2D):
+    """A Conv2D that computes with its channel counts rounded up to multiples of BLOCK by zeros.
+
+    oneDNN 2.4 has blocked kernels only for channel counts that are multiples of 16; FastNet's 24
+    whitened channels sent the first group's forward, backward-data and backward-weights passes to
+    a GEMM fallback 2-3x slower (docs/BENCHMARKS.md, "Where a step's time goes"). Here the weight
+    (and bias) get zero filters for `pad_out` more outputs, which are exactly 0 (and stay 0 after
+    GELU), and zero columns for the `pad_in` zero channels the previous layer adds. Only the
+    parameters are padded, inside the graph: they keep their shapes, so the network computes the
+    same function and saved parameters load unchanged.
+    """
+
+    def __init__(self, channels: int, kernel_size: int, in_channels: int, pad_in: bool = False,
+                 pad_out: bool = False, **kwargs) -> None:
+        super().__init__(channels, kernel_size, in_channels=in_channels, **kwargs)
+        self._extra_in = -in_channels % BLOCK if pad_in else 0
+        self._extra_out = -channels % BLOCK if pad_out else 0
+        self._kwargs["num_filter"] = channels + self._extra_out
+
+    def hybrid_forward(self, F, x, weight, bias=None):
+        def pad(param, axis: int, extra: int):
+            zeros = F.zeros_like(F.slice_axis(param, axis=axis, begin=0, end=1))
+            return F.concat(param, *[zeros] * extra, dim=axis) if extra else param
+
+        weight = pad(pad(weight, 1, self._extra_in), 0, self._extra_out)  # (O + out, I + in, k, k)
+        if bias is not None:
+            bias = pad(bias, 0, self._extra_out)
+        return super().hybrid_forward(F, x, weight, bias)
+
+
 class ConvGroup(HybridBlock):
     """conv3x3 -> maxpool 2 -> BN -> GELU -> conv3x3 -> BN -> GELU; halves the resolution."""
 
-    def __init__(self, channels: int, in_channels: int, bn_momentum: float, **kwargs) -> None:
+    def __init__(self, channels: int, in_channels: int, bn_momentum: float, padded_input: bool = False,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         with self.name_scope():
-            self.conv1 = nn.Conv2D(channels, 3, padding=1, use_bias=False, in_channels=in_channels)
+            self.conv1 = PaddedConv2D(channels, 3, in_channels, pad_in=padded_input, padding=1, use_bias=False)
             self.bn1 = nn.BatchNorm(momentum=bn_momentum, epsilon=1e-5, scale=False, in_channels=channels)
             self.conv2 = nn.Conv2D(channels, 3, padding=1, use_bias=False, in_channels=channels)
             self.bn2 = nn.BatchNorm(momentum=bn_momentum, epsilon=1e-5, scale=False, in_channels=channels)
@@ -49,18 +83,20 @@ class FastNet(HybridBlock):
     # bn_momentum is MXNet's: the weight the running statistics keep at each batch. 0.4 is short
     # memory (the lookahead averages them as well); airbench's setting is 0.6 in this convention.
     # It only sets the running statistics: 0.6 scored the same holdout accuracy (BENCHMARKS).
+    # pad_channels: compute the 24 whitened channels as 32 (PaddedConv2D); the same function, faster.
     def __init__(self, widths: tuple[int, int, int], num_classes: int = 10, bn_momentum: float = 0.4,
-                 **kwargs) -> None:
+                 pad_channels: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         whiten_channels = 2 * 3 * PATCH * PATCH
         with self.name_scope():
-            self.whiten = nn.Conv2D(whiten_channels, PATCH, in_channels=3)
+            self.whiten = PaddedConv2D(whiten_channels, PATCH, 3, pad_out=pad_channels)
             self.whiten.weight.grad_req = "null"  # fixed by init_whitening; its bias still learns
             self.act = nn.GELU()
             self.groups = nn.HybridSequential()
             in_channels = whiten_channels
             for width in widths:
-                self.groups.add(ConvGroup(width, in_channels, bn_momentum))
+                first = not len(self.groups)  # only the first group reads the padded whitening
+                self.groups.add(ConvGroup(width, in_channels, bn_momentum, padded_input=pad_channels and first))
                 in_channels = width
             self.head = nn.Dense(num_classes, use_bias=False, in_units=in_channels)
 

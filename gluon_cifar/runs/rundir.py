@@ -57,12 +57,34 @@ def has_checkpoint(path: str) -> bool:
     return os.path.exists(os.path.join(path, checkpoint.LAST))
 
 
+# What a run writes before its first checkpoint (a killed one may leave them): its own, to replace.
+EARLY_FILES = {CONFIG, CLASSES, METRICS, CURVES, PARAMS, CONFUSION_CSV, CONFUSION_PNG, PER_CLASS}
+OWN_FILES = EARLY_FILES | {checkpoint.LAST, checkpoint.BEST}  # what no other output may replace
+
+
 def check_new(path: str) -> None:
-    """Refuse a directory holding a run's checkpoint: it would be overwritten. One whose run never
-    reached a checkpoint holds nothing worth keeping and is reused. Call it holding `locked`."""
+    """Refuse a directory holding a run's checkpoint (it would be overwritten), or anything that
+    is not ours: a new run starts in an empty directory, or reuses one whose run of ours never
+    reached a checkpoint (nothing worth keeping). Call it holding `locked`."""
     if has_checkpoint(path):
         raise GluonCifarError(f"{path} already holds a run: continue it with --resume {path}, or choose "
                               "another --out")
+    names = sorted(n for n in os.listdir(path) if n != LOCK and not (n.startswith(".") and n.endswith(".tmp")))
+    foreign = [n for n in names if n not in EARLY_FILES]
+    if names and (foreign or not _written_by_us(os.path.join(path, CONFIG))):
+        listed = ", ".join((foreign or names)[:5]) + (" ..." if len(foreign or names) > 5 else "")
+        raise GluonCifarError(f"{path} is not empty and is not a run directory of gluon_cifar (it holds {listed}): "
+                              "nothing there is overwritten; choose a new or empty --out")
+
+
+def _written_by_us(config_path: str) -> bool:
+    """Whether `config_path` is a run's config.json (its settings, class names and versions)."""
+    try:
+        with open(config_path, encoding="utf-8") as f:
+            saved = json.load(f)
+        return isinstance(saved, dict) and {"config", "classes", "versions"} <= saved.keys()
+    except (OSError, ValueError):
+        return False
 
 
 @contextlib.contextmanager
