@@ -80,6 +80,25 @@ def writable_dir(path: str, what: str, fix: str) -> bool:
     return not existed
 
 
+def check_output_file(path: str, flag: str, example: str) -> None:
+    """Fail before the work, not after it: `path` must be a file name (not a directory) in an
+    existing folder where a file can really be created (a write probe: permissions alone do not
+    tell, e.g. under /proc). `example` names a file to suggest when `path` is a directory."""
+    if os.path.isdir(path):
+        raise GluonCifarError(f"cannot write {path}: it is a directory; give {flag} a file name, e.g. "
+                              f"{os.path.join(path, example)}")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise GluonCifarError(f"cannot write {path}: {directory} is not a writable directory; choose {flag} elsewhere")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", suffix=".tmp", dir=directory)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise GluonCifarError(f"cannot write {path}: no file can be created in {directory} ({exc.strerror}); "
+                              f"choose {flag} elsewhere") from None
+
+
 def refuse_inside(path: str, folder: str, flag: str) -> None:
     """Refuse an output `path` equal to or inside `folder`, the data folder that gluon_cifar only reads."""
     target, data = os.path.realpath(path), os.path.realpath(folder)

@@ -20,6 +20,16 @@ class DivergenceError(GluonCifarError):
 
 
 class Interrupted(GluonCifarError):
-    """The user pressed Ctrl-C (SIGINT): exit 130, as shells expect, with what to do next."""
+    """The user pressed Ctrl-C (SIGINT): exit 130, as shells expect, with what to do next; or the
+    process was sent SIGTERM (`terminated`): exit 143."""
 
     exit_code = 130
+
+    def __init__(self, message: str, terminated: bool = False) -> None:
+        super().__init__(message)
+        self.exit_code = 143 if terminated else 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, a scheduler stopping the job), raised where Ctrl-C's KeyboardInterrupt is, so
+    that the same clean-up runs: a run stops after its last checkpoint, or leaves nothing behind."""

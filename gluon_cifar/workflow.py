@@ -21,7 +21,7 @@ from mxnet import gluon
 from tqdm import tqdm
 
 from . import STARTUP
-from .atomic import refuse_inside, writable_dir
+from .atomic import check_output_file, refuse_inside, writable_dir
 from .config import (
     RESUMABLE,
     Config,
@@ -56,7 +56,6 @@ from .distributed import cluster as distributed
 from .errors import ConfigError, LayoutError
 from .inference.predict import (
     cast_for_inference,
-    check_writable,
     predict_archive,
     predict_files,
     write_submission,
@@ -143,7 +142,7 @@ def _train_run(job: TrainingJob, out: str, resume_from: checkpoint.Checkpoint | 
     With `resume_from`, continue that checkpoint of run `out` instead of starting afresh.
     """
     precision = _enable_precision(job.cfg, job.ctxs)
-    with open_run(out, job.cfg, job.classes, job.tree.labels_sha256, writes=job.cluster.is_root,
+    with open_run(out, job.cfg, job.classes, job.tree.data_fingerprint, writes=job.cluster.is_root,
                   resume_from=resume_from) as recorder:
         plan = None
         if job.cluster.is_root:
@@ -306,15 +305,23 @@ def weights_digest(net: gluon.Block) -> str:
     return digest.hexdigest()[:16]
 
 
+def absolute_paths(cfg: Config) -> Config:
+    """`cfg` with its data and cache folders resolved once, from where the run starts: saved so,
+    the run means the same folders to submit.py and --resume from any working directory."""
+    return dataclasses.replace(cfg, **{name: os.path.realpath(path) for name, path in
+                                       (("data_dir", cfg.data_dir), ("cache_dir", cfg.cache_dir)) if path})
+
+
 def train(cfg: Config, ctxs: list[mx.Context], out: str, show_progress: bool = True) -> list[EpochResult]:
     """Train on the split's train part, validate on its valid part, fill the run directory `out`.
 
     With cfg.valid_ratio 0: train on every labelled image (train_valid), without validation.
     """
     check_model_name(cfg.model)  # before anything is written
+    cfg = absolute_paths(cfg)
     if cfg.data_dir and os.path.isdir(cfg.data_dir):
         refuse_inside(out, cfg.data_dir, "--out")
-    data_dir = resolve_data_dir(cfg)
+    data_dir = resolve_data_dir(cfg, show_progress)
     tree = prepare_split(cfg, data_dir)
     part = "train" if cfg.valid_ratio else "train_valid"
     return _train_run(training_job(cfg, ctxs, data_dir, tree, part, show_progress), out, plan_budget=True)
@@ -345,11 +352,15 @@ def resume(run: str, cfg: Config, ctxs: list[mx.Context], show_progress: bool = 
     if last.progress.epoch > cfg.epochs:
         raise ConfigError(f"{run} already finished its {cfg.epochs} epochs; pass --epochs with a larger number "
                           "to train longer")
-    data_dir = resolve_data_dir(cfg)
+    data_dir = resolve_data_dir(cfg, show_progress)
     tree = prepare_split(cfg, data_dir)
-    if tree.labels_sha256 != last.data_fingerprint:
+    labels, _, files = last.data_fingerprint.partition(":")  # older checkpoints hold the labels' digest alone
+    if tree.labels_sha256 != labels:
         raise ConfigError(f"{data_dir}/trainLabels.csv changed since {run} started: resuming would train on other "
                           "data. Restore the original labels or start a new run")
+    if files and tree.files_sha256 != files:
+        raise ConfigError(f"training images in {data_dir} were replaced or modified since {run} started (same "
+                          "labels, other files): resuming would train on other data. Restore them or start a new run")
     part = rundir.info(run).get("train_part", "train")  # RUN/retrain trained on train_valid
     return _train_run(training_job(cfg, ctxs, data_dir, tree, part, show_progress), run, last)
 
@@ -407,14 +418,19 @@ def submit(options: SubmitOptions, ctxs: list[mx.Context], show_progress: bool =
     run = options.run
     cfg, classes = rundir.load(run)
     out = options.out or os.path.join(run, "submission.csv")
-    check_writable(out)
     for folder in {options.data_dir, cfg.data_dir} - {None}:
         if os.path.isdir(folder):
-            refuse_inside(out, folder, "--out")
+            refuse_inside(out, folder, "--out")  # first: not even a write probe goes there
+    check_output_file(out, "--out", "submission.csv")  # before hours of prediction
     if os.path.samefile(os.path.dirname(os.path.abspath(out)), run) and os.path.basename(out) in rundir.OWN_FILES:
         raise ConfigError(f"--out {out} is one of run {run}'s own files: choose another name, e.g. the default "
                           f"{os.path.join(run, 'submission.csv')}")
-    data_dir = kaggle_layout(options.data_dir, cfg, show_progress) if options.data_dir else resolve_data_dir(cfg)
+    if not options.data_dir and cfg.data_dir and not os.path.isabs(cfg.data_dir):
+        raise ConfigError(f"run {run} was trained before data folders were saved as absolute paths: its --data-dir "
+                          f"{cfg.data_dir!r} depends on the working directory; pass --data-dir with the folder it means")
+    data_dir = (kaggle_layout(options.data_dir, cfg, show_progress) if options.data_dir
+                else resolve_data_dir(cfg, show_progress))
+    log.info("predicting the test images of %s", options.data_dir or cfg.data_dir or data_dir)
     dtype = resolve_precision(options.precision, [c.device_type for c in ctxs], STARTUP, "predict")
     archive = archived_test_images(data_dir)
     if archive is None:  # extracted: every check before any work
@@ -432,6 +448,9 @@ def submit(options: SubmitOptions, ctxs: list[mx.Context], show_progress: bool =
         params = os.path.join(retrain_dir, rundir.PARAMS)
     else:
         params = os.path.join(run, rundir.PARAMS)
+        if not os.path.isfile(params) and rundir.has_checkpoint(run):
+            raise ConfigError(f"{params} is missing although run {run} trained (it has {checkpoint.LAST}): it was "
+                              "deleted or moved: put it back, or predict with --retrain")
         if not os.path.isfile(params):
             raise ConfigError(f"{params} is missing: run {run} did not finish an epoch; train it or use --retrain")
 

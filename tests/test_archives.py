@@ -78,6 +78,7 @@ def test_train_and_submit_from_the_zip_equal_the_extracted_layout(real_layout, d
         run, cache = tmp_path / name, tmp_path / f"cache-{name}"
         trained = run_script("train.py", "--data-dir", data, *flags, "--out", run, "--cache-dir", cache)
         assert trained.returncode == 0, trained.stderr
+        assert "extract train.7z" not in trained.stderr  # --no-progress silences the extraction bar too
         submitted = run_script("submit.py", "--run", run, "--precision", "float32", "--no-progress")
         assert submitted.returncode == 0, submitted.stderr
         record = json.loads((run / "config.json").read_text())
@@ -216,3 +217,15 @@ def test_training_from_a_damaged_download_exits_2_named_and_writes_nothing(real_
     assert trained.returncode == 2 and expected in trained.stderr and "Traceback" not in trained.stderr
     assert not (tmp_path / "run").exists()
     assert not glob.glob(str(tmp_path / "cache" / "kaggle" / "*[!k]"))  # only the lock file, no half layout
+
+
+def test_an_oversized_member_is_refused_while_reading_and_nothing_is_kept(real_layout, tmp_path):
+    """A 'PNG' of several MB in train.7z is refused as soon as it passes the limit, named, and the
+    half-extracted layout is removed: the cache keeps nothing of it."""
+    members = folder_members(real_layout, "train")
+    pack_7z(tmp_path / "train.7z", {**members, "train/99999.png": PNG + os.urandom(3 << 20)})
+    (tmp_path / "trainLabels.csv").write_bytes(open(os.path.join(real_layout, "trainLabels.csv"), "rb").read())
+    with pytest.raises(LayoutError, match=r"train.7z holds train/99999.png of [\d,]+ bytes or more, far larger than "
+                                          r"any 32x32 image \(at most 1,048,576 accepted\)"):
+        materialise(find_download(str(tmp_path)), str(tmp_path / "cache"), show_progress=False)
+    assert [p for p in glob.glob(str(tmp_path / "cache" / "kaggle" / "*")) if not p.endswith(".lock")] == []

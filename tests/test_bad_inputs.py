@@ -248,21 +248,27 @@ def test_a_cache_directory_that_cannot_be_made_is_named(tmp_path, capsys):
     assert "Traceback" not in err and not (tmp_path / "run").exists()
 
 
-def test_a_trailing_comma_on_every_row_reads_as_the_same_labels(tmp_path, capsys):
+@pytest.mark.parametrize("header", ["id,label", "id,label,"], ids=["rows", "every-line"])
+def test_a_trailing_comma_on_every_row_reads_as_the_same_labels(header, tmp_path, capsys):
     root = write_layout(tmp_path / "data", LABELS)
     with open(os.path.join(root, "trainLabels.csv"), "w") as f:
-        f.write("id,label\n" + "".join(f"{i},{c},\n" for i, c in LABELS.items()))
+        f.write(f"{header}\n" + "".join(f"{i},{c},\n" for i, c in LABELS.items()))
     code, err = run("train.py", "--data-dir", root, *TRAIN, "--out", tmp_path / "run", capsys=capsys)
     assert code == 0, err
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["classes"] == ["cat", "dog"] and config["n_train"] + config["n_valid"] == len(LABELS)
 
 
-def test_submit_to_a_directory_fails_before_predicting(trained, tmp_path, capsys):
+@pytest.mark.parametrize("out,message", [
+    ("{dir}", "cannot write {dir}: it is a directory; give --out a file name, e.g. {dir}/submission.csv"),
+    ("/proc/submission.csv", "cannot write /proc/submission.csv: no file can be created in /proc"),
+    ("{dir}/no/such/folder.csv", "cannot write {dir}/no/such/folder.csv: {dir}/no/such is not a writable directory"),
+])
+def test_submit_to_a_place_it_cannot_write_fails_before_predicting(out, message, trained, tmp_path, capsys):
     source, run_dir = trained
-    code, err = run("submit.py", "--run", run_dir, "--data-dir", source, "--out", tmp_path, "--no-progress",
-                    capsys=capsys)
-    assert code == 2 and f"cannot write {tmp_path}: it is a directory" in err and "Traceback" not in err
+    out = out.format(dir=tmp_path)
+    code, err = run("submit.py", "--run", run_dir, "--data-dir", source, "--out", out, "--no-progress", capsys=capsys)
+    assert code == 2 and message.format(dir=tmp_path) in err and "Traceback" not in err, err
 
 
 def test_classes_that_cannot_train_well_are_warned_about(tmp_path, caplog):
@@ -287,14 +293,17 @@ def test_classes_that_cannot_train_well_are_warned_about(tmp_path, caplog):
     (["--check-images", "0"], "--check-images must be at least 1"),
     (["--out", "{file}/model.onnx"], "cannot create the folder {file} ("),
     (["--params", "missing.params"], "missing.params is missing"),
+    (["--out", "{dir}"], "cannot write {dir}: it is a directory; give --out a file name, e.g. {dir}/model.onnx"),
+    (["--out", "/proc/model.onnx"], "cannot write /proc/model.onnx: no file can be created in /proc"),
 ])
 def test_bad_export_requests_are_named_before_any_work(flags, message, trained, tmp_path, capsys):
     _, run_dir = trained
     blocker = tmp_path / "file"
     blocker.write_text("")
-    args = [flag.format(file=blocker) for flag in flags]
+    args = [flag.format(file=blocker, dir=tmp_path) for flag in flags]
     code, err = run("export.py", run_dir, "--format", "onnx", *args, capsys=capsys)
-    assert code == 2 and message.format(file=blocker) in err and "Traceback" not in err, err
+    assert code == 2 and message.format(file=blocker, dir=tmp_path) in err and "Traceback" not in err, err
+    assert sorted(os.listdir(tmp_path)) == ["file"]  # nothing written
 
 
 def test_training_never_writes_into_the_data_folder_or_over_the_users_files(tmp_path, capsys):
@@ -328,3 +337,54 @@ def test_submit_never_overwrites_an_input(target, message, trained, capsys):
     assert code == 2 and f"--out {out} " + message.format(data=source, run=run_dir) in err and "Traceback" not in err
     assert {name: os.path.getmtime(os.path.join(source, name)) for name in os.listdir(source)} == before
     assert not os.path.exists(os.path.join(source, "test", "new.csv"))
+
+
+def test_a_finished_run_missing_its_parameters_says_they_were_removed(trained, tmp_path, capsys):
+    source, trained_run = trained
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run, run_dir)
+    os.remove(run_dir / "model.params")
+    code, err = run("submit.py", "--run", run_dir, "--data-dir", source, "--out", tmp_path / "s.csv", "--no-progress",
+                    capsys=capsys)
+    assert code == 2 and f"{run_dir}/model.params is missing although run {run_dir} trained (it has " \
+                          "checkpoint-last.zip): it was deleted or moved" in err, err
+    assert "did not finish an epoch" not in err
+
+
+def test_a_run_keeps_its_data_folder_whatever_the_working_directory(tmp_path, capsys, caplog, monkeypatch):
+    """Trained with a relative --data-dir, then submitted from another folder that has a ../data of its
+    own: the run's folder is predicted, and named; a run saved with a relative path is refused."""
+    ours = write_layout(tmp_path / "a" / "data", LABELS, test_ids=range(1, 6), sample_ids=range(1, 6))
+    write_layout(tmp_path / "b" / "data", LABELS, test_ids=range(1, 9), sample_ids=range(1, 9))
+    for side in "ab":
+        (tmp_path / side / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "a" / "work")
+    code, err = run("train.py", "--data-dir", "../data", *TRAIN, "--out", tmp_path / "run", capsys=capsys)
+    assert code == 0, err
+    config_path = tmp_path / "run" / "config.json"
+    saved = json.loads(config_path.read_text())
+    assert saved["config"]["data_dir"] == os.path.realpath(ours)
+    monkeypatch.chdir(tmp_path / "b" / "work")
+    with caplog.at_level(logging.INFO):
+        code, err = run("submit.py", "--run", tmp_path / "run", "--out", tmp_path / "s.csv", "--no-progress",
+                        capsys=capsys)
+    assert code == 0, err
+    assert len((tmp_path / "s.csv").read_text().splitlines()) == 1 + 5  # a's 5 test images, not b's 8
+    assert f"predicting the test images of {os.path.realpath(ours)}" in caplog.text
+    saved["config"]["data_dir"] = "../data"  # as runs of earlier versions saved it
+    config_path.write_text(json.dumps(saved))
+    code, err = run("submit.py", "--run", tmp_path / "run", "--out", tmp_path / "t.csv", "--no-progress",
+                    capsys=capsys)
+    assert code == 2 and "its --data-dir '../data' depends on the working directory; pass --data-dir" in err, err
+
+
+def test_resume_after_a_training_image_was_replaced_says_so(tmp_path, capsys):
+    root = write_layout(tmp_path / "data", LABELS)
+    code, err = run("train.py", "--data-dir", root, *TRAIN, "--out", tmp_path / "run", capsys=capsys)
+    assert code == 0, err
+    source = os.path.join(root, "train", "3.png")
+    save_png(os.path.join(root, "new.png"))
+    os.replace(os.path.join(root, "new.png"), source)
+    code, err = run("train.py", "--resume", tmp_path / "run", "--epochs", "2", "--no-progress", capsys=capsys)
+    assert code == 2 and f"training images in {root} were replaced or modified since {tmp_path / 'run'} started" in err
+    assert "Traceback" not in err

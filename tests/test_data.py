@@ -90,3 +90,32 @@ def test_augmentation_stream_depends_on_seed_only(layout, tmp_path):
             np.testing.assert_allclose(xa, xb, atol=1e-6)
     # a new epoch reshuffles and re-augments
     assert not np.array_equal(in_process[0][0][0], in_process[1][0][0])
+
+
+def test_no_cache_serves_an_image_that_was_replaced(layout, tmp_path):
+    """One training image replaced by a new file moved into place (same name, same labels; the
+    size and mtime kept, as a re-extraction may): the split tree and the decoded array are rebuilt
+    from the new file, not served from the old one their hard links and keys still pointed at."""
+    from PIL import Image
+
+    from gluon_cifar.data.decoded import decoded_images
+
+    cache = str(tmp_path / "cache")
+    images = read_train(layout)
+    tree = build_split_tree(images, layout, 0.0, 0, cache)
+    before = decoded_images(images.paths, cache, num_workers=0, show_progress=False)[0].copy()
+    source = images.paths[0]
+    stat = os.stat(source)
+    replacement = os.path.join(layout, "new.png")
+    Image.fromarray(np.full((32, 32, 3), 7, np.uint8)).save(replacement)
+    os.replace(replacement, source)
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    label = images.labels[0]
+    linked = os.path.join(tree.folder("train_valid"), label, os.path.basename(source))
+    assert not os.path.samefile(linked, source)  # the old tree now holds the deleted image
+
+    again = build_split_tree(read_train(layout), layout, 0.0, 0, cache)
+    assert os.path.samefile(os.path.join(again.folder("train_valid"), label, os.path.basename(source)), source)
+    assert again.files_sha256 != tree.files_sha256 and again.labels_sha256 == tree.labels_sha256
+    after = decoded_images(images.paths, cache, num_workers=0, show_progress=False)[0]
+    assert (after == 7).all() and not np.array_equal(after, before)

@@ -6,7 +6,7 @@ from mxnet import gluon, nd
 
 from gluon_cifar.config import Config
 from gluon_cifar.models import build_model
-from gluon_cifar.training.engine import evaluate, fit, train_one_epoch
+from gluon_cifar.training.engine import FitHooks, evaluate, fit, train_one_epoch
 from gluon_cifar.training.optim import make_trainer
 from gluon_cifar.training.parts import TrainingParts
 from gluon_cifar.training.schedules import step_schedule
@@ -97,3 +97,33 @@ def test_evaluate_counts_every_sample_including_partial_batch():
     labels = [y.asnumpy() for _, y in data]
     expected = sum((p == y).sum() for p, y in zip(predicted, labels)) / 9
     assert evaluate(net, data, ctxs) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("n_ctx", [1, 2])
+def test_a_parameter_that_learns_in_the_first_epochs_only_is_frozen_after_them(n_ctx):
+    """cpu-fast's whitening bias (--whiten-bias-epochs): it learns in epoch 1, then is frozen on every
+    context (no gradient, no update) while the rest learns on."""
+    ctxs = [mx.cpu(i) for i in range(n_ctx)]
+    net = build_model("fastnet_small", 10, ctxs, seed=0, sample=np.random.default_rng(0).normal(
+        size=(64, 3, 32, 32)).astype(np.float32))
+    net.hybridize(static_alloc=True)
+    data = [(nd.array(np.random.default_rng(b).normal(size=(8, 3, 32, 32))), nd.array(np.arange(8) % 10))
+            for b in range(2)]
+    cfg = Config(lr=0.05, momentum=0.9, nesterov=True)
+    parts = TrainingParts(net, make_trainer(net, cfg, len(data)), gluon.loss.SoftmaxCrossEntropyLoss(), data,
+                          learn_first=(1, (net.whiten.bias,)))
+    seen = []
+
+    class Watch(FitHooks):
+        def on_epoch_end(self, result):
+            seen.append([net.whiten.bias.data(c).asnumpy().copy() for c in ctxs]
+                        + [net.head.weight.data(c).asnumpy().copy() for c in ctxs])
+
+    start = [net.whiten.bias.data(c).asnumpy().copy() for c in ctxs]
+    fit(parts, ctxs, 3, hooks=Watch())
+    assert not np.array_equal(seen[0][0], start[0])  # learnt in epoch 1
+    for later in seen[1:]:
+        for k in range(n_ctx):
+            np.testing.assert_array_equal(later[k], seen[0][k])  # frozen in epochs 2 and 3, everywhere
+    assert net.whiten.bias.grad_req == "null"
+    assert not np.array_equal(seen[2][n_ctx], seen[1][n_ctx])  # the head still learns

@@ -35,7 +35,10 @@ def test_bom_and_crlf_are_accepted(tmp_path):
     ("id,label\n1,cat\n2,dog\n10,frog\n", "1 images in train/ without a row (first: 100)"),
     ("id,label\n1,cat\n2,\n10,frog\n100,cat\n", "1 empty labels (lines 3)"),
     ("id,label\n1,cat\n2,wolf\n10,frog\n100,cat\n", "1 unknown labels (wolf)"),
-    ("name,class\n1,cat\n", "the first line must be exactly 'id,label'"),
+    ("name,class\n1,cat\n", "has header 'name,class'; the first line must be exactly 'id,label'"),
+    # the file's own first line, not pandas' column names ("Unnamed: 2" for a trailing comma)
+    ("id,label,extra,\n1,cat,x,\n", "has header 'id,label,extra,'; the first line must be exactly 'id,label'"),
+    ("id;label\n1;cat\n", "has header 'id;label'; the first line must be exactly 'id,label'"),
     ("", "is empty"),
 ])
 def test_bad_labels_are_named(tmp_path, csv, message):

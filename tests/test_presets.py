@@ -37,6 +37,8 @@ def test_presets_set_their_recipe_and_flags_still_win():
     ({"lookahead_every": 5, "checkpoint_every": 12}, "must be a multiple of --lookahead-every"),
     ({"bias_lr_mult": 0.0}, "--bias-lr-mult must be > 0"),
     ({"valid_ratio": 1.0}, "--valid-ratio must be in"),
+    ({"whiten_bias_epochs": 3}, "--whiten-bias-epochs is for the fastnets .* --model resnet18 has none"),
+    ({"model": "fastnet", "whiten_bias_epochs": -1}, "--whiten-bias-epochs must be >= 0, got -1"),
 ])
 def test_inconsistent_settings_are_named(settings, message):
     with pytest.raises(ConfigError, match=message):

@@ -49,8 +49,10 @@ def checkpoint_state(path):
 @pytest.mark.parametrize("recipe,batches_per_epoch", [
     (["--loader", "folder", "--checkpoint-every", "4"], 14),  # 900 images: 14 batches of 64
     (["--loader", "decoded", "--checkpoint-every", "4"], 14),
-    # lookahead's running average, alternating flips and no validation part must survive it too
-    (["--preset", "cpu-fast", "--model", "fastnet_small", "--warmup-epochs", "1", "--checkpoint-every", "5"], 15),
+    # lookahead's running average, alternating flips, no validation part and the whitening bias
+    # frozen after epoch 1 (the run is killed and resumed in epoch 2) must survive it too
+    (["--preset", "cpu-fast", "--model", "fastnet_small", "--warmup-epochs", "1", "--checkpoint-every", "5",
+      "--whiten-bias-epochs", "1"], 15),
 ], ids=["folder", "decoded", "cpu-fast"])
 def test_kill_minus_9_mid_epoch_then_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, recipe,
                                                                                  batches_per_epoch):
@@ -221,28 +223,39 @@ def test_a_second_run_on_a_live_run_directory_stops_at_once_and_the_first_is_unt
     assert len(pd.read_csv(run / "metrics.csv")) == 3 and not (run / ".lock").exists()
 
 
-def test_ctrl_c_says_how_to_resume_in_one_line_and_resume_finishes(tmp_path):
+# Ctrl-C signals the whole foreground group; `kill PID` (or a scheduler) sends SIGTERM to the process.
+STOPS = {"ctrl-c": (lambda pid: os.killpg(pid, signal.SIGINT), 130, "interrupted"),
+         "sigterm": (lambda pid: os.kill(pid, signal.SIGTERM), 143, "terminated")}
+
+
+@pytest.mark.parametrize("stop", STOPS)
+def test_ctrl_c_says_how_to_resume_in_one_line_and_resume_finishes(tmp_path, stop):
+    send, code, word = STOPS[stop]
     run = tmp_path / "run"
     victim = start(*SMALL, "--epochs", "3", "--out", run, start_new_session=True)  # its own group, like a shell job
     wait_for(run / checkpoint.LAST, victim)
-    os.killpg(victim.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
+    send(victim.pid)
     _, err = victim.communicate(timeout=120)
-    assert victim.returncode == 130, err
-    assert err.rstrip().splitlines()[-1] == f"interrupted: continue with: python scripts/train.py --resume {run}"
+    assert victim.returncode == code, err
+    assert err.rstrip().splitlines()[-1] == f"{word}: continue with: python scripts/train.py --resume {run}"
     assert "Traceback" not in err
     resumed = run_script("train.py", "--resume", run, "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
     assert len(pd.read_csv(run / "metrics.csv")) == 3
 
 
-def test_ctrl_c_before_the_first_checkpoint_leaves_nothing_behind(tmp_path):
+@pytest.mark.parametrize("stop", STOPS)
+def test_ctrl_c_before_the_first_checkpoint_leaves_nothing_behind(tmp_path, stop):
+    send, code, word = STOPS[stop]
     run = tmp_path / "run"
     victim = start(*SMALL, "--epochs", "3", "--out", run, start_new_session=True)
     wait_for(run / "config.json", victim)
-    os.killpg(victim.pid, signal.SIGINT)
+    send(victim.pid)
     _, err = victim.communicate(timeout=120)
-    assert victim.returncode == 130 and "nothing was kept" in err.splitlines()[-1] and "Traceback" not in err, err
-    assert not run.exists()
+    last = err.splitlines()[-1]
+    assert victim.returncode == code and last.startswith(word) and "nothing was kept" in last, err
+    assert "Traceback" not in err
+    assert not run.exists()  # neither config.json nor .lock
 
 
 def test_a_disk_that_fills_up_mid_run_is_named_and_the_last_checkpoint_survives(tmp_path):

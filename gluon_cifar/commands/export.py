@@ -14,9 +14,9 @@ import argparse
 import os
 
 from .. import workflow
-from ..atomic import writable_dir
+from ..atomic import check_output_file, writable_dir
 from ..errors import ConfigError
-from ..inference.export import export_and_check
+from ..inference.export import export_and_check, export_files
 from ..runs import rundir
 
 
@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                           f"got {args.check_images}")
     out = args.out or os.path.join(args.run, "export", "model" + (".onnx" if args.format == "onnx" else ""))
     writable_dir(os.path.dirname(os.path.abspath(out)), "the folder", f"choose another --out than {out}")
+    for path in export_files(args.format, out):  # every file it will write, before the work
+        check_output_file(path, "--out", "model.onnx" if args.format == "onnx" else "model")
     net, images = workflow.load_for_export(args.run, args.params, args.check_images)
     check = export_and_check(net, args.format, out, images)
     verdict = "passed" if check.passed else "FAILED"

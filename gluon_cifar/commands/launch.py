@@ -40,5 +40,5 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     hosts = read_hostfile(args.hostfile) if args.hostfile else None
     logging.getLogger().handlers[0].setFormatter(logging.Formatter("[launch] %(asctime)s %(message)s", "%H:%M:%S"))
-    options = LaunchOptions(hosts, args.port, args.grace, args.threads_per_worker, args.ssh)
+    options = LaunchOptions(hosts, args.port, args.grace, args.threads_per_worker, args.ssh).validate()
     return launch(command, args.workers, args.servers, options)

@@ -24,7 +24,7 @@ from ..config import (
     flag,
 )
 from ..contexts import resolve_contexts
-from ..errors import Interrupted
+from ..errors import Interrupted, Terminated
 from ..runs import rundir
 
 
@@ -64,10 +64,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         else:
             cfg = config_from_args(args, args.preset or ("demo" if args.demo else "d2l"))
             history = workflow.train(cfg, resolve_contexts(cfg.gpu_ids(), cfg.cpus), out, not args.no_progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
         if rundir.has_checkpoint(out):
-            raise Interrupted(f"continue with: python scripts/train.py --resume {out}") from None
-        raise Interrupted("before the first checkpoint: nothing was kept; start again") from None
+            raise Interrupted(f"continue with: python scripts/train.py --resume {out}", terminated) from None
+        raise Interrupted("before the first checkpoint: nothing was kept; start again", terminated) from None
     last = history[-1]
     if last.valid_acc is None:
         return 0  # a distributed worker other than rank 0: it neither validates nor writes the run

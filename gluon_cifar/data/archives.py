@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 ZIP, TRAIN_7Z, TEST_7Z = "cifar-10.zip", "train.7z", "test.7z"
 LABELS, SAMPLE = "trainLabels.csv", "sampleSubmission.csv"
 LAYOUT_VERSION = 1  # bump when materialise's output changes, so old copies are rebuilt
+MAX_IMAGE_BYTES = 1 << 20  # a 32x32 PNG is a few kB; a member this large is no image of the Kaggle download
 _INSTALL = ("reading the Kaggle archives needs libarchive: pip install 'gluon_cifar[archives]' (libarchive-c) "
             "and the system library (Debian/Ubuntu: apt install libarchive13), or extract them yourself "
             "(7z x train.7z) and pass the folder")
@@ -150,7 +151,14 @@ def iter_pngs(member: Member, folder: str,
                     if not entry.isfile:
                         raise LayoutError(f"{member.label} holds {entry.pathname}, which is not a regular file: "
                                           "the archive is not the Kaggle one; download it again")
-                    data = b"".join(entry.get_blocks())
+                    if entry.size is not None and entry.size > MAX_IMAGE_BYTES:
+                        raise _oversized(member, entry.pathname, entry.size)
+                    data = bytearray()
+                    for block in entry.get_blocks():  # the header's size may lie: count what comes
+                        data += block
+                        if len(data) > MAX_IMAGE_BYTES:
+                            raise _oversized(member, entry.pathname, len(data))
+                    data = bytes(data)
                     if on_bytes is not None:
                         now = stream.tell()
                         on_bytes(now - read)
@@ -161,6 +169,11 @@ def iter_pngs(member: Member, folder: str,
             raise LayoutError(f"{member.label} cannot be read as a 7z archive ({_reason(exc)}): it is damaged "
                               "(truncated download?), encrypted, or not a 7z file; download it again") from None
         stream.raise_kept(member)
+
+
+def _oversized(member: Member, pathname: str, size: int) -> LayoutError:
+    return LayoutError(f"{member.label} holds {pathname} of {size:,} bytes or more, far larger than any 32x32 image "
+                       f"(at most {MAX_IMAGE_BYTES:,} accepted): the archive is not the Kaggle one; download it again")
 
 
 _READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)

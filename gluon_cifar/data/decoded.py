@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..atomic import atomic_path, exclusive
 from ..errors import ConfigError
-from .images import SIZE, decode_rgb
+from .images import SIZE, decode_rgb, files_identity
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,8 @@ def _batchify(images: list[np.ndarray]) -> np.ndarray:
 
 
 def files_digest(paths: list[str]) -> str:
-    """Digest of what the decoded array depends on: each path (in order), its size and mtime."""
-    digest = hashlib.sha256(f"v{CACHE_VERSION} {SIZE}\n".encode())
-    for path in paths:
-        stat = os.stat(path)
-        digest.update(f"{os.path.abspath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:24]
+    """Digest of what the decoded array depends on: the decoder's version and every file's identity."""
+    return hashlib.sha256(f"v{CACHE_VERSION} {SIZE}\n{files_identity(paths)}".encode()).hexdigest()[:24]
 
 
 def decoded_images(paths: list[str], cache_dir: str, num_workers: int, show_progress: bool = True) -> np.ndarray:

@@ -7,6 +7,7 @@ before any training starts. A file damaged past its header is only found when de
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import struct
@@ -48,6 +49,20 @@ class HeaderReport:
         if self.converted:
             log.warning("%s: %d images are not RGB (first: %s); they are converted to RGB when read",
                         folder, len(self.converted), first_few(self.converted))
+
+
+def files_identity(paths: list[str]) -> str:
+    """sha256 over what identifies each file's contents without reading them: path, device, inode,
+    size and modification time. A file replaced by another (a re-extracted or repaired download
+    moved into place) has another inode even with the same name, size and mtime, so a cache keyed
+    on this is rebuilt rather than served stale; the split tree's hard links keep the old inode
+    alive, so it cannot be handed to the new file. Not the change time: linking a split tree (or
+    removing an old one) changes every source's ctime, which would invalidate every cache."""
+    digest = hashlib.sha256()
+    for path in paths:
+        st = os.stat(path)
+        digest.update(f"{os.path.abspath(path)}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def first_few(items: list) -> str:

@@ -97,9 +97,14 @@ def read_label_csv(path: str) -> pd.DataFrame:
         raise LayoutError(f"{path} is empty: it must start with the header 'id,label'") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise LayoutError(f"{path} is not a readable CSV ({exc}); expected 'id,label' rows") from None
+    # A trailing comma on every line (header included) reads as one more, unnamed and empty, column.
+    trailing = [c for c in frame.columns[2:] if c.startswith("Unnamed: ") and (frame[c] == "").all()]
+    frame = frame.drop(columns=trailing)
     columns = [c.strip() for c in frame.columns]
     if columns != ["id", "label"]:
-        raise LayoutError(f"{path} has header {','.join(columns)!r}; the first line must be exactly 'id,label'")
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            header = f.readline().rstrip("\r\n")
+        raise LayoutError(f"{path} has header {header!r}; the first line must be exactly 'id,label'")
     frame.columns = columns
     return frame.apply(lambda col: col.str.strip())
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..atomic import exclusive
+from .images import files_identity
 from .kaggle import LabelledImages
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,12 @@ class SplitTree:
     n_valid: int
     link_kind: str  # "hardlink" or "symlink"
     labels_sha256: str  # of the id,label list: tells whether a run's data changed under it
+    files_sha256: str = ""  # images.files_identity of the linked images: tells whether one was replaced
+
+    @property
+    def data_fingerprint(self) -> str:
+        """What a checkpoint records of its data: the labels and the images' identity."""
+        return f"{self.labels_sha256}:{self.files_sha256}"
 
     def folder(self, part: str) -> str:
         return os.path.join(self.root, part)
@@ -65,7 +72,7 @@ def _fingerprint(images: LabelledImages, data_dir: str, valid_ratio: float, seed
     for image_id, label in zip(images.ids, images.labels):
         digest.update(f"{image_id},{label}\n".encode())
     return {"version": TREE_VERSION, "data_dir": os.path.abspath(data_dir), "valid_ratio": valid_ratio,
-            "seed": seed, "labels_sha256": digest.hexdigest()}
+            "seed": seed, "labels_sha256": digest.hexdigest(), "files_sha256": files_identity(images.paths)}
 
 
 def _link(src: str, dst: str, use_symlink: bool) -> bool:
@@ -104,8 +111,8 @@ def _reuse_or_build(images: LabelledImages, root: str, fingerprint: dict, valid_
         if manifest.get("fingerprint") == fingerprint:
             log.info("reusing split tree %s", root)
             return SplitTree(root, manifest["n_train"], manifest["n_valid"], manifest["link_kind"],
-                             fingerprint["labels_sha256"])
-        log.info("split inputs changed: rebuilding %s", root)
+                             fingerprint["labels_sha256"], fingerprint["files_sha256"])
+        log.info("split inputs changed (labels, settings or image files): rebuilding %s", root)
 
     train, valid = split_train_valid(images, valid_ratio, seed)
     tmp = f"{root}.tmp-{os.getpid()}"
@@ -125,7 +132,8 @@ def _reuse_or_build(images: LabelledImages, root: str, fingerprint: dict, valid_
     shutil.rmtree(root, ignore_errors=True)
     os.replace(tmp, root)
     log.info("built split tree %s (%d train, %d valid, %ss)", root, len(train), len(valid), link_kind)
-    return SplitTree(root, len(train), len(valid), link_kind, fingerprint["labels_sha256"])
+    return SplitTree(root, len(train), len(valid), link_kind, fingerprint["labels_sha256"],
+                     fingerprint["files_sha256"])
 
 
 FEW = 0.25  # a class with fewer images than this share of the median class is worth a warning

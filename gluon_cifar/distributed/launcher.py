@@ -41,6 +41,18 @@ class LaunchOptions:
     threads_per_worker: int | None = None  # None: cores / workers on one machine, MXNet's own on hosts
     ssh: str = "ssh"  # the remote shell command, e.g. "ssh -i key -p 2222"
 
+    def validate(self) -> "LaunchOptions":
+        """Named errors for values that cannot work, before anything starts."""
+        if self.port is not None and not 1 <= self.port <= 65535:
+            raise ConfigError(f"--port must be a TCP port in 1..65535, got {self.port}")
+        if not 0 <= self.grace < float("inf"):
+            raise ConfigError(f"--grace must be a number of seconds >= 0, got {self.grace}")
+        if self.threads_per_worker is not None and self.threads_per_worker < 1:
+            raise ConfigError(f"--threads-per-worker must be at least 1, got {self.threads_per_worker}")
+        if not self.ssh.strip():
+            raise ConfigError("--ssh must name a remote shell command, e.g. 'ssh' or 'ssh -p 2222'")
+        return self
+
 
 @dataclass
 class Process:
@@ -69,7 +81,21 @@ def read_hostfile(path: str) -> list[str]:
     hosts = [h for h in hosts if h]
     if not hosts:
         raise ConfigError(f"host file {path} lists no hosts: write one host name per line")
+    for host in hosts:
+        if host.count(":") == 1 or any(c.isspace() for c in host):  # (an IPv6 address has several colons)
+            raise ConfigError(f"host file {path}: {host!r} is not a host name: write the host alone, one per line; "
+                              "an ssh port goes into the remote shell, e.g. --ssh 'ssh -p 2222'")
     return hosts
+
+
+def scheduler_address(host: str) -> str:
+    """The first host's address, which every process is told to reach the scheduler at."""
+    try:
+        return socket.gethostbyname(host)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
+        raise ConfigError(f"the first host {host!r} of the host file (where the scheduler runs) cannot be resolved "
+                          f"({reason}): fix its name or put a reachable host first") from None
 
 
 def _pump(stream: IO[str], prefix: str, out: IO[str]) -> None:
@@ -147,7 +173,7 @@ def launch(command: list[str], workers: int, servers: int, options: LaunchOption
     if not command:
         raise ConfigError("no worker command: put it after --, e.g. -- python scripts/train.py --kvstore dist_sync")
     root = hosts[0] if hosts else "127.0.0.1"
-    env = {"DMLC_PS_ROOT_URI": socket.gethostbyname(root) if hosts else root,
+    env = {"DMLC_PS_ROOT_URI": scheduler_address(root) if hosts else root,
            "DMLC_PS_ROOT_PORT": str(options.port or free_port()),
            "DMLC_NUM_SERVER": str(servers), "DMLC_NUM_WORKER": str(workers)}
     threads_per_worker = options.threads_per_worker

@@ -81,6 +81,12 @@ def compare(fmt: str, files: list[str], reference: np.ndarray, exported: np.ndar
                        bool((reference.argmax(axis=1) == exported.argmax(axis=1)).all()), tolerance)
 
 
+def export_files(fmt: str, out: str) -> list[str]:
+    """The files `export_and_check(net, fmt, out, ...)` writes."""
+    files = [out] if fmt == "onnx" else [f"{out}-symbol.json", f"{out}-0000.params"]
+    return files + [out + ".check.json"]
+
+
 def export_and_check(net: gluon.HybridBlock, fmt: str, out: str, images: mx.nd.NDArray) -> ExportCheck:
     """Export `net` as `fmt` to `out` (a prefix for mxnet, a .onnx path for onnx), then check it.
 

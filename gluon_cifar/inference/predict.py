@@ -17,7 +17,7 @@ from mxnet import gluon
 from mxnet.contrib import amp
 
 from .. import STARTUP
-from ..atomic import atomic_path
+from ..atomic import atomic_path, check_output_file
 from ..contexts import shard
 from ..data.archives import Member, decode_member, iter_pngs
 from ..data.folder import ImageFiles, eval_loader
@@ -137,16 +137,6 @@ def _decode_batch(batch: list[tuple[str, bytes]], member: Member) -> tuple[list[
     return [name for name, _ in batch], np.stack([decode_member(member, "test", name, data) for name, data in batch])
 
 
-def check_writable(path: str) -> None:
-    """Fail before hours of prediction, not after, if `path` cannot be written."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise GluonCifarError(f"cannot write {path}: it is a directory; give --out a file name, e.g. "
-                              f"{os.path.join(path, 'submission.csv')}")
-    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
-        raise GluonCifarError(f"cannot write {path}: {directory} is not a writable directory; choose --out elsewhere")
-
-
 def write_submission(path: str, ids: list[int], predictions: np.ndarray, classes: list[str]) -> None:
     """Write `id,label` rows sorted by numeric id, labels as class names; atomically."""
     if len(ids) != len(predictions):
@@ -154,6 +144,6 @@ def write_submission(path: str, ids: list[int], predictions: np.ndarray, classes
     frame = pd.DataFrame({"id": np.asarray(ids, dtype=np.int64),
                           "label": np.asarray(classes, dtype=object)[predictions]})
     frame = frame.sort_values("id", kind="stable")
-    check_writable(path)
+    check_output_file(path, "--out", "submission.csv")  # the folder may have gone during the prediction
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)

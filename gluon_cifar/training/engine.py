@@ -180,6 +180,7 @@ def fit(parts: TrainingParts, ctxs: list[mx.Context], epochs: int, *, sync_every
     first = start or EpochProgress()
     for epoch in range(first.epoch, epochs + 1):
         state = first if epoch == first.epoch else EpochProgress(epoch)
+        parts.start_epoch(epoch)
         lr = scheduler(parts.trainer.optimizer.num_update + 1 - state.batches)  # at the epoch's first update
         bar = hooks.progress_bar(epoch, examples_per_epoch)
         if bar is not None:

@@ -30,10 +30,22 @@ class TrainingParts:
     lookahead: Lookahead | None = None  # called after every update
     workers: int = 1  # processes of a distributed run, each stepping on an equal share of the batch
     amp: bool = False  # float16 loss scaling (amp.init and amp.init_trainer done)
+    # (epochs, parameters): the parameters learn in the first `epochs` epochs only (0: throughout)
+    learn_first: tuple[int, tuple[gluon.Parameter, ...]] = (0, ())
 
     @property
     def batches_per_epoch(self) -> int:
         return len(self.train_data)
+
+    def start_epoch(self, epoch: int) -> None:
+        """Freeze what learns only in the first epochs, once `epoch` (1-based) is past them. A frozen
+        parameter gets no gradient, so MXNet skips the backward work that only it needed (for a
+        fastnet's whitening bias: a GELU backward and two layout reorders of the largest
+        activation). Idempotent, so a resumed run calls it like a fresh one."""
+        epochs, params = self.learn_first
+        if epochs and epoch > epochs:
+            for param in params:
+                param.grad_req = "null"
 
 
 def build_training(cfg: Config, ctxs: list[mx.Context], cluster: Cluster, train_data: Iterable,
@@ -52,5 +64,6 @@ def build_training(cfg: Config, ctxs: list[mx.Context], cluster: Cluster, train_
         initialize_kvstore(trainer)
     if cfg.amp:
         amp.init_trainer(trainer)
+    learn_first = (cfg.whiten_bias_epochs, (net.whiten.bias,)) if cfg.whiten_bias_epochs else (0, ())
     return TrainingParts(net, trainer, make_loss(cfg), train_data, valid_data, lookahead, cluster.num_workers,
-                         cfg.amp)
+                         cfg.amp, learn_first)
