@@ -33,6 +33,7 @@ GROUPS = [
     ("convolution forward", r"^(mkldnn_convolution|_convolution|convolution|conv2d|linear|mm|addmm)$"),
     ("BatchNorm", r"batch_norm"),
     ("casts", r"^(to|_to_copy|copy_|contiguous|clone)$"),
+    ("zero fills", r"^(fill_|zero_|zeros)$"),
     ("GELU", r"gelu"),
     ("pooling", r"max_pool|pool"),
     ("optimizer update", r"_foreach|add_|mul_|addcmul|lerp|sgd"),
@@ -56,6 +57,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--epoch", type=int, default=1, help="profile a step of this epoch (4: the whitening bias "
+                                                              "frozen, as the peer does after its first 3)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -75,6 +78,7 @@ def main() -> int:
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=peer.hyp["opt"]["label_smoothing"], reduction="none")
     lookahead = peer.LookaheadState(net)
     net.train()
+    net[0].bias.requires_grad = args.epoch <= peer.hyp["opt"]["whiten_bias_epochs"]  # as the peer's epoch loop
 
     def run(count: int, start: int) -> None:
         it = iter(loader)  # the epoch's augmentation (crop of the whole set) runs here, as in the peer

@@ -27,8 +27,8 @@ import numpy as np  # noqa: E402
 
 # Operator name patterns -> the groups the peer's profile is summed into (first match wins).
 GROUPS = [
-    ("augmentation", r"GridGenerator|BilinearSampler|_npi_pad|^Pad$|pad|broadcast_div|broadcast_sub|_copyto|"
-                     r"_slice_assign|_full|_zeros"),
+    ("augmentation", r"GridGenerator|BilinearSampler|^Pad$|broadcast_div|broadcast_sub|^transpose$"),
+    ("zero fills", r"_zeros|_full"),  # gradient buffers filled before a backward (the peer's aten::fill_)
     ("convolution backward", r"_backward_Convolution|_backward_FullyConnected"),
     ("convolution forward", r"^Convolution$|^FullyConnected$"),
     ("BatchNorm", r"BatchNorm"),
@@ -73,6 +73,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--no-profile", action="store_true", help="time the steps only (the profiler costs ~10%%)")
+    parser.add_argument("--epoch", type=int, default=1, help="profile a step of this epoch (4: cpu-fast's whitening "
+                                                              "bias frozen)")
     args = parser.parse_args()
 
     from gluon_cifar.config import PRESETS, Config
@@ -102,6 +104,7 @@ def main() -> int:
         for _ in range(count):
             yield next(it)
 
+    parts.start_epoch(args.epoch)
     train_one_epoch(parts, fresh(0, args.warmup), ctxs, sync_every=1 << 30)
     trace = os.path.join(tempfile.mkdtemp(), "profile.json")
     mx.profiler.set_config(profile_all=True, aggregate_stats=True, filename=trace)

@@ -28,16 +28,18 @@ def run_main(main: Callable[[], int | None]) -> None:
     """Run a script's main; a GluonCifarError becomes `error: ...` on stderr and its exit code (2),
     Ctrl-C one line and exit code 130 (a script may raise Interrupted to say how to go on)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    signal.signal(signal.SIGTERM, _terminate_in(os.getpid()))
+    previous = signal.signal(signal.SIGTERM, _terminate_in(os.getpid()))
     try:
         sys.exit(main() or 0)
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, Terminated)
         print("\nterminated" if terminated else "\ninterrupted", file=sys.stderr)
-        sys.exit(Interrupted("", terminated).exit_code)
+        sys.exit(Terminated.exit_code if terminated else Interrupted.exit_code)
     except Interrupted as exc:
-        print(f"\n{'terminated' if exc.exit_code == 143 else 'interrupted'}: {exc}", file=sys.stderr)
+        print(f"\n{'terminated' if exc.exit_code == Terminated.exit_code else 'interrupted'}: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except GluonCifarError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    finally:
+        signal.signal(signal.SIGTERM, previous)  # run in-process (tests, notebooks): leave it as it was

@@ -270,9 +270,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # "per 1024 examples" restated for a mean loss (lr 1.5, wd 1.33e-3), BatchNorm offsets at 64x the learning
     # rate, label smoothing 0.2, linear warm-up then linear decay, lookahead every 5 steps, 2-pixel reflected
     # shifts with alternating flips, the whitening bias frozen after 3 epochs; every labelled image trains (no
-    # validation). The epochs are chosen on the
-    # machine to fit the 45 minutes (--time-budget; 10 when it is turned off). Flip TTA (2 views), not
-    # airbench's 6: 6 views predict 300,000 images 3x slower, and that time buys more as epochs.
+    # validation). The epochs are chosen on the machine to fit the 45 minutes (--time-budget; 10 when it is
+    # turned off). Flip TTA (2 views), not airbench's 6: 6 views predict 300,000 images 3x slower, and that
+    # time buys more as epochs.
     "cpu-fast": {"model": "fastnet", "epochs": 10, "batch_size": 1024, "lr": 1.5, "momentum": 0.85,
                  "nesterov": True, "wd": 1.33e-3, "bias_lr_mult": 64.0, "label_smoothing": 0.2,
                  "schedule": "linear", "warmup_epochs": 2, "lookahead_every": 5, "loader": "decoded",

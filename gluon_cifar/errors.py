@@ -27,9 +27,12 @@ class Interrupted(GluonCifarError):
 
     def __init__(self, message: str, terminated: bool = False) -> None:
         super().__init__(message)
-        self.exit_code = 143 if terminated else 130
+        if terminated:
+            self.exit_code = Terminated.exit_code
 
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM (`kill`, a scheduler stopping the job), raised where Ctrl-C's KeyboardInterrupt is, so
     that the same clean-up runs: a run stops after its last checkpoint, or leaves nothing behind."""
+
+    exit_code = 143  # 128 + SIGTERM, as shells report it

@@ -91,11 +91,12 @@ def resolve_data_dir(cfg: Config, show_progress: bool = True) -> str:
     return kaggle_layout(cfg.data_dir, cfg, show_progress) if cfg.data_dir else ensure_demo_dataset(cache_dir(cfg))
 
 
-def kaggle_layout(data_dir: str, cfg: Config, show_progress: bool = True) -> str:
+def kaggle_layout(data_dir: str, cfg: Config, show_progress: bool = True, with_train: bool = True) -> str:
     """`data_dir` itself if extracted; for the competition zip or a folder with train.7z / test.7z,
-    the layout made from it once in the cache (archives.materialise: test.7z stays an archive)."""
+    the layout made from it once in the cache (archives.materialise: test.7z stays an archive;
+    train.7z is extracted only `with_train`)."""
     download = find_download(data_dir)
-    return data_dir if download is None else materialise(download, cache_dir(cfg), show_progress)
+    return data_dir if download is None else materialise(download, cache_dir(cfg), show_progress, with_train)
 
 
 def prepare_split(cfg: Config, data_dir: str) -> SplitTree:
@@ -426,11 +427,12 @@ def submit(options: SubmitOptions, ctxs: list[mx.Context], show_progress: bool =
         raise ConfigError(f"--out {out} is one of run {run}'s own files: choose another name, e.g. the default "
                           f"{os.path.join(run, 'submission.csv')}")
     if not options.data_dir and cfg.data_dir and not os.path.isabs(cfg.data_dir):
-        raise ConfigError(f"run {run} was trained before data folders were saved as absolute paths: its --data-dir "
-                          f"{cfg.data_dir!r} depends on the working directory; pass --data-dir with the folder it means")
-    data_dir = (kaggle_layout(options.data_dir, cfg, show_progress) if options.data_dir
-                else resolve_data_dir(cfg, show_progress))
-    log.info("predicting the test images of %s", options.data_dir or cfg.data_dir or data_dir)
+        raise ConfigError(f"run {run} was trained before data folders were saved as absolute paths: its "
+                          f"--data-dir {cfg.data_dir!r} depends on the working directory; pass --data-dir with the "
+                          "folder it means")
+    given = options.data_dir or cfg.data_dir  # predicting alone needs no extracted training images
+    data_dir = kaggle_layout(given, cfg, show_progress, options.retrain) if given else resolve_data_dir(cfg)
+    log.info("predicting the test images of %s", given or data_dir)
     dtype = resolve_precision(options.precision, [c.device_type for c in ctxs], STARTUP, "predict")
     archive = archived_test_images(data_dir)
     if archive is None:  # extracted: every check before any work

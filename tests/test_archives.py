@@ -229,3 +229,42 @@ def test_an_oversized_member_is_refused_while_reading_and_nothing_is_kept(real_l
                                           r"any 32x32 image \(at most 1,048,576 accepted\)"):
         materialise(find_download(str(tmp_path)), str(tmp_path / "cache"), show_progress=False)
     assert [p for p in glob.glob(str(tmp_path / "cache" / "kaggle" / "*")) if not p.endswith(".lock")] == []
+
+
+@pytest.mark.parametrize("kind", ["zip", "7z"])
+def test_prediction_alone_does_not_extract_the_training_archive(downloads, kind, tmp_path):
+    download = find_download(downloads[kind])
+    cache = str(tmp_path / "cache")
+    layout = materialise(download, cache, show_progress=False, with_train=False)
+    assert not os.path.exists(os.path.join(layout, "train")) and archived_test_images(layout) is not None
+    assert os.path.isfile(os.path.join(layout, "sampleSubmission.csv"))
+    full = materialise(download, cache, show_progress=False)  # training: extracted, in its own folder
+    assert full != layout and len(os.listdir(os.path.join(full, "train"))) > 0
+    assert materialise(download, cache, show_progress=False, with_train=False) == full  # then reused
+
+
+def test_libarchive_warnings_do_not_reach_the_user_while_an_archive_is_read(real_layout, tmp_path, caplog):
+    import logging
+
+    pack_7z(tmp_path / "train.7z", {"train/1.png": PNG})
+    with caplog.at_level(logging.DEBUG):
+        for _ in iter_pngs(Member(str(tmp_path / "train.7z")), "train"):
+            logging.getLogger("libarchive").warning("Cannot check the digest")  # as libarchive-c logs one
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "libarchive: Cannot check the digest" in caplog.text  # kept, at debug level
+    logging.getLogger("libarchive").warning("outside a read")  # nothing else is filtered
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == ["outside a read"]
+
+
+def test_an_archive_replaced_by_another_file_is_not_taken_for_the_old_one(tmp_path):
+    """The extraction cache's key changes when test.7z / train.7z / the zip is replaced, even by a
+    file of the same size and modification time (a copy made with cp -p, a re-download)."""
+    path = tmp_path / "train.7z"
+    path.write_bytes(b"7z-old")
+    before = Member(str(path)).fingerprint()
+    stat = os.stat(path)
+    (tmp_path / "new").write_bytes(b"7z-new")
+    os.utime(tmp_path / "new", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.replace(tmp_path / "new", path)
+    assert os.stat(path).st_size == stat.st_size and os.stat(path).st_mtime_ns == stat.st_mtime_ns
+    assert Member(str(path)).fingerprint() != before

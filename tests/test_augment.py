@@ -10,7 +10,6 @@ from gluon_cifar.data.augment import (
     make_augment,
     normalize,
     random_shifts,
-    resample,
     shifted_windows,
     to_context,
 )
@@ -38,7 +37,10 @@ def test_shifted_windows_equal_the_affine_resampling_they_replace():
     scale = 31 * pixel / 2
     matrices = np.stack([np.where(mirror, -scale, scale), 0 * dx, dx * pixel, 0 * dx, scale + 0 * dx, dy * pixel],
                         axis=1).astype(np.float32)
-    resampled = resample(to_context(images, mx.cpu()), matrices, reflect=2).asnumpy()
+    # what ShiftAugment computed before: reflect-pad the normalised batch, then resample it
+    padded = mx.nd.pad(normalize(to_context(images, mx.cpu())), mode="reflect", pad_width=(0, 0, 0, 0, 2, 2, 2, 2))
+    grid = mx.nd.GridGenerator(mx.nd.array(matrices), transform_type="affine", target_shape=(32, 32))
+    resampled = mx.nd.BilinearSampler(padded, grid).asnumpy()
     windows, inside = shifted_windows(images, dy, dx, mirror, 2, reflect=True)
     assert inside.all() == False  # noqa: E712  (some windows read the padding)
     gathered = normalize(to_context(windows, mx.cpu())).asnumpy()

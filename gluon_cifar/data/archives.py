@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from ..atomic import exclusive
 from ..errors import ConfigError, LayoutError
-from .images import decode_rgb
+from .images import decode_rgb, files_identity
 from .kaggle import read_test
 from .transforms import eval_transform
 
@@ -67,9 +67,8 @@ class Member:
             return archive.getinfo(self.name).file_size
 
     def fingerprint(self) -> str:
-        """Changes when the file (or the zip holding it) is replaced or touched."""
-        stat = os.stat(self.container or self.name)
-        return f"{os.path.abspath(self.container or self.name)}\0{self.name}\0{stat.st_size}\0{stat.st_mtime_ns}"
+        """Changes when the file (or the zip holding it) is replaced or touched (images.files_identity)."""
+        return f"{files_identity([self.container or self.name])}\0{self.name}"
 
     @contextlib.contextmanager
     def open(self) -> Iterator[BinaryIO]:
@@ -140,7 +139,7 @@ def iter_pngs(member: Member, folder: str,
     of the archive itself were read (for a progress bar).
     """
     libarchive = _libarchive()
-    with member.open() as raw:
+    with member.open() as raw, _libarchive_warnings_logged_quietly():
         stream, read = _ReadErrorsKept(raw), 0
         try:
             with libarchive.stream_reader(stream, format_name="7zip", block_size=1 << 16) as entries:
@@ -169,6 +168,22 @@ def iter_pngs(member: Member, folder: str,
             raise LayoutError(f"{member.label} cannot be read as a 7z archive ({_reason(exc)}): it is damaged "
                               "(truncated download?), encrypted, or not a 7z file; download it again") from None
         stream.raise_kept(member)
+
+
+@contextlib.contextmanager
+def _libarchive_warnings_logged_quietly() -> Iterator[None]:
+    """libarchive-c logs the C library's warnings (e.g. about a digest it cannot check) at WARNING:
+    noise to a user, since every member is checked here; they go to our debug log instead."""
+    def to_debug(record: logging.LogRecord) -> bool:
+        log.debug("libarchive: %s", record.getMessage())
+        return False
+
+    logger = logging.getLogger("libarchive")
+    logger.addFilter(to_debug)
+    try:
+        yield
+    finally:
+        logger.removeFilter(to_debug)
 
 
 def _oversized(member: Member, pathname: str, size: int) -> LayoutError:
@@ -231,17 +246,18 @@ def _reason(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
 
 
-def materialise(download: Download, cache_dir: str, show_progress: bool = True) -> str:
+def materialise(download: Download, cache_dir: str, show_progress: bool = True, with_train: bool = True) -> str:
     """A directory in the Kaggle layout for `download`, made once under `cache_dir`/kaggle/:
     trainLabels.csv and sampleSubmission.csv copied, train/ extracted from train.7z (or linked to
     the extracted folder), test/ linked when extracted. test.7z is left where it is (`iter_pngs`).
+    `with_train` False (prediction only): the full layout if one was made, else one without
+    train.7z's extraction.
 
     Built in a temporary folder and renamed into place; reused while the download is unchanged.
     """
-    parts = [download.origin, download.train.fingerprint() if download.train else "",
-             download.test.fingerprint() if download.test else "", str(LAYOUT_VERSION)]
-    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-    root = os.path.join(cache_dir, "kaggle", key)
+    root = _layout_root(download, cache_dir, with_train=True)
+    if not with_train and not os.path.isfile(os.path.join(root, "source.json")):
+        root = _layout_root(download, cache_dir, with_train=False)
     with exclusive(f"{root}.lock"):  # workers of a distributed run may all get here at once
         if os.path.isfile(os.path.join(root, "source.json")):
             log.info("reusing %s, extracted from %s", root, download.origin)
@@ -249,7 +265,7 @@ def materialise(download: Download, cache_dir: str, show_progress: bool = True) 
         tmp = f"{root}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            _build_layout(download, tmp, show_progress)
+            _build_layout(download, tmp, show_progress, with_train)
             shutil.rmtree(root, ignore_errors=True)
             os.replace(tmp, root)
         finally:
@@ -257,7 +273,14 @@ def materialise(download: Download, cache_dir: str, show_progress: bool = True) 
     return root
 
 
-def _build_layout(download: Download, out: str, show_progress: bool) -> None:
+def _layout_root(download: Download, cache_dir: str, with_train: bool) -> str:
+    parts = [download.origin, download.train.fingerprint() if download.train else "",
+             download.test.fingerprint() if download.test else "", str(LAYOUT_VERSION)]
+    key = hashlib.sha256("\n".join(parts + ([] if with_train else ["without train"])).encode()).hexdigest()[:16]
+    return os.path.join(cache_dir, "kaggle", key)
+
+
+def _build_layout(download: Download, out: str, show_progress: bool, with_train: bool) -> None:
     os.makedirs(out)
     for name in (LABELS, SAMPLE):
         data = download.csv(name)
@@ -268,9 +291,9 @@ def _build_layout(download: Download, out: str, show_progress: bool) -> None:
             with open(os.path.join(out, name), "wb") as f:
                 f.write(data)
     for part, member in (("train", download.train), ("test", download.test)):
-        if member is None:  # extracted already: link the user's folder
+        if member is None and (with_train or part == "test"):  # extracted already: link the user's folder
             os.symlink(os.path.abspath(os.path.join(download.folder, part)), os.path.join(out, part))
-    if download.train is not None:
+    if download.train is not None and with_train:
         extract_pngs(download.train, "train", os.path.join(out, "train"), show_progress)
     record = {"origin": os.path.abspath(download.origin),
               "archived_test_images": None if download.test is None else

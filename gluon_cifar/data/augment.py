@@ -45,17 +45,12 @@ def crop_flip_matrices(rng: np.random.Generator, n: int, min_area: float = 0.64)
     return np.stack([side * mirror, zeros, centre_x, zeros, side, centre_y], axis=1).astype(np.float32)
 
 
-def resample(batch: nd.NDArray, matrices: np.ndarray, reflect: int = 0) -> nd.NDArray:
+def resample(batch: nd.NDArray, matrices: np.ndarray) -> nd.NDArray:
     """Apply one (6,) affine matrix per image (output -> input, [-1, 1] coordinates) to a (B, H, W, 3)
-    uint8 batch: (B, 3, H, W) normalised float32. Outside the image reads 0 (the mean colour), or,
-    with `reflect` > 0, the input is first padded by that many pixels of its own mirror image and
-    the matrices address the padded input."""
-    x = normalize(batch)
-    if reflect:
-        x = nd.pad(x, mode="reflect", pad_width=(0, 0, 0, 0, reflect, reflect, reflect, reflect))
+    uint8 batch: (B, 3, H, W) normalised float32. Outside the image reads 0 (the mean colour)."""
     theta = nd.array(matrices, ctx=batch.context)
     grid = nd.GridGenerator(theta, transform_type="affine", target_shape=batch.shape[1:3])
-    return nd.BilinearSampler(x, grid)
+    return nd.BilinearSampler(normalize(batch), grid)
 
 
 class BookAugment:

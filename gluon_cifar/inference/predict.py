@@ -6,7 +6,6 @@ import collections
 import itertools
 import logging
 import multiprocessing
-import os
 import warnings
 from typing import Callable, Iterable, Iterator
 
@@ -24,7 +23,7 @@ from ..data.folder import ImageFiles, eval_loader
 from ..data.images import SIZE
 from ..data.kaggle import is_test_id
 from ..data.transforms import MEAN, STD
-from ..errors import ConfigError, GluonCifarError, LayoutError
+from ..errors import ConfigError, LayoutError
 from .tta import predict_classes
 
 log = logging.getLogger(__name__)

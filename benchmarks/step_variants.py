@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Issue 24's changes to a FastNet training step, each measured alone, in one run.
+
+Each cell is one process (AMP patches MXNet for a whole process) training FastNet with cpu-fast's
+trainer and loop on batches already in memory (the network's compute alone): `--warmup` steps
+untimed, then `--steps` timed. Variants:
+  plain       the 24 whitened channels as they are (oneDNN 2.4's GEMM fallback for the first group)
+  padded      the same network computed with 32 channels (fastnet.PaddedConv2D; the default)
+  frozen      padded, with the whitening bias frozen (cpu-fast after its first 3 epochs)
+Rounds alternate the variants so that a drifting machine hits all alike; the table gives the
+median images/s and the median of each round's ratio to `plain`.
+
+  python benchmarks/step_variants.py --rounds 3 --precision bfloat16
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from common import ROOT, machine
+
+VARIANTS = ("plain", "padded", "frozen")
+
+
+def probe(variant: str, precision: str, batch: int, warmup: int, steps: int) -> float:
+    """In this process: images/s of `steps` training steps of `variant` after `warmup`."""
+    sys.path.insert(0, ROOT)
+    import gluon_cifar  # noqa: F401  first, before MXNet loads: it sets MXNet's threads (runtime.py)
+    import mxnet as mx
+    import numpy as np
+
+    from gluon_cifar.config import PRESETS, Config
+    from gluon_cifar.models.fastnet import WIDTHS, FastNet
+    from gluon_cifar.training.engine import train_one_epoch
+    from gluon_cifar.training.optim import enable_mixed_precision, make_loss, make_trainer
+    from gluon_cifar.training.parts import TrainingParts
+
+    ctxs = [mx.cpu()]
+    if precision == "bfloat16":
+        enable_mixed_precision(ctxs, "bfloat16")
+    cfg = Config.from_dict({**PRESETS["cpu-fast"], "batch_size": batch})
+    net = FastNet(WIDTHS["fastnet"], 10, pad_channels=variant != "plain", prefix="fastnet_")
+    net.initialize(mx.init.Xavier(), ctx=ctxs)
+    net.init_from_data(np.random.default_rng(0).normal(size=(512, 3, 32, 32)).astype(np.float32))
+    net.hybridize(static_alloc=True)
+    data = [(mx.nd.random.normal(shape=(batch, 3, 32, 32)), mx.nd.array(np.arange(batch) % 10))] * (warmup + steps)
+    parts = TrainingParts(net, make_trainer(net, cfg, warmup + steps), make_loss(cfg), data,
+                          learn_first=(1, (net.whiten.bias,)) if variant == "frozen" else (0, ()))
+    parts.start_epoch(2)  # past the first epoch: frozen for "frozen", nothing for the others
+    train_one_epoch(parts, data[:warmup], ctxs, sync_every=1 << 30)
+    start = time.perf_counter()
+    train_one_epoch(parts, data[warmup:], ctxs, sync_every=1 << 30)  # reads the loss: waits
+    return batch * steps / (time.perf_counter() - start)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--precision", default="bfloat16", choices=("float32", "bfloat16"))
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--probe", choices=VARIANTS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.probe:
+        print(json.dumps(probe(args.probe, args.precision, args.batch_size, args.warmup, args.steps)))
+        return 0
+    rates: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    for round_ in range(args.rounds):
+        for variant in VARIANTS if round_ % 2 == 0 else VARIANTS[::-1]:
+            command = [sys.executable, __file__, "--probe", variant, "--precision", args.precision, "--batch-size",
+                       str(args.batch_size), "--warmup", str(args.warmup), "--steps", str(args.steps)]
+            result = subprocess.run(command, capture_output=True, text=True, check=True, env=dict(os.environ))
+            rates[variant].append(float(result.stdout.strip().splitlines()[-1]))
+            print(f"round {round_ + 1}: {variant}: {rates[variant][-1]:.1f} img/s", file=sys.stderr, flush=True)
+    print(f"`python benchmarks/step_variants.py --rounds {args.rounds} --precision {args.precision} --batch-size "
+          f"{args.batch_size} --warmup {args.warmup} --steps {args.steps}`, "
+          f"{time.strftime('%Y-%m-%d', time.gmtime())}; {machine()}\n")
+    print("| variant | training img/s (median) | x plain (median of rounds) |")
+    print("| --- | --- | --- |")
+    for variant in VARIANTS:
+        ratios = [r / p for r, p in zip(rates[variant], rates["plain"])]
+        print(f"| {variant} | {statistics.median(rates[variant]):.1f} | {statistics.median(ratios):.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
