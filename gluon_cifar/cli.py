@@ -10,25 +10,25 @@ from typing import Callable
 from .errors import GluonCifarError, Interrupted, Terminated
 
 
-def _terminate_in(main_pid: int) -> Callable:
-    """A SIGTERM handler raising Terminated in the script's process; forked workers (which inherit
-    it) die of the signal as before."""
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
 
-    def handler(signum: int, frame: object) -> None:
-        if os.getpid() != main_pid:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        raise Terminated()
 
-    return handler
+def _default_sigterm_in_child() -> None:
+    """A forked worker (data loading, decoding) must die of SIGTERM as before: our handler could only
+    run in Python, and a worker blocked in C (a lock inherited through the fork) would never run it."""
+    if signal.getsignal(signal.SIGTERM) is _raise_terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+os.register_at_fork(after_in_child=_default_sigterm_in_child)
 
 
 def run_main(main: Callable[[], int | None]) -> None:
     """Run a script's main; a GluonCifarError becomes `error: ...` on stderr and its exit code (2),
     Ctrl-C one line and exit code 130 (a script may raise Interrupted to say how to go on)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    previous = signal.signal(signal.SIGTERM, _terminate_in(os.getpid()))
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         sys.exit(main() or 0)
     except KeyboardInterrupt as exc:

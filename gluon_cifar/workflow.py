@@ -418,6 +418,10 @@ def submit(options: SubmitOptions, ctxs: list[mx.Context], show_progress: bool =
     options.validate()
     run = options.run
     cfg, classes = rundir.load(run)
+    if not options.data_dir and cfg.data_dir and not os.path.isabs(cfg.data_dir):
+        raise ConfigError(f"run {run} was trained before data folders were saved as absolute paths: its "
+                          f"--data-dir {cfg.data_dir!r} depends on the working directory; pass --data-dir with the "
+                          "folder it means")
     out = options.out or os.path.join(run, "submission.csv")
     for folder in {options.data_dir, cfg.data_dir} - {None}:
         if os.path.isdir(folder):
@@ -426,10 +430,6 @@ def submit(options: SubmitOptions, ctxs: list[mx.Context], show_progress: bool =
     if os.path.samefile(os.path.dirname(os.path.abspath(out)), run) and os.path.basename(out) in rundir.OWN_FILES:
         raise ConfigError(f"--out {out} is one of run {run}'s own files: choose another name, e.g. the default "
                           f"{os.path.join(run, 'submission.csv')}")
-    if not options.data_dir and cfg.data_dir and not os.path.isabs(cfg.data_dir):
-        raise ConfigError(f"run {run} was trained before data folders were saved as absolute paths: its "
-                          f"--data-dir {cfg.data_dir!r} depends on the working directory; pass --data-dir with the "
-                          "folder it means")
     given = options.data_dir or cfg.data_dir  # predicting alone needs no extracted training images
     data_dir = kaggle_layout(given, cfg, show_progress, options.retrain) if given else resolve_data_dir(cfg)
     log.info("predicting the test images of %s", given or data_dir)
