@@ -108,6 +108,13 @@ def test_a_new_run_never_overwrites_files_it_did_not_write(tmp_path):
     with pytest.raises(GluonCifarError, match=r"\(it holds notes.txt\)"):
         with open_run(str(other), Config(), CLASSES, "x"):
             pass
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / ".draft.tmp").write_text("mine")  # named like a temporary, but not one of ours: kept
+    with pytest.raises(GluonCifarError, match=r"\(it holds .draft.tmp\)"):
+        with open_run(str(hidden), Config(), CLASSES, "x"):
+            pass
+    assert (hidden / ".draft.tmp").read_text() == "mine"
 
 
 def test_a_run_killed_before_its_first_checkpoint_is_reused(tmp_path):

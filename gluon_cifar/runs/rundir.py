@@ -69,7 +69,9 @@ def check_new(path: str) -> None:
     if has_checkpoint(path):
         raise GluonCifarError(f"{path} already holds a run: continue it with --resume {path}, or choose "
                               "another --out")
-    names = sorted(n for n in os.listdir(path) if n != LOCK and not (n.startswith(".") and n.endswith(".tmp")))
+    ours_in_flight = tuple(f".{name}." for name in OWN_FILES)  # atomic_path's temporaries of our own files
+    names = sorted(n for n in os.listdir(path)
+                   if n != LOCK and not (n.startswith(ours_in_flight) and n.endswith(".tmp")))
     foreign = [n for n in names if n not in EARLY_FILES]
     if names and (foreign or not _written_by_us(os.path.join(path, CONFIG))):
         listed = ", ".join((foreign or names)[:5]) + (" ..." if len(foreign or names) > 5 else "")
