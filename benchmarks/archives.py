@@ -115,7 +115,7 @@ def step(args: list[str]) -> None:
         print(json.dumps(read_members(args[1], args[2])))
         return
     from gluon_cifar.config import Config
-    from gluon_cifar.workflow import kaggle_layout
+    from gluon_cifar.data.source import kaggle_layout
     data, cache = args[1], args[2]
     cfg = Config(data_dir=data, cache_dir=cache)
     layout = kaggle_layout(data, cfg, show_progress=False)
@@ -133,21 +133,21 @@ def predict(layout: str, out: str) -> dict:
     import numpy as np
 
     from gluon_cifar import STARTUP
-    from gluon_cifar.data.archives import archived_test_images
     from gluon_cifar.data.images import check_headers
     from gluon_cifar.data.kaggle import check_sample_submission, read_test
+    from gluon_cifar.data.layout import archived_test_images
     from gluon_cifar.inference.predict import (
         cast_for_inference,
         predict_archive,
         predict_files,
     )
     from gluon_cifar.models import build_model
-    from gluon_cifar.runtime import resolve_precision
+    from gluon_cifar.precision import decide
 
     ctxs = [mx.cpu()]
     net = build_model("fastnet", 10, ctxs, seed=0)
     net.hybridize(static_alloc=True)
-    precision = resolve_precision("auto", ["cpu"], STARTUP, "predict")
+    precision = decide("auto", ["cpu"], STARTUP, "predict")
     net = cast_for_inference(net, precision, ctxs)
     archive = archived_test_images(layout)
     if archive is not None:

@@ -71,7 +71,7 @@ def measure(options: dict, batches: int) -> dict:
     mode = options.get("hybridize", "static_alloc")
     if mode != "none":
         net.hybridize(static_alloc=True, static_shape=mode == "static_shape")
-    trainer = make_trainer(net, Config(), 100)
+    trainer = make_trainer(net, Config())
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
 
     def train_step():

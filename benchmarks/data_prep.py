@@ -48,10 +48,10 @@ def new_bytes(tree: str, originals: set[tuple[int, int]]) -> tuple[int, int]:
 def ours(data_dir: str, cache: str) -> tuple[float, str]:
     sys.path.insert(0, ROOT)
     from gluon_cifar.config import Config
-    from gluon_cifar.workflow import prepare_split
+    from gluon_cifar.data.source import open_training_data
 
     start = time.perf_counter()
-    tree = prepare_split(Config(data_dir=data_dir, cache_dir=cache), data_dir)
+    tree = open_training_data(Config(data_dir=data_dir, cache_dir=cache), "train", False, data_dir).tree
     return time.perf_counter() - start, tree.root
 
 

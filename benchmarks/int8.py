@@ -27,7 +27,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from mxnet.contrib.quantization import quantize_net_v2  # noqa: E402
 
-from gluon_cifar import STARTUP, workflow  # noqa: E402
+from gluon_cifar import STARTUP  # noqa: E402
+from gluon_cifar.data.source import resolve_data_dir  # noqa: E402
+from gluon_cifar.inference.network import load_network  # noqa: E402
 from gluon_cifar.data.folder import ImageFiles  # noqa: E402
 from gluon_cifar.data.kaggle import read_train  # noqa: E402
 from gluon_cifar.inference.predict import cast_for_inference  # noqa: E402
@@ -58,18 +60,18 @@ def main() -> int:
     parser.add_argument("--calibration", type=int, default=1024, help="training images to calibrate int8 on")
     args = parser.parse_args()
     cfg, classes = rundir.load(args.run)
-    data_dir = workflow.resolve_data_dir(cfg)
+    data_dir = resolve_data_dir(cfg)
     answers = pd.read_csv(args.answers)
     truth = np.array([classes.index(c) for c in answers["label"]])
     images = stacked([os.path.join(data_dir, "test", f"{i}.png") for i in answers["id"]])
     train = read_train(data_dir).paths
     calibration = stacked(train[::max(1, len(train) // args.calibration)][:args.calibration])
 
-    net = workflow.load_network(cfg, classes, os.path.join(args.run, rundir.PARAMS), [mx.cpu()])
+    net = load_network(cfg, classes, os.path.join(args.run, rundir.PARAMS), [mx.cpu()])
     variants = {"float32": net, "bfloat16": cast_for_inference(
-        workflow.load_network(cfg, classes, os.path.join(args.run, rundir.PARAMS), [mx.cpu()]), "bfloat16", [mx.cpu()])}
+        load_network(cfg, classes, os.path.join(args.run, rundir.PARAMS), [mx.cpu()]), "bfloat16", [mx.cpu()])}
     for mode in ("naive", "entropy"):
-        fp32 = workflow.load_network(cfg, classes, os.path.join(args.run, rundir.PARAMS), [mx.cpu()])
+        fp32 = load_network(cfg, classes, os.path.join(args.run, rundir.PARAMS), [mx.cpu()])
         try:
             variants[f"int8 ({mode} calibration)"] = quantize_net_v2(
                 fp32, quantized_dtype="auto", calib_mode=mode, calib_data=mx.io.NDArrayIter(calibration, batch_size=64),

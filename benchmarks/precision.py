@@ -39,11 +39,11 @@ def probe(model: str, batch: int, precision: str, warmup: int, steps: int) -> di
 
     ctxs = [mx.cpu()]
     if precision == "bfloat16":
-        enable_mixed_precision(ctxs, "bfloat16")
+        enable_mixed_precision("bfloat16")
     cfg = Config(model=model, batch_size=batch)
     net = build_model(model, 10, ctxs, seed=0)
     net.hybridize(static_alloc=True)
-    trainer = make_trainer(net, cfg, steps + warmup)
+    trainer = make_trainer(net, cfg)
     data = [(mx.nd.random.normal(shape=(batch, 3, 32, 32)), mx.nd.array(range(batch)) % 10)] * (warmup + steps)
     parts = TrainingParts(net, trainer, make_loss(cfg), data)
     train_one_epoch(parts, data[:warmup], ctxs, sync_every=1 << 30)

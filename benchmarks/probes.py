@@ -32,12 +32,14 @@ from gluon_cifar.training.parts import TrainingParts  # noqa: E402
 from gluon_cifar.data.kaggle import read_test, read_train  # noqa: E402
 from gluon_cifar.models import build_model  # noqa: E402
 from gluon_cifar.inference.predict import cast_for_inference, predict_files  # noqa: E402
-from gluon_cifar.workflow import make_loaders, prepare_split, training_job  # noqa: E402
+from gluon_cifar.data.source import open_training_data  # noqa: E402
+from gluon_cifar.distributed.cluster import Cluster  # noqa: E402
+from gluon_cifar.training.loaders import make_loaders  # noqa: E402
 
 
 def _loader(cfg: Config, ctxs: list[mx.Context]):
-    tree = prepare_split(cfg, cfg.data_dir)
-    train, _ = make_loaders(training_job(cfg, ctxs, cfg.data_dir, tree, "train", show_progress=False), with_valid=False)
+    data = open_training_data(cfg, "train", show_progress=False)
+    train, _ = make_loaders(cfg, data, Cluster("device"), ctxs, with_valid=False, show_progress=False)
     return train
 
 
@@ -57,7 +59,7 @@ def train(cfg: Config, batches: int, in_memory: bool = False) -> float:
         mx.nd.waitall()
     net = build_model("resnet18", 10, ctxs, seed=0)
     net.hybridize(static_alloc=True)
-    trainer = make_trainer(net, cfg, len(loader))
+    trainer = make_trainer(net, cfg)
     start = time.perf_counter()
     parts = TrainingParts(net, trainer, gluon.loss.SoftmaxCrossEntropyLoss(), loader)
     _, _, examples = train_one_epoch(parts, itertools.islice(loader, batches), ctxs)

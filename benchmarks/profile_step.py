@@ -77,25 +77,27 @@ def main() -> int:
                                                               "bias frozen)")
     args = parser.parse_args()
 
-    from gluon_cifar.config import PRESETS, Config
+    from gluon_cifar.config import Config
+    from gluon_cifar.presets import PRESETS
     from gluon_cifar.data.augment import make_augment
     from gluon_cifar.data.batches import DecodedPart, DecodedTrainLoader
     from gluon_cifar.distributed.cluster import connect
     from gluon_cifar.training.engine import train_one_epoch
     from gluon_cifar.training.optim import enable_mixed_precision
-    from gluon_cifar.training.parts import build_training
+    from gluon_cifar.training.parts import build_network, build_training
 
     cfg = Config.from_dict({**PRESETS["cpu-fast"], "batch_size": args.batch_size, "precision": args.precision})
     ctxs = [mx.cpu()]
     if args.precision == "bfloat16":
-        enable_mixed_precision(ctxs, "bfloat16")
+        enable_mixed_precision("bfloat16")
     steps = args.warmup + args.steps
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.batch_size * steps, 32, 32, 3), dtype=np.uint8)
     part = DecodedPart(images, np.arange(len(images)), rng.integers(0, 10, len(images)).astype(np.int32))
     loader = DecodedTrainLoader(part, args.batch_size, cfg.seed, make_augment(cfg.augment, cfg.seed), ctx=ctxs[0])
     sample = images[:5000].transpose(0, 3, 1, 2).astype(np.float32) / 255
-    parts = build_training(cfg, ctxs, connect(cfg.kvstore, ctxs), loader, None, 10, sample)
+    net = build_network(cfg, ctxs, 10, sample)
+    parts = build_training(cfg, ctxs, connect(cfg.kvstore, ctxs), net, loader, None, args.precision)
 
     def fresh(first: int, count: int):
         """The loader's batches `first`..first+count, augmented as the run does (inside the step)."""

@@ -34,7 +34,8 @@ def probe(variant: str, precision: str, batch: int, warmup: int, steps: int) -> 
     import mxnet as mx
     import numpy as np
 
-    from gluon_cifar.config import PRESETS, Config
+    from gluon_cifar.config import Config
+    from gluon_cifar.presets import PRESETS
     from gluon_cifar.models.fastnet import WIDTHS, FastNet
     from gluon_cifar.training.engine import train_one_epoch
     from gluon_cifar.training.optim import enable_mixed_precision, make_loss, make_trainer
@@ -42,14 +43,14 @@ def probe(variant: str, precision: str, batch: int, warmup: int, steps: int) -> 
 
     ctxs = [mx.cpu()]
     if precision == "bfloat16":
-        enable_mixed_precision(ctxs, "bfloat16")
+        enable_mixed_precision("bfloat16")
     cfg = Config.from_dict({**PRESETS["cpu-fast"], "batch_size": batch})
     net = FastNet(WIDTHS["fastnet"], 10, pad_channels=variant != "plain", prefix="fastnet_")
     net.initialize(mx.init.Xavier(), ctx=ctxs)
     net.init_from_data(np.random.default_rng(0).normal(size=(512, 3, 32, 32)).astype(np.float32))
     net.hybridize(static_alloc=True)
     data = [(mx.nd.random.normal(shape=(batch, 3, 32, 32)), mx.nd.array(np.arange(batch) % 10))] * (warmup + steps)
-    parts = TrainingParts(net, make_trainer(net, cfg, warmup + steps), make_loss(cfg), data,
+    parts = TrainingParts(net, make_trainer(net, cfg), make_loss(cfg), data,
                           learn_first=(1, (net.whiten.bias,)) if variant == "frozen" else (0, ()))
     parts.start_epoch(2)  # past the first epoch: frozen for "frozen", nothing for the others
     train_one_epoch(parts, data[:warmup], ctxs, sync_every=1 << 30)

@@ -1,11 +1,11 @@
 """The one configuration object: every setting of a run, saved as JSON beside its results.
 
 Defaults are the book's recipe ("Dive into Deep Learning", Kaggle CIFAR-10, MXNet tab).
-Command-line flags are generated from the fields, so a new setting is added in one place.
+flags.py generates the command-line flags from the fields, so a new setting is added in one place;
+presets.py holds the named starting points.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
-from .runtime import PRECISIONS
+from .precision import PRECISIONS
 
 
 def _setting(default: Any, help: str, group: str = "training", **kw: Any) -> Any:
@@ -104,12 +104,11 @@ class Config:
                                     "local, nccl (GPUs), dist_sync or dist_device_sync (several processes "
                                     "or machines: run under scripts/launch.py)", "devices",
                           choices=("auto", "device", "local", "nccl", "dist_sync", "dist_device_sync"))
-    precision: str = _setting("auto", "training arithmetic: auto (bfloat16 where it measured faster than float32: AMX, "
-                                      "AMD Zen 4 and 5; else float32; docs/BENCHMARKS.md), float32 or "
-                                      "bfloat16 (CPU only; mixed precision with float32 weights)", "devices",
+    precision: str = _setting("auto", "training arithmetic: auto (what measured fastest here: bfloat16 with AMX and on "
+                                      "AMD CPUs with AVX512-BF16, else float32; see precision.py), float32, "
+                                      "bfloat16 (CPUs; mixed precision, float32 weights) or float16 (GPUs; mixed "
+                                      "precision with loss scaling; --amp is its old name)", "devices",
                               choices=PRECISIONS)
-    amp: bool = _setting(False, "float16 mixed precision with dynamic loss scaling (GPU contexts only; "
-                                "untested here: no GPU)", "devices")
     sync_every: int = _setting(50, "batches between reads of the running metrics (each read "
                                    "waits for the device)", "devices")
     # checkpoints: RUN/checkpoint-last.zip after every epoch, -best.zip on the best validation
@@ -147,11 +146,6 @@ class Config:
         if self.time_budget and self.kvstore.startswith("dist"):
             raise ConfigError("--time-budget measures one process's speed: with --kvstore "
                               f"{self.kvstore} give --epochs instead (and --time-budget 0)")
-        if self.amp and not self.gpus:
-            raise ConfigError("--amp (float16) needs GPU contexts: add --gpus, or on CPUs use --precision bfloat16")
-        if self.precision == "bfloat16" and (self.gpus or self.amp):
-            raise ConfigError("--precision bfloat16 is for CPUs (MXNet 1.9 has no GPU bfloat16): on GPUs use --amp "
-                              "(float16) and --precision auto or float32")
         return self
 
     def gpu_ids(self) -> list[int]:
@@ -167,6 +161,7 @@ class Config:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "Config":
         known = {f.name for f in dataclasses.fields(cls)}
+        values = _upgraded(values)
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"unknown settings {unknown}; valid settings are {sorted(known)}")
@@ -183,6 +178,11 @@ class Config:
             raise ConfigError(f"{path} is not a gluon_cifar config.json ({exc}); re-run training") from None
         return cls.from_dict(values)
 
+
+def _upgraded(values: dict[str, Any]) -> dict[str, Any]:
+    """Settings saved by older versions, in today's terms: `amp: true` is `precision: float16`."""
+    values = dict(values)
+    return {**values, "precision": "float16"} if values.pop("amp", False) else values
 
 
 def _check_fields(settings: Any) -> None:
@@ -221,7 +221,7 @@ class SubmitOptions:
     precision: str = _setting("auto", "auto: bfloat16 on CPUs that compute it natively (AVX512-BF16 or AMX), "
                                       "else float32; a few predictions in a thousand may change "
                                       "(docs/BENCHMARKS.md). --dtype is the old name",
-                              "submission", choices=PRECISIONS, aliases=("--dtype",))
+                              "submission", choices=PRECISIONS[:3], aliases=("--dtype",))
     tta: str | None = _setting(None, "test-time augmentation: none, flip (2 views) or flip-shift (6 views), each "
                                      "view a pass over the test images (default: the run's --tta)", "submission",
                                choices=TTAS)
@@ -232,9 +232,6 @@ class SubmitOptions:
         _check_fields(self)
         _check_at_least(self, 1, "batch_size", "cpus")
         _check_at_least(self, 0, "num_workers")
-        if self.precision == "bfloat16" and self.gpus:
-            raise ConfigError("--precision bfloat16 runs on CPU contexts only (MXNet 1.9 has no GPU bfloat16): drop "
-                              "--gpus or use --precision float32")
         return self
 
     def gpu_ids(self) -> list[int]:
@@ -252,77 +249,9 @@ def changed_settings(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
             if f.name not in RESUMABLE and getattr(old, f.name) != getattr(new, f.name)}
 
 
-# Presets are partial configs layered under command-line flags: preset < flags.
-PRESETS: dict[str, dict[str, Any]] = {
-    # The book's recipe exactly (d2l.ai, chapter "Image Classification (CIFAR-10) on Kaggle").
-    "d2l": {},
-    # The chapter's exercise 1: batch_size = 128, num_epochs = 100, lr = 0.1, lr_period = 50, lr_decay = 0.1.
-    "d2l-exercise": {"epochs": 100, "lr": 0.1, "lr_period": 50, "lr_decay": 0.1},
-    # The strongest common ResNet-18 recipe for a GPU (about 95-96% on CIFAR-10, e.g. DeVries & Taylor,
-    # "Improved Regularization of CNNs with Cutout", 2017, and the widely used kuangliu/pytorch-cifar
-    # settings): 200 epochs, lr 0.1 with Nesterov momentum and 5 epochs of warm-up into a cosine
-    # decay, shift-and-flip with cutout, label smoothing 0.1, flip test-time augmentation.
-    "resnet18-best": {"epochs": 200, "lr": 0.1, "nesterov": True, "schedule": "cosine", "warmup_epochs": 5,
-                      "augment": "pad-crop-cutout", "loader": "decoded", "label_smoothing": 0.1, "tta": "flip"},
-    # The best score we reach on a 2-core CPU in 45 minutes, prediction of the 300,000 test images included
-    # (measured in docs/BENCHMARKS.md): fastnet.py's small whitened net with the training recipe published with
-    # airbench94 (K. Jordan, 2024): batch 1024, Nesterov momentum 0.85, its lr 11.5 and weight decay 0.0153
-    # "per 1024 examples" restated for a mean loss (lr 1.5, wd 1.33e-3), BatchNorm offsets at 64x the learning
-    # rate, label smoothing 0.2, linear warm-up then linear decay, lookahead every 5 steps, 2-pixel reflected
-    # shifts with alternating flips, the whitening bias frozen after 3 epochs; every labelled image trains (no
-    # validation). The epochs are chosen on the machine to fit the 45 minutes (--time-budget; 10 when it is
-    # turned off). Flip TTA (2 views), not airbench's 6: 6 views predict 300,000 images 3x slower, and that
-    # time buys more as epochs.
-    "cpu-fast": {"model": "fastnet", "epochs": 10, "batch_size": 1024, "lr": 1.5, "momentum": 0.85,
-                 "nesterov": True, "wd": 1.33e-3, "bias_lr_mult": 64.0, "label_smoothing": 0.2,
-                 "schedule": "linear", "warmup_epochs": 2, "lookahead_every": 5, "loader": "decoded",
-                 "augment": "reflect-shift-altflip", "tta": "flip", "valid_ratio": 0.0, "time_budget": 45.0,
-                 "whiten_bias_epochs": 3},
-    # Enough to see the whole pipeline work on the offline demo data in a couple of minutes.
-    "demo": {"epochs": 3, "lr_period": 2},
-}
-
-
 def flag(name: str) -> str:
     """The command-line flag of setting `name`, without its dashes: batch_size -> batch-size."""
     return name.replace("_", "-")
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = (), settings: type = Config) -> None:
-    """Add one flag per field of `settings` (Config or SubmitOptions); defaults are None so only
-    flags the user gave override (presets, a saved run, the dataclass's defaults)."""
-    groups: dict[str, argparse._ArgumentGroup] = {}
-    for f in dataclasses.fields(settings):
-        if f.name in skip:
-            continue
-        group_name = f.metadata["group"]
-        group = groups.get(group_name) or groups.setdefault(group_name, parser.add_argument_group(group_name))
-        shown = f.default not in (None, "")  # those fields' help says what "unset" means
-        help_text = f"{f.metadata['help']} (default: {f.default})" if shown else f.metadata["help"]
-        names = (f"--{flag(f.name)}", *f.metadata.get("aliases", ()))
-        if f.type in ("bool", bool):
-            group.add_argument(*names, dest=f.name, default=None, action=argparse.BooleanOptionalAction,
-                               help=help_text)
-        else:
-            kind = {"int": int, "float": float, "int | None": int}.get(str(f.type), str)
-            group.add_argument(*names, dest=f.name, default=None, type=kind, help=help_text,
-                               choices=f.metadata.get("choices"), required=f.metadata.get("required", False))
-
-
-def config_overrides(args: argparse.Namespace, settings: type = Config) -> dict[str, Any]:
-    """The settings of `settings` the user gave on the command line (flags left out are None)."""
-    names = {f.name for f in dataclasses.fields(settings)}
-    return {k: v for k, v in vars(args).items() if k in names and v is not None}
-
-
-def config_from_args(args: argparse.Namespace, preset: str = "d2l", base: dict[str, Any] | None = None) -> Config:
-    """Layer: Config defaults < `base` (e.g. a saved run) < preset < flags the user gave."""
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    given = config_overrides(args)
-    if "epochs" in given and "time_budget" not in given:
-        given["time_budget"] = 0.0  # the user's own epoch count wins over a preset's budget
-    return Config.from_dict({**(base or {}), **PRESETS[preset], **given})
 
 
 def default_cache_dir() -> str:

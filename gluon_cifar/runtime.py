@@ -14,7 +14,7 @@ half the speed silently). It makes two settings, both read by MXNet only when it
   instruction dies with SIGILL. And the oneDNN 2.4 inside MXNet 1.9.1 uses AMX only up to the
   ISA cap `DNNL_MAX_CPU_ISA=AVX512_CORE_AMX`. With both, bfloat16 trains FastNet 2.0x faster
   than float32 on an AMX Xeon (issue 9's measurement). Without AMX it depends on the CPU
-  (`bf16_training_is_faster`), which is why `resolve_precision` picks by what was found here.
+  (`bf16_training_is_faster`), which is why `precision.decide` picks by what was found here.
 
 Nothing here imports MXNet.
 """
@@ -26,12 +26,11 @@ import platform
 import sys
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterable, MutableMapping
+from typing import Callable, MutableMapping
 
 THREAD_VARIABLES = ("MXNET_OMP_MAX_THREADS", "OMP_NUM_THREADS")
 ISA_VARIABLES = ("DNNL_MAX_CPU_ISA", "ONEDNN_MAX_CPU_ISA")  # oneDNN 2.x reads either
 AMX_ISA = "AVX512_CORE_AMX"
-PRECISIONS = ("auto", "float32", "bfloat16")
 
 _SYS_ARCH_PRCTL = 158  # x86-64 syscall number
 _ARCH_REQ_XCOMP_PERM = 0x1023
@@ -179,22 +178,3 @@ def _use_every_core(environ: MutableMapping[str, str]) -> None:
 def omp_threads(environ: MutableMapping[str, str] = os.environ) -> str:
     """The thread setting in force, for the run's record."""
     return next((f"{v}={environ[v]}" for v in THREAD_VARIABLES if v in environ), "MXNet default")
-
-
-def resolve_precision(requested: str, device_types: Iterable[str], startup: Startup, phase: str) -> str:
-    """The precision to compute in: `requested`, or for "auto" the one measured fastest here.
-
-    Training ("train"): bfloat16 where `bf16_training_is_faster` (AMX; AMD Zen 4 and 5), float32
-    on CPUs not measured. Prediction ("predict", a bfloat16 copy of the network, no casts per
-    step) is faster wherever the CPU computes bfloat16 (docs/BENCHMARKS.md). GPUs: float32
-    (their float16 is `--amp`).
-    """
-    if requested not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
-    on_cpu = all(d == "cpu" for d in device_types)
-    if requested != "auto":
-        return requested
-    if not on_cpu:
-        return "float32"
-    fast = startup.bf16_training if phase == "train" else startup.amx_enabled or startup.bf16_compute
-    return "bfloat16" if fast else "float32"

@@ -51,7 +51,11 @@ def write_layout(root, labels, test_ids=(), sample_ids=None, size=32):
 def real_layout(tmp_path_factory):
     """1,000 real CIFAR-10 training images and 50 scored holdout images, in the Kaggle layout."""
     if not os.path.isfile(KAGGLE_LAYOUT):
-        pytest.fail(f"{KAGGLE_LAYOUT} is missing: the real-data tests need ../shared beside the checkout")
+        # CI must not pass by skipping them (.ci/run requires them); a checkout alone skips them, named
+        missing = f"{KAGGLE_LAYOUT} is missing: the real-data tests need ../shared beside the checkout"
+        if os.environ.get("GLUON_CIFAR_REAL_DATA") == "required":
+            pytest.fail(missing)
+        pytest.skip(missing)
     out = tmp_path_factory.mktemp("real") / "cifar-10"
     subprocess.run([sys.executable, KAGGLE_LAYOUT, str(out), "--train", "1000", "--holdout", "50"],
                    check=True, capture_output=True)

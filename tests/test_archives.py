@@ -9,14 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gluon_cifar.data.archives import (
-    Member,
-    archived_test_images,
-    find_download,
-    iter_pngs,
-    materialise,
-)
+from gluon_cifar.config import Config
+from gluon_cifar.data.archives import Member, find_download, iter_pngs
 from gluon_cifar.data.kaggle import read_test
+from gluon_cifar.data.layout import archived_test_images, materialise
 from gluon_cifar.errors import LayoutError
 from gluon_cifar.inference.predict import predict_archive, predict_files
 from gluon_cifar.models import build_model
@@ -174,12 +170,19 @@ def test_submit_from_a_damaged_test_archive_fails_named_and_writes_nothing(real_
     assert "Traceback" not in submitted.stderr and not (run / "submission.csv").exists()
 
 
-def test_the_time_budget_counts_the_archived_test_images(real_layout, downloads, tmp_path):
-    from gluon_cifar.workflow import _prediction_workload
+def test_the_time_budget_times_the_archived_test_images_as_submit_reads_them(real_layout, downloads, tmp_path):
+    """With test.7z still archived, the budget counts sampleSubmission.csv's rows and times the
+    streaming predictor on the archive's own first images (not on training PNGs)."""
+    from gluon_cifar.workflow.budget import _sample_predictor, prediction_speed
     layout = materialise(find_download(downloads["zip"]), str(tmp_path), show_progress=False)
-    n_test, sample = _prediction_workload(layout, os.path.join(layout, "train"))
-    assert n_test == 50 and len(sample) == 1000 and all(p.endswith(".png") for p in sample)
-    assert _prediction_workload(real_layout, os.path.join(real_layout, "train"))[0] == 50
+    cfg, ctxs = Config(model="cifar_resnet20_v1", num_workers=0, tta="flip"), [mx.cpu()]
+    net = build_model(cfg.model, 10, ctxs, seed=0)
+    net.hybridize(static_alloc=True)
+    n_test, predict = _sample_predictor(layout, cfg, ctxs)
+    assert n_test == 50 and predict(net, 7) == 7 and predict(net, 10_000) == 50  # the archive holds 50
+    n_test, rate = prediction_speed(cfg, 10, ctxs, layout)
+    assert n_test == 50 and rate > 0
+    assert prediction_speed(cfg, 10, ctxs, real_layout)[0] == 50  # extracted: test/ counted
 
 
 def test_the_folder_the_zip_was_downloaded_into_means_the_zip(downloads):

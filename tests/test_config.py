@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from gluon_cifar.config import Config, add_config_arguments, config_from_args
+from gluon_cifar.config import Config
+from gluon_cifar.flags import add_config_arguments, config_from_args
 from gluon_cifar.errors import ConfigError
 
 
@@ -64,8 +65,8 @@ def test_choices_are_one_list_for_the_flags_and_for_saved_configs(capsys):
     assert "invalid choice: 'fast' (choose from 'decoded', 'folder')" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="--loader must be one of decoded, folder, got 'fast'"):
         Config.from_dict({"loader": "fast"})  # e.g. an edited config.json
-    with pytest.raises(ConfigError, match="--precision must be one of auto, float32, bfloat16"):
-        Config.from_dict({"precision": "float16"})
+    with pytest.raises(ConfigError, match="--precision must be one of auto, float32, bfloat16, float16"):
+        Config.from_dict({"precision": "float8"})
 
 
 def test_an_explicit_epoch_count_turns_a_presets_time_budget_off():

@@ -99,9 +99,10 @@ def test_dist_kvstore_outside_the_launcher_is_a_clear_error(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_amp_is_refused_on_cpu_contexts(tmp_path):
+def test_amp_is_float16_and_refused_on_cpu_contexts(tmp_path):
     result = run_script("train.py", "--demo", "--amp", "--out", tmp_path / "run")
-    assert result.returncode == 2 and "error: --amp (float16) needs GPU contexts" in result.stderr
+    assert "--amp is deprecated: it is --precision float16" in result.stderr
+    assert result.returncode == 2 and "error: --precision float16 (formerly --amp) needs GPU contexts" in result.stderr
     assert not (tmp_path / "run").exists()
 
 

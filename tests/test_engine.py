@@ -1,4 +1,6 @@
 """The multi-context path, exercised with several CPU contexts as if they were GPUs."""
+import functools
+
 import mxnet as mx
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ from gluon_cifar.models import build_model
 from gluon_cifar.training.engine import FitHooks, evaluate, fit, train_one_epoch
 from gluon_cifar.training.optim import make_trainer
 from gluon_cifar.training.parts import TrainingParts
-from gluon_cifar.training.schedules import step_schedule
+from gluon_cifar.training.schedules import learning_rate
 
 
 def small_net(ctxs):
@@ -32,7 +34,7 @@ def train_params(n_ctx, sizes):
     ctxs = [mx.cpu(i) for i in range(n_ctx)]
     net = small_net(ctxs)
     cfg = Config(lr=0.1, momentum=0.9, wd=1e-4)
-    trainer = make_trainer(net, cfg, batches_per_epoch=len(sizes))
+    trainer = make_trainer(net, cfg)
     train_one_epoch(TrainingParts(net, trainer, gluon.loss.SoftmaxCrossEntropyLoss(), []), batches(sizes), ctxs)
     return net, [[d.asnumpy() for d in p.list_data()] for p in net.collect_params().values()]
 
@@ -54,7 +56,7 @@ def test_resnet_replicas_stay_identical_over_three_contexts():
     ctxs = [mx.cpu(i) for i in range(3)]
     net = build_model("resnet18", 10, ctxs, seed=0)
     net.hybridize(static_alloc=True)
-    trainer = make_trainer(net, Config(), batches_per_epoch=2)
+    trainer = make_trainer(net, Config())
     data = [(nd.random.normal(shape=(5, 3, 32, 32)), nd.array([0, 1, 2, 3, 4], dtype="int32"))] * 2
     loss, acc, examples = train_one_epoch(TrainingParts(net, trainer, gluon.loss.SoftmaxCrossEntropyLoss(), []), data, ctxs)
     assert examples == 10 and np.isfinite(loss) and 0 <= acc <= 1
@@ -68,9 +70,10 @@ def test_resnet_replicas_stay_identical_over_three_contexts():
 
 def test_step_schedule_decays_every_lr_period_epochs():
     cfg = Config(lr=0.02, lr_period=4, lr_decay=0.9, epochs=20)
-    schedule = step_schedule(cfg, batches_per_epoch=10)
-    # the optimizer passes num_update = 1 for the first batch
-    lr_of_epoch = [schedule(epoch * 10 + 1) for epoch in range(20)]
+    def schedule(step):
+        return learning_rate(cfg, step, batches_per_epoch=10)
+
+    lr_of_epoch = [schedule(epoch * 10 + 1) for epoch in range(20)]  # each epoch's first update (1-based)
     expected = [0.02 * 0.9 ** (epoch // 4) for epoch in range(20)]
     np.testing.assert_allclose(lr_of_epoch, expected)
     assert schedule(4 * 10) == pytest.approx(0.02)  # last batch of epoch 4 (1-based) still undecayed
@@ -81,8 +84,15 @@ def test_fit_reports_per_epoch_and_decays_lr():
     net = small_net(ctxs)
     cfg = Config(lr=0.5, lr_period=1, lr_decay=0.5, epochs=3)
     data = batches([8, 8])
-    parts = TrainingParts(net, make_trainer(net, cfg, 2), gluon.loss.SoftmaxCrossEntropyLoss(), data, batches([5, 3], seed=1))
-    history = fit(parts, ctxs, epochs=3)
+    parts = TrainingParts(net, make_trainer(net, cfg), gluon.loss.SoftmaxCrossEntropyLoss(), data, batches([5, 3], seed=1),
+                          schedule=functools.partial(learning_rate, cfg, batches_per_epoch=2))
+    history = []
+
+    class Collect(FitHooks):
+        def on_epoch_end(self, result):
+            history.append(result)
+
+    fit(parts, ctxs, epochs=3, hooks=Collect())
     assert [h.epoch for h in history] == [1, 2, 3]
     assert [h.lr for h in history] == pytest.approx([0.5, 0.25, 0.125])
     assert all(h.examples == 16 and h.examples_per_sec > 0 for h in history)
@@ -110,7 +120,7 @@ def test_a_parameter_that_learns_in_the_first_epochs_only_is_frozen_after_them(n
     data = [(nd.array(np.random.default_rng(b).normal(size=(8, 3, 32, 32))), nd.array(np.arange(8) % 10))
             for b in range(2)]
     cfg = Config(lr=0.05, momentum=0.9, nesterov=True)
-    parts = TrainingParts(net, make_trainer(net, cfg, len(data)), gluon.loss.SoftmaxCrossEntropyLoss(), data,
+    parts = TrainingParts(net, make_trainer(net, cfg), gluon.loss.SoftmaxCrossEntropyLoss(), data,
                           learn_first=(1, (net.whiten.bias,)))
     seen = []
 

@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 from mxnet import nd
 
-from gluon_cifar.config import PRESETS, Config
+from gluon_cifar.config import Config
+from gluon_cifar.presets import PRESETS
 from gluon_cifar.models import build_model
 from gluon_cifar.models.fastnet import WIDTHS, FastNet, whitening_filters
+from gluon_cifar.training.schedules import learning_rate
 from gluon_cifar.training.optim import SmoothedCrossEntropy, make_loss, make_trainer
 
 
@@ -33,7 +35,7 @@ def test_fastnet_starts_from_data_and_keeps_its_whitening_frozen():
     conv = net.groups[1].conv1.weight.data().asnumpy()  # 64 -> 128 channels
     np.testing.assert_array_equal(conv[:64, :, 1, 1], np.eye(64))  # identity for the first 64 filters
     assert np.abs(conv[64:]).max() <= 1 / np.sqrt(64 * 9) and np.abs(conv[64:]).max() > 0
-    trainer = make_trainer(net, Config(lr=0.5, bias_lr_mult=64.0), 10)
+    trainer = make_trainer(net, Config(lr=0.5, bias_lr_mult=64.0))
     x, y = nd.random.normal(shape=(8, 3, 32, 32)), nd.array(np.arange(8) % 10)
     with mx.autograd.record():
         losses = [SmoothedCrossEntropy(0.2)(net(part.as_in_context(c)), label.as_in_context(c))
@@ -62,11 +64,12 @@ def test_a_new_network_trains_bitwise_the_same_every_time_under_the_threaded_eng
         net = build_model(model, 10, [mx.cpu()], seed=0, sample=sample)
         net.hybridize(static_alloc=True)
         initial = [p.data().asnumpy() for p in net.collect_params().values()]
-        trainer, loss_fn = make_trainer(net, cfg, 15, None, False), make_loss(cfg)
-        for x, y in batches:  # no reads in between: the engine may run ahead, as in training
+        trainer, loss_fn = make_trainer(net, cfg, None, False), make_loss(cfg)
+        for step, (x, y) in enumerate(batches, 1):  # no reads in between: the engine may run ahead, as in training
             with mx.autograd.record():
                 loss = loss_fn(net(x), y)
             loss.backward()
+            trainer.set_learning_rate(learning_rate(cfg, step, batches_per_epoch=15))
             trainer.step(64)
         runs.append([p.data().asnumpy() for p in net.collect_params().values()])
         assert sum(not np.array_equal(a, b) for a, b in zip(initial, runs[-1])) > len(initial) // 2  # it learned

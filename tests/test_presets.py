@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gluon_cifar.config import PRESETS, Config, add_config_arguments, config_from_args
+from gluon_cifar.config import Config
+from gluon_cifar.flags import add_config_arguments, config_from_args
+from gluon_cifar.presets import PRESETS
 from gluon_cifar.errors import ConfigError
 from tests.conftest import run_script
 
@@ -64,8 +66,11 @@ def test_every_preset_trains_and_submits(tmp_path, preset, flags):
     assert len(metrics) == saved["epochs"] and np.isfinite(metrics["train_loss"]).all()
     if saved["valid_ratio"]:
         assert (metrics["valid_acc"] >= 0).all()
+        assert f"valid acc {metrics['valid_acc'].iloc[-1]:.4f} after" in trained.stdout
     else:  # trained on every labelled image: nothing left to validate on
         assert metrics["valid_acc"].isna().all() and json.loads((run / "config.json").read_text())["n_valid"] == 0
+        assert f"train acc {metrics['train_acc'].iloc[-1]:.4f} (no validation: --valid-ratio 0) after" in trained.stdout
+    assert f"next: python scripts/submit.py --run {run}" in trained.stdout  # the summary, with or without validation
     submitted = run_script("submit.py", "--run", run, "--no-progress")
     assert submitted.returncode == 0, submitted.stderr
     assert len(pd.read_csv(run / "submission.csv")) > 0

@@ -20,7 +20,7 @@ CLASSES = ["a", "b", "c"]
 def small():
     net = gluon.nn.Dense(3, in_units=4)
     net.initialize(ctx=[mx.cpu()])
-    return net, make_trainer(net, Config(lr=0.1), 2)
+    return net, make_trainer(net, Config(lr=0.1))
 
 
 def epoch(n, valid_acc):
@@ -34,9 +34,8 @@ def state_of(path):
 
 def test_a_recorder_writes_every_file_and_keeps_the_best_epoch(tmp_path):
     run, (net, trainer) = str(tmp_path / "run"), small()
-    with open_run(run, Config(), CLASSES, "labels-digest") as recorder:
+    with open_run(run, Config(epochs=3), CLASSES, "labels-digest", {"n_train": 8}) as recorder:
         assert isinstance(recorder, RunRecorder)
-        recorder.start(Config(epochs=3), {"n_train": 8})
         history = []
         for n, acc in [(1, 0.5), (2, 0.4), (3, 0.6)]:
             history.append(epoch(n, acc))
@@ -53,8 +52,7 @@ def test_a_recorder_writes_every_file_and_keeps_the_best_epoch(tmp_path):
 
 def test_a_mid_epoch_checkpoint_carries_the_position_and_the_best_so_far(tmp_path):
     run, (net, trainer) = str(tmp_path / "run"), small()
-    with open_run(run, Config(), CLASSES, "x") as recorder:
-        recorder.start(Config(), {})
+    with open_run(run, Config(), CLASSES, "x", {}) as recorder:
         recorder.epoch_end(net, trainer, [epoch(1, 0.7)])
         recorder.checkpoint(net, trainer, EpochProgress(epoch=2, batches=5, examples=40), [epoch(1, 0.7)])
     state = state_of(os.path.join(run, checkpoint.LAST))
@@ -63,9 +61,8 @@ def test_a_mid_epoch_checkpoint_carries_the_position_and_the_best_so_far(tmp_pat
 
 def test_a_worker_that_does_not_write_touches_nothing(tmp_path):
     run, (net, trainer) = str(tmp_path / "run"), small()
-    with open_run(run, Config(), CLASSES, "x", writes=False) as recorder:
+    with open_run(run, Config(), CLASSES, "x", {}, writes=False) as recorder:
         assert type(recorder) is NullRecorder
-        recorder.start(Config(), {})
         recorder.epoch_end(net, trainer, [epoch(1, None)])
         recorder.finish([epoch(1, None)])
     assert not os.path.exists(run)
@@ -73,8 +70,7 @@ def test_a_worker_that_does_not_write_touches_nothing(tmp_path):
 
 def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(tmp_path):
     run = str(tmp_path / "run")
-    with pytest.raises(RuntimeError, match="boom"), open_run(run, Config(), CLASSES, "x") as recorder:
-        recorder.start(Config(), {})
+    with pytest.raises(RuntimeError, match="boom"), open_run(run, Config(), CLASSES, "x", {}):
         assert os.path.exists(os.path.join(run, rundir.CONFIG))
         raise RuntimeError("boom")
     assert not os.path.exists(run)
@@ -82,10 +78,10 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(tmp_path):
 
 def test_a_new_run_refuses_a_directory_that_holds_one(tmp_path):
     run, (net, trainer) = str(tmp_path / "run"), small()
-    with open_run(run, Config(), CLASSES, "x") as recorder:
+    with open_run(run, Config(), CLASSES, "x", {}) as recorder:
         recorder.epoch_end(net, trainer, [epoch(1, None)])
     with pytest.raises(GluonCifarError, match="already holds a run: continue it with --resume"):
-        with open_run(run, Config(), CLASSES, "x"):
+        with open_run(run, Config(), CLASSES, "x", {}):
             pass
     assert os.path.exists(os.path.join(run, checkpoint.LAST))  # untouched
 
@@ -98,7 +94,7 @@ def test_a_new_run_never_overwrites_files_it_did_not_write(tmp_path):
     (users / "metrics.csv").write_text("step,loss\n1,2.3\n")
     with pytest.raises(GluonCifarError, match=r"is not empty and is not a run directory of gluon_cifar \(it holds "
                                               r"config.json, metrics.csv\): nothing there is overwritten"):
-        with open_run(str(users), Config(), CLASSES, "x"):
+        with open_run(str(users), Config(), CLASSES, "x", {}):
             pass
     assert (users / "config.json").read_text() == '{"learning_rate": 0.1}\n'
     assert sorted(os.listdir(users)) == ["config.json", "metrics.csv"]  # no lock left either
@@ -106,13 +102,13 @@ def test_a_new_run_never_overwrites_files_it_did_not_write(tmp_path):
     other.mkdir()
     (other / "notes.txt").write_text("mine")
     with pytest.raises(GluonCifarError, match=r"\(it holds notes.txt\)"):
-        with open_run(str(other), Config(), CLASSES, "x"):
+        with open_run(str(other), Config(), CLASSES, "x", {}):
             pass
     hidden = tmp_path / "hidden"
     hidden.mkdir()
     (hidden / ".draft.tmp").write_text("mine")  # named like a temporary, but not one of ours: kept
     with pytest.raises(GluonCifarError, match=r"\(it holds .draft.tmp\)"):
-        with open_run(str(hidden), Config(), CLASSES, "x"):
+        with open_run(str(hidden), Config(), CLASSES, "x", {}):
             pass
     assert (hidden / ".draft.tmp").read_text() == "mine"
 
@@ -123,6 +119,19 @@ def test_a_run_killed_before_its_first_checkpoint_is_reused(tmp_path):
     os.makedirs(run)
     rundir.save_start(run, Config(), CLASSES, {})
     open(os.path.join(run, rundir.LOCK), "w").close()
-    with open_run(run, Config(epochs=2), CLASSES, "x") as recorder:
-        recorder.start(Config(epochs=2), {})
+    with open_run(run, Config(epochs=2), CLASSES, "x", {}):
+        pass
     assert json.loads(open(os.path.join(run, rundir.CONFIG)).read())["config"]["epochs"] == 2
+
+
+def test_the_end_of_run_summary_with_and_without_validation(tmp_path):
+    """A run without validation (cpu-fast) ends with its summary too, not in silence."""
+    from gluon_cifar.commands.train import summary
+    (tmp_path / "model.params").write_text("")
+    row = dict(epoch=3, lr=0.1, train_loss=0.5, train_acc=0.81234, examples=10, seconds=1.0, examples_per_sec=10.0)
+    validated = summary([EpochResult(valid_acc=0.75, **row)], str(tmp_path))
+    assert "valid acc 0.7500 after 3 epochs" in validated and str(tmp_path / "model.params") in validated
+    unvalidated = summary([EpochResult(valid_acc=None, **row)], str(tmp_path))
+    assert "train acc 0.8123 (no validation: --valid-ratio 0) after 3 epochs" in unvalidated
+    for text in (validated, unvalidated):
+        assert f"next: python scripts/submit.py --run {tmp_path}" in text

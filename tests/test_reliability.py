@@ -149,7 +149,7 @@ def test_divergence_names_the_batch_and_is_caught_before_any_checkpoint():
 
     synced = []
     with pytest.raises(DivergenceError, match=r"loss became nan in epoch 3, batch 5 \(learning rate 0.1\)"):
-        parts = TrainingParts(net, make_trainer(net, Config(lr=0.1), 6), gluon.loss.SoftmaxCrossEntropyLoss(), [])
+        parts = TrainingParts(net, make_trainer(net, Config(lr=0.1)), gluon.loss.SoftmaxCrossEntropyLoss(), [])
         train_one_epoch(parts, loader(), ctxs, sync_every=2, on_sync=lambda p: synced.append(p.batches),
                         progress=EpochProgress(epoch=3))
     assert synced == [2, 4]  # a checkpoint could follow batch 4; never a later one
@@ -159,7 +159,7 @@ def test_interrupted_checkpoint_write_leaves_the_previous_one_loadable(tmp_path,
     run = str(tmp_path)
     ctxs = [mx.cpu(0)]
     net = small_net(ctxs)
-    trainer = make_trainer(net, Config(lr=0.1), 3)
+    trainer = make_trainer(net, Config(lr=0.1))
     train_one_epoch(_parts(net, trainer), batches([8, 8, 8]), ctxs)
     saved = [p.data().asnumpy() for p in net.collect_params().values()]
     checkpoint.save(run, net, trainer, EpochProgress(epoch=2), [], Config().to_dict(), "labels", None)
@@ -178,7 +178,7 @@ def test_interrupted_checkpoint_write_leaves_the_previous_one_loadable(tmp_path,
     previous = checkpoint.read(os.path.join(run, checkpoint.LAST))
     assert previous.progress.epoch == 2
     fresh = small_net(ctxs)
-    checkpoint.restore(previous, fresh, make_trainer(fresh, Config(lr=0.1), 3), ctxs)
+    checkpoint.restore(previous, fresh, make_trainer(fresh, Config(lr=0.1)), ctxs)
     for param, value in zip(fresh.collect_params().values(), saved):
         np.testing.assert_array_equal(param.data().asnumpy(), value)
 
@@ -186,7 +186,7 @@ def test_interrupted_checkpoint_write_leaves_the_previous_one_loadable(tmp_path,
 def test_a_checkpoint_of_another_network_is_refused(tmp_path):
     ctxs = [mx.cpu(0)]
     net = small_net(ctxs)
-    trainer = make_trainer(net, Config(), 1)
+    trainer = make_trainer(net, Config())
     train_one_epoch(_parts(net, trainer), batches([8]), ctxs)
     checkpoint.save(str(tmp_path), net, trainer, EpochProgress(epoch=2), [], Config().to_dict(), "labels", None)
     other = gluon.nn.HybridSequential()

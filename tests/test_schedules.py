@@ -9,7 +9,11 @@ from gluon_cifar.config import Config
 from gluon_cifar.models import build_model
 from gluon_cifar.training.averaging import Lookahead
 from gluon_cifar.training.optim import SmoothedCrossEntropy, make_loss, make_trainer
-from gluon_cifar.training.schedules import lr_schedule
+from gluon_cifar.training.schedules import learning_rate
+
+
+def lr_schedule(cfg, batches_per_epoch):
+    return lambda step: learning_rate(cfg, step, batches_per_epoch)
 
 
 def test_cosine_schedule_warms_up_linearly_then_decays_to_zero():
@@ -34,10 +38,42 @@ def test_linear_schedule_warms_up_then_falls_in_a_straight_line_to_zero():
     assert lrs[98] == lrs[99] == pytest.approx(0, abs=1e-9)  # ...to 0 at the end
 
 
+def _gluoncv_schedule(cfg, batches_per_epoch):
+    """What the learning rate was before it became a plain function: GluonCV's schedulers as the
+    optimizer called them (with its 1-based update count)."""
+    from gluoncv.utils import LRScheduler, LRSequential
+    if cfg.schedule == "step":
+        return LRScheduler("step", base_lr=cfg.lr, nepochs=cfg.epochs, iters_per_epoch=batches_per_epoch,
+                           step_epoch=list(range(cfg.lr_period, cfg.epochs, cfg.lr_period)),
+                           step_factor=cfg.lr_decay, offset=1)
+    decay = LRScheduler(cfg.schedule, base_lr=cfg.lr, target_lr=0.0, nepochs=cfg.epochs - cfg.warmup_epochs,
+                        iters_per_epoch=batches_per_epoch)
+    if not cfg.warmup_epochs:
+        return decay
+    return LRSequential([LRScheduler("linear", base_lr=0.0, target_lr=cfg.lr, nepochs=cfg.warmup_epochs,
+                                     iters_per_epoch=batches_per_epoch), decay])
+
+
+@pytest.mark.parametrize("settings, batches", [
+    ({"lr": 0.02, "epochs": 20, "lr_period": 4, "lr_decay": 0.9}, 7),  # the book's
+    ({"lr": 0.1, "epochs": 9, "lr_period": 4, "lr_decay": 0.5}, 3),
+    ({"lr": 1.5, "epochs": 10, "schedule": "linear", "warmup_epochs": 2}, 49),  # cpu-fast's
+    ({"lr": 0.1, "epochs": 12, "schedule": "cosine", "warmup_epochs": 5}, 11),
+    ({"lr": 0.3, "epochs": 6, "schedule": "cosine"}, 5),
+    ({"lr": 0.3, "epochs": 6, "schedule": "linear"}, 5),
+])
+def test_learning_rate_equals_gluoncvs_schedulers_at_every_update(settings, batches):
+    """Bit for bit what the GluonCV schedulers gave before (and past the end, where they hold)."""
+    cfg = Config(**settings)
+    reference = _gluoncv_schedule(cfg, batches)
+    for step in range(1, cfg.epochs * batches + 3):
+        assert learning_rate(cfg, step, batches) == reference(step), step
+
+
 def test_nesterov_selects_the_nag_optimizer():
     net = build_model("cifar_resnet20_v1", 10, [mx.cpu()], seed=0)
-    assert isinstance(make_trainer(net, Config(nesterov=True), 10).optimizer, mx.optimizer.NAG)
-    assert type(make_trainer(net, Config(), 10).optimizer) is mx.optimizer.SGD
+    assert isinstance(make_trainer(net, Config(nesterov=True)).optimizer, mx.optimizer.NAG)
+    assert type(make_trainer(net, Config()).optimizer) is mx.optimizer.SGD
 
 
 def test_label_smoothing_loss_matches_its_formula():

@@ -12,7 +12,9 @@ from gluon_cifar import CIFAR10_CLASSES
 from gluon_cifar.data.kaggle import read_test
 from gluon_cifar.data.transforms import MEAN, STD
 from gluon_cifar.errors import ConfigError, GluonCifarError
-from gluon_cifar.inference.predict import cast_for_inference, check_dtype, predict_files, write_submission
+from gluon_cifar import STARTUP
+from gluon_cifar.inference.predict import cast_for_inference, predict_files, write_submission
+from gluon_cifar.precision import decide
 from gluon_cifar.models import build_model
 
 IDS = [1, 2, 10, 100, 11, 3, 1000, 20, 9, 99]  # string order and numeric order differ
@@ -82,6 +84,8 @@ def test_bfloat16_inference_agrees_with_float32_and_its_misuses_are_named():
     assert np.abs(out.asnumpy() - ref.asnumpy()).max() < 0.1 * np.abs(ref.asnumpy()).max()
     assert (out.argmax(axis=1) == ref.argmax(axis=1)).mean().asscalar() >= 0.9
     with pytest.raises(ConfigError, match="CPU contexts only"):
-        check_dtype("bfloat16", [mx.gpu(0)])
-    with pytest.raises(ConfigError, match="float32, bfloat16"):
-        check_dtype("float16", ctxs)
+        decide("bfloat16", ["gpu"], STARTUP, "predict")
+    with pytest.raises(ConfigError, match="float16 is for training on GPUs"):
+        decide("float16", ["cpu", "cpu"], STARTUP, "predict")
+    with pytest.raises(ValueError, match="float32 or bfloat16"):
+        cast_for_inference(net, "float16", ctxs)

@@ -13,10 +13,14 @@ from __future__ import annotations
 import argparse
 import os
 
-from .. import workflow
+import mxnet as mx
+
 from ..atomic import check_output_file, writable_dir
+from ..data.layout import first_test_images
+from ..data.source import resolve_data_dir
 from ..errors import ConfigError
 from ..inference.export import export_and_check, export_files
+from ..inference.network import load_network
 from ..runs import rundir
 
 
@@ -34,6 +38,16 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def load_for_export(run: str, params_name: str, n_images: int) -> tuple[mx.gluon.HybridBlock, mx.nd.NDArray]:
+    """The run's network on the CPU and the first `n_images` test images of its data, transformed."""
+    cfg, classes = rundir.load(run)
+    params = os.path.join(run, params_name)
+    if not os.path.isfile(params):
+        raise ConfigError(f"{params} is missing: train the run first (or pass --params)")
+    net = load_network(cfg, classes, params, [mx.cpu()])
+    return net, first_test_images(resolve_data_dir(cfg), n_images)
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = get_args_parser(prog).parse_args(argv)
     if args.check_images < 1:
@@ -43,7 +57,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     writable_dir(os.path.dirname(os.path.abspath(out)), "the folder", f"choose another --out than {out}")
     for path in export_files(args.format, out):  # every file it will write, before the work
         check_output_file(path, "--out", "model.onnx" if args.format == "onnx" else "model")
-    net, images = workflow.load_for_export(args.run, args.params, args.check_images)
+    net, images = load_for_export(args.run, args.params, args.check_images)
     check = export_and_check(net, args.format, out, images)
     verdict = "passed" if check.passed else "FAILED"
     print(f"exported {', '.join(check.files)}")

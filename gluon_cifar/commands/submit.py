@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 
 from .. import workflow
-from ..config import SubmitOptions, add_config_arguments, config_overrides
+from ..config import SubmitOptions
 from ..contexts import resolve_contexts
+from ..flags import add_config_arguments, config_overrides
 
 
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:

@@ -15,17 +15,13 @@ import argparse
 import os
 
 from .. import workflow
-from ..config import (
-    PRESETS,
-    RESUMABLE,
-    add_config_arguments,
-    config_from_args,
-    config_overrides,
-    flag,
-)
+from ..config import RESUMABLE, flag
 from ..contexts import resolve_contexts
 from ..errors import Interrupted, Terminated
+from ..flags import add_config_arguments, config_from_args, config_overrides
+from ..presets import PRESETS
 from ..runs import rundir
+from ..training.records import EpochResult
 
 
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -44,6 +40,7 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
                           f"{', '.join('--' + flag(k) for k in RESUMABLE)} may be changed")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_config_arguments(parser)
+    parser.add_argument("--amp", action="store_true", help="deprecated: the old name of --precision float16")
     return parser
 
 
@@ -52,6 +49,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     if args.demo and args.data_dir:
         parser.error("--demo and --data-dir exclude each other")
+    if args.amp and args.precision not in (None, "float16"):
+        parser.error(f"--amp is --precision float16: it contradicts --precision {args.precision}")
     if not (args.demo or args.data_dir or args.resume):
         parser.error("give --data-dir DIR (the Kaggle CIFAR-10 download) or --demo (the built-in offline demo data)")
     out = args.resume or args.out or rundir.default_run_dir()
@@ -59,21 +58,28 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if args.resume:
             if args.out or args.preset or args.demo:
                 parser.error("--resume continues RUN in place with its own settings: drop --out, --preset and --demo")
+            if args.amp:
+                parser.error("--resume keeps the run's precision: drop --amp")
             cfg = workflow.resume_config(out, config_overrides(args))
-            history = workflow.resume(out, cfg, resolve_contexts(cfg.gpu_ids(), cfg.cpus), not args.no_progress)
+            trained = workflow.resume(out, cfg, resolve_contexts(cfg.gpu_ids(), cfg.cpus), not args.no_progress)
         else:
             cfg = config_from_args(args, args.preset or ("demo" if args.demo else "d2l"))
-            history = workflow.train(cfg, resolve_contexts(cfg.gpu_ids(), cfg.cpus), out, not args.no_progress)
+            trained = workflow.train(cfg, resolve_contexts(cfg.gpu_ids(), cfg.cpus), out, not args.no_progress)
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, Terminated)
         if rundir.has_checkpoint(out):
             raise Interrupted(f"continue with: python scripts/train.py --resume {out}", terminated) from None
         raise Interrupted("before the first checkpoint: nothing was kept; start again", terminated) from None
-    last = history[-1]
-    if last.valid_acc is None:
-        return 0  # a distributed worker other than rank 0: it neither validates nor writes the run
-    print(f"\nvalid acc {last.valid_acc:.4f} after {last.epoch} epochs. Run directory {out}:")
-    for name in sorted(os.listdir(out)):
-        print(f"  {os.path.join(out, name)}")
-    print(f"next: python scripts/submit.py --run {out}   (or scripts/export.py {out} --format onnx)")
+    if trained.wrote:  # distributed workers other than rank 0 write nothing, and say nothing here
+        print(summary(trained.history, out))
     return 0
+
+
+def summary(history: list[EpochResult], out: str) -> str:
+    """The end of a run in a few lines: its result, its files, and the next command."""
+    last = history[-1]
+    result = (f"valid acc {last.valid_acc:.4f}" if last.valid_acc is not None
+              else f"train acc {last.train_acc:.4f} (no validation: --valid-ratio 0)")
+    files = "".join(f"\n  {os.path.join(out, name)}" for name in sorted(os.listdir(out)))
+    return (f"\n{result} after {last.epoch} epochs. Run directory {out}:{files}\n"
+            f"next: python scripts/submit.py --run {out}   (or scripts/export.py {out} --format onnx)")

@@ -23,12 +23,12 @@ from ..data.folder import ImageFiles, eval_loader
 from ..data.images import SIZE
 from ..data.kaggle import is_test_id
 from ..data.transforms import MEAN, STD
-from ..errors import ConfigError, LayoutError
+from ..errors import LayoutError
 from .tta import predict_classes
 
 log = logging.getLogger(__name__)
 
-DTYPES = ("float32", "bfloat16")
+INFERENCE_DTYPES = ("float32", "bfloat16")
 
 
 def cast_for_inference(net: gluon.HybridBlock, dtype: str, ctxs: list[mx.Context]) -> gluon.HybridBlock:
@@ -36,9 +36,10 @@ def cast_for_inference(net: gluon.HybridBlock, dtype: str, ctxs: list[mx.Context
 
     bfloat16 keeps float32's range with 8 bits of mantissa: faster wherever the CPU computes it,
     at the price of a few changed labels (both measured in docs/BENCHMARKS.md). Inputs and
-    outputs stay float32.
+    outputs stay float32. `dtype` comes from precision.decide, which checked it against `ctxs`.
     """
-    check_dtype(dtype, ctxs)
+    if dtype not in INFERENCE_DTYPES:
+        raise ValueError(f"inference computes in {' or '.join(INFERENCE_DTYPES)}, not {dtype!r}")
     if dtype == "float32":
         return net
     if not STARTUP.bf16_compute:
@@ -53,15 +54,6 @@ def cast_for_inference(net: gluon.HybridBlock, dtype: str, ctxs: list[mx.Context
     low.collect_params().reset_ctx(ctxs)
     low.hybridize(static_alloc=True)
     return low
-
-
-def check_dtype(dtype: str, ctxs: list[mx.Context]) -> None:
-    """Raise ConfigError unless `dtype` can be used for inference on `ctxs` (before any work starts)."""
-    if dtype not in DTYPES:
-        raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    if dtype == "bfloat16" and any(c.device_type != "cpu" for c in ctxs):
-        raise ConfigError("--dtype bfloat16 runs on CPU contexts only (MXNet 1.9 has no GPU bfloat16); "
-                          "drop --gpus or use --dtype float32")
 
 
 def predict_files(net: gluon.Block, paths: list[str], ctxs: list[mx.Context], batch_size: int,
@@ -85,8 +77,10 @@ def predict_files(net: gluon.Block, paths: list[str], ctxs: list[mx.Context], ba
 
 
 def predict_archive(net: gluon.Block, member: Member, ctxs: list[mx.Context], batch_size: int, num_workers: int,
-                    on_bytes: Callable[[int], None] | None = None, tta: str = "none") -> tuple[list[int], np.ndarray]:
-    """(ids, class index of each) for every image of test.7z `member`, in the archive's order.
+                    on_bytes: Callable[[int], None] | None = None, tta: str = "none",
+                    limit: int | None = None) -> tuple[list[int], np.ndarray]:
+    """(ids, class index of each) for every image of test.7z `member` (its first `limit` only, if
+    given: to time it), in the archive's order.
 
     One forward pass through the archive: batches of members are decoded in `num_workers`
     processes (in this one for 0) while earlier ones are predicted, with at most a few batches in
@@ -95,7 +89,8 @@ def predict_archive(net: gluon.Block, member: Member, ctxs: list[mx.Context], ba
     """
     ids: list[int] = []
     predictions: list[np.ndarray] = []
-    for names, pixels in _decoded_batches(iter_pngs(member, "test", on_bytes), batch_size, num_workers, member):
+    images = itertools.islice(iter_pngs(member, "test", on_bytes), limit)
+    for names, pixels in _decoded_batches(images, batch_size, num_workers, member):
         bad = next((n for n in names if not is_test_id(n)), None)
         if bad is not None:
             raise LayoutError(f"{member.label} holds test/{bad}.png: test ids are numeric (ASCII digits, no leading "

@@ -27,8 +27,8 @@ from typing import Any, Iterator
 from mxnet import gluon
 
 from ..atomic import atomic_path, write_errors_named
-from ..training.records import EpochProgress
 from ..errors import ConfigError
+from ..training.records import EpochProgress
 
 LAST, BEST = "checkpoint-last.zip", "checkpoint-best.zip"
 _PARAMS, _STATES, _STATE = "model.params", "trainer.states", "state.json"
@@ -110,6 +110,9 @@ def restore(checkpoint: Checkpoint, net: gluon.Block, trainer: gluon.Trainer, ct
             raise ConfigError(f"{checkpoint.path} does not fit this network ({str(exc).splitlines()[0]}); "
                               "it belongs to a different model") from None
         trainer.load_states(os.path.join(scratch, _STATES))
+    # Checkpoints of older versions pickled a GluonCV schedule with the optimizer; the training loop
+    # sets every update's rate now (training/schedules.py), which MXNet refuses beside a schedule.
+    trainer.optimizer.lr_scheduler = None
 
 
 @contextlib.contextmanager

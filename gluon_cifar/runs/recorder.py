@@ -22,9 +22,6 @@ class NullRecorder:
     path: str | None = None
     best_valid_acc: float | None = None
 
-    def start(self, cfg: Config, info: dict[str, Any]) -> None:
-        pass
-
     def checkpoint(self, net: gluon.Block, trainer: gluon.Trainer, position: EpochProgress,
                    history: list[EpochResult]) -> None:
         pass
@@ -43,11 +40,6 @@ class RunRecorder(NullRecorder):
                  best_valid_acc: float | None = None) -> None:
         self.path, self.best_valid_acc = path, best_valid_acc
         self._cfg, self._classes, self._fingerprint = cfg, classes, data_fingerprint
-
-    def start(self, cfg: Config, info: dict[str, Any]) -> None:
-        """config.json (settings as run, e.g. with the budget's epochs) and classes.txt."""
-        self._cfg = cfg
-        rundir.save_start(self.path, cfg, self._classes, info)
 
     def checkpoint(self, net: gluon.Block, trainer: gluon.Trainer, position: EpochProgress,
                    history: list[EpochResult]) -> None:
@@ -76,9 +68,10 @@ class RunRecorder(NullRecorder):
 
 
 @contextlib.contextmanager
-def open_run(path: str, cfg: Config, classes: list[str], data_fingerprint: str, *, writes: bool = True,
-             resume_from: checkpoint.Checkpoint | None = None) -> Iterator[NullRecorder]:
-    """Hold run directory `path` for one training (a new run unless `resume_from`, a checkpoint of it).
+def open_run(path: str, cfg: Config, classes: list[str], data_fingerprint: str, info: dict[str, Any], *,
+             writes: bool = True, resume_from: checkpoint.Checkpoint | None = None) -> Iterator[NullRecorder]:
+    """Hold run directory `path` for one training (a new run unless `resume_from`, a checkpoint of it),
+    its settings `cfg` final: config.json (with `info` beside them) and classes.txt are written first.
 
     `writes` False (a distributed worker other than rank 0): a NullRecorder, nothing touched.
     """
@@ -93,6 +86,7 @@ def open_run(path: str, cfg: Config, classes: list[str], data_fingerprint: str, 
             checkpoint.remove_temporaries(path)  # safe: no other live process writes here
             best = resume_from.best_valid_acc if resume_from is not None else None
             try:
+                rundir.save_start(path, cfg, classes, info)
                 yield RunRecorder(path, cfg, classes, data_fingerprint, best)
             except BaseException:
                 if not rundir.has_checkpoint(path):

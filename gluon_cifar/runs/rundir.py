@@ -24,11 +24,11 @@ import numpy as np
 import pandas as pd
 
 from .. import STARTUP, __version__
-from . import checkpoint
 from ..atomic import atomic_path, writable_dir, write_text
 from ..config import Config
-from ..training.records import EpochResult
 from ..errors import ConfigError, GluonCifarError
+from ..training.records import EpochResult
+from . import checkpoint
 
 CONFIG, CLASSES, METRICS, CURVES, PARAMS = "config.json", "classes.txt", "metrics.csv", "curves.png", "model.params"
 CONFUSION_CSV, CONFUSION_PNG, PER_CLASS = "confusion.csv", "confusion.png", "per_class.csv"

@@ -4,15 +4,16 @@ The same recipe is a different recipe in time on different machines: `cpu-fast`'
 took 39-47 minutes on a 2-core Zen 4 and 55-61 on a 2-core Xeon without AMX. So instead of a
 fixed epoch count, the run measures on this machine, before training starts:
 
-- the training speed, on a few steps of a throwaway copy of the network on real batches;
-- the prediction speed of the test folder as `scripts/submit.py` will run it (same precision
-  choice, test-time augmentation, batch size and decoding workers) on a sample of its files;
+- the training speed, on the run's first batches stepped by the run's own network;
+- the prediction speed of the test images as `scripts/submit.py` will run it (same precision
+  choice, test-time augmentation, batch size and decoding workers) on a sample of them;
 
 and chooses the largest number of epochs for which the time already spent, the epochs, and the
 prediction of every test image fit in the budget with a safety margin. After each epoch the run
 compares its pace with the plan and warns, with the expected overrun, if the machine has slowed.
-The throwaway network leaves the real run untouched: with the chosen epochs it is bit for bit the
-run `--epochs N --time-budget 0` gives.
+The measuring (workflow/budget.py) happens before the run directory is opened, and the run
+rewinds after it: with the chosen epochs it is bit for bit the run `--epochs N --time-budget 0`
+gives. This module is the arithmetic alone.
 """
 from __future__ import annotations
 

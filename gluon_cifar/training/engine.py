@@ -57,11 +57,13 @@ def train_one_epoch(parts: TrainingParts, batches: Iterable, ctxs: list[mx.Conte
     `on_sync(progress)` could checkpoint the damaged parameters.
 
     `progress` carries the totals of an epoch resumed part-way (`batches` must then yield only
-    the remaining ones); it is updated in place. After every update, parts.lookahead (if any)
-    averages, then `on_step(examples)` is told the batch's size (e.g. to move a progress bar).
+    the remaining ones); it is updated in place. Each update runs at parts.learning_rate of its
+    step in the run; after it, parts.lookahead (if any) averages, then `on_step(examples)` is told
+    the batch's size (e.g. to move a progress bar).
     """
     net, trainer, loss_fn = parts.net, parts.trainer, parts.loss_fn
     progress = progress or EpochProgress()
+    steps_before = (progress.epoch - 1) * parts.batches_per_epoch  # updates of the epochs before this one
     window: list[tuple[int, int, list[nd.NDArray], list[nd.NDArray]]] = []  # (size, used, losses, correct)
     start = time.perf_counter()
 
@@ -83,14 +85,17 @@ def train_one_epoch(parts: TrainingParts, batches: Iterable, ctxs: list[mx.Conte
             # slice. Their gradients must still be fresh zeros, or the kvstore would add last
             # batch's gradients into this update: a zero-weighted pass writes exactly that.
             idle = [loss_fn(net(xs[0].as_in_context(c)), ys[0].as_in_context(c)) * 0 for c in ctxs[len(xs):]]
-            if parts.amp:
+            if parts.loss_scaling:
                 with amp.scale_loss(losses + idle, trainer) as scaled:  # dynamic loss scaling
                     autograd.backward(scaled)
             else:
                 autograd.backward(losses + idle)
+        batch = progress.batches + len(window) + 1  # 1-based, in the epoch
+        if parts.schedule is not None:
+            trainer.set_learning_rate(parts.schedule(steps_before + batch))
         trainer.step(data.shape[0] * parts.workers)  # the workers' gradients are summed: divide by all
         if parts.lookahead is not None:
-            parts.lookahead(progress.epoch, progress.batches + len(window) + 1)
+            parts.lookahead(progress.epoch, batch)
         if on_step is not None:
             on_step(data.shape[0])
         window.append((data.shape[0], len(xs), [loss.sum() for loss in losses],
@@ -163,25 +168,21 @@ def evaluate(net: gluon.Block, loader: Iterable, ctxs: list[mx.Context]) -> floa
     return accuracy(confusion_matrix(net, loader, ctxs))
 
 
-
-
 def fit(parts: TrainingParts, ctxs: list[mx.Context], epochs: int, *, sync_every: int = 50,
-        start: EpochProgress | None = None, hooks: FitHooks | None = None) -> list[EpochResult]:
-    """Train up to epoch `epochs`, evaluating on parts.valid_data after each (if any); returns one
-    EpochResult per epoch trained.
+        start: EpochProgress | None = None, hooks: FitHooks | None = None) -> None:
+    """Train up to epoch `epochs`, evaluating on parts.valid_data after each (if any); each epoch's
+    EpochResult goes to hooks.on_epoch_end (the one history is the caller's).
 
     `start` resumes part-way: training begins in epoch `start.epoch` with its totals so far, and
     parts.train_data must already be positioned after `start.batches` batches of it.
     """
     hooks = hooks or FitHooks()
-    scheduler = parts.trainer.optimizer.lr_scheduler
     examples_per_epoch = parts.batches_per_epoch * getattr(parts.train_data, "batch_size", 0)
-    history: list[EpochResult] = []
     first = start or EpochProgress()
     for epoch in range(first.epoch, epochs + 1):
         state = first if epoch == first.epoch else EpochProgress(epoch)
         parts.start_epoch(epoch)
-        lr = scheduler(parts.trainer.optimizer.num_update + 1 - state.batches)  # at the epoch's first update
+        lr = parts.learning_rate((epoch - 1) * parts.batches_per_epoch + 1)  # at the epoch's first update
         bar = hooks.progress_bar(epoch, examples_per_epoch)
         if bar is not None:
             bar.update(state.examples)
@@ -201,6 +202,4 @@ def fit(parts: TrainingParts, ctxs: list[mx.Context], epochs: int, *, sync_every
         valid_acc = accuracy(confusion) if confusion is not None else None
         result = EpochResult(epoch, lr, train_loss, train_acc, valid_acc, examples, state.seconds,
                              examples / state.seconds, confusion)
-        history.append(result)
         hooks.on_epoch_end(result)
-    return history

@@ -1,16 +1,19 @@
-"""Everything a training loop needs, built in one place: network, trainer, loss, averaging, data.
+"""Everything a training loop needs, built in one place: network, trainer, loss, averaging, schedule, data.
 
-The run itself and the time budget's probe (a throwaway copy timed on the first steps) both build
-through `build_training`, so the probe measures what the run will do.
+A run builds its network once (`build_network`) and what trains it (`build_training`). The time
+budget's measurement steps that very network and loader; `rewind` then puts the weights back and
+a fresh trainer is built, so the run starts exactly where it would have without the measurement.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 import mxnet as mx
 import numpy as np
-from mxnet import gluon
+from mxnet import gluon, nd
 from mxnet.contrib import amp
 
 from ..config import Config
@@ -18,6 +21,7 @@ from ..distributed.cluster import Cluster, initialize_kvstore
 from ..models import build_model
 from .averaging import Lookahead
 from .optim import make_loss, make_trainer
+from .schedules import learning_rate
 
 
 @dataclass
@@ -29,9 +33,11 @@ class TrainingParts:
     valid_data: Iterable | None = None
     lookahead: Lookahead | None = None  # called after every update
     workers: int = 1  # processes of a distributed run, each stepping on an equal share of the batch
-    amp: bool = False  # float16 loss scaling (amp.init and amp.init_trainer done)
+    loss_scaling: bool = False  # float16: amp.init_trainer done, losses scaled dynamically
     # (epochs, parameters): the parameters learn in the first `epochs` epochs only (0: throughout)
     learn_first: tuple[int, tuple[gluon.Parameter, ...]] = (0, ())
+    # the learning rate of update k (1-based, over the whole run); None: the trainer's own, constant
+    schedule: Callable[[int], float] | None = None
 
     @property
     def batches_per_epoch(self) -> int:
@@ -47,23 +53,55 @@ class TrainingParts:
             for param in params:
                 param.grad_req = "null"
 
+    def learning_rate(self, step: int) -> float:
+        """The rate of update `step` (1-based), as `schedule` says (the trainer's own without one)."""
+        return self.trainer.learning_rate if self.schedule is None else self.schedule(step)
 
-def build_training(cfg: Config, ctxs: list[mx.Context], cluster: Cluster, train_data: Iterable,
-                   valid_data: Iterable | None, n_classes: int, sample: np.ndarray | None) -> TrainingParts:
-    """The network (initialised from cfg.seed; `sample`: a fastnet's whitening images) and what
-    trains it, ready for the first step on every context and worker."""
+
+def build_network(cfg: Config, ctxs: list[mx.Context], n_classes: int, sample: np.ndarray | None) -> gluon.Block:
+    """cfg.model initialised from cfg.seed (`sample`: a fastnet's whitening images), hybridized if asked."""
     net = build_model(cfg.model, n_classes, ctxs, seed=cfg.seed, sample=sample)
     if cfg.hybridize:
         net.hybridize(static_alloc=True)
+    return net
+
+
+def build_training(cfg: Config, ctxs: list[mx.Context], cluster: Cluster, net: gluon.Block, train_data: Iterable,
+                   valid_data: Iterable | None = None, precision: str = "float32") -> TrainingParts:
+    """What trains `net` as cfg says, ready for the first step on every context and worker."""
     # Lookahead rewrites the weights between steps: they must be the ones the optimizer updates,
     # not a kvstore's copy (which MXNet keeps for several local contexts unless told not to).
     update_on_kvstore = False if cfg.lookahead_every else cluster.update_on_kvstore
-    trainer = make_trainer(net, cfg, len(train_data), cluster.kvstore, update_on_kvstore)
-    lookahead = Lookahead(net, cfg.lookahead_every, len(train_data), cfg.epochs) if cfg.lookahead_every else None
+    trainer = make_trainer(net, cfg, cluster.kvstore, update_on_kvstore)
+    batches = len(train_data)
+    lookahead = Lookahead(net, cfg.lookahead_every, batches, cfg.epochs) if cfg.lookahead_every else None
     if cluster.distributed:
         initialize_kvstore(trainer)
-    if cfg.amp:
+    if precision == "float16":
         amp.init_trainer(trainer)
     learn_first = (cfg.whiten_bias_epochs, (net.whiten.bias,)) if cfg.whiten_bias_epochs else (0, ())
     return TrainingParts(net, trainer, make_loss(cfg), train_data, valid_data, lookahead, cluster.num_workers,
-                         cfg.amp, learn_first)
+                         precision == "float16", learn_first,
+                         functools.partial(learning_rate, cfg, batches_per_epoch=batches))
+
+
+def weights(net: gluon.Block) -> list[list[nd.NDArray]]:
+    """A copy of every parameter (BatchNorm statistics too) on every context."""
+    return [[d.copy() for d in p.list_data()] for p in net.collect_params().values()]
+
+
+def rewind(net: gluon.Block, saved: list[list[nd.NDArray]]) -> None:
+    """Put back the parameters `weights(net)` copied."""
+    for param, copies in zip(net.collect_params().values(), saved):
+        for data, copy in zip(param.list_data(), copies):
+            copy.copyto(data)
+    nd.waitall()
+
+
+def weights_digest(net: gluon.Block) -> str:
+    """sha256 of the trainable weights (not BatchNorm statistics: those are per worker by design)."""
+    digest = hashlib.sha256()
+    for param in net.collect_params().values():
+        if param.grad_req != "null":
+            digest.update(param.data().asnumpy().tobytes())
+    return digest.hexdigest()[:16]

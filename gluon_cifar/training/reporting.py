@@ -3,11 +3,11 @@ falls behind its time budget, and the recorder's writes at the moments they are 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Protocol
 
-from tqdm import tqdm
-
 from ..config import Config
+from ..progress import progress_bar
 from . import budget
 from .engine import FitHooks
 from .parts import TrainingParts
@@ -25,16 +25,23 @@ class Recorder(Protocol):
 
 
 class RunHooks(FitHooks):
-    """fit's hooks for a run of `cfg`: `history` holds the finished epochs (a resumed run's too)."""
+    """fit's hooks for a run of `cfg`: `history` holds the finished epochs (a resumed run's too: the
+    run's one history), and the checkpoint cadence is decided here alone."""
 
     def __init__(self, cfg: Config, parts: TrainingParts, recorder: Recorder, history: list[EpochResult],
                  plan: budget.BudgetPlan | None = None, show_progress: bool = True) -> None:
         self._cfg, self._parts, self._recorder, self.history = cfg, parts, recorder, history
         self._plan, self._show_progress = plan, show_progress
 
+    @property
+    def sync_every(self) -> int:
+        """Batches between fit's syncs: cfg.sync_every, and at least wherever a checkpoint is due
+        (a checkpoint needs the metrics read and checked for NaN first)."""
+        every = self._cfg.checkpoint_every
+        return math.gcd(self._cfg.sync_every, every) if every else self._cfg.sync_every
+
     def progress_bar(self, epoch: int, total_examples: int):
-        return tqdm(total=total_examples, desc=f"epoch {epoch}", unit="img", leave=False,
-                    disable=not self._show_progress)
+        return progress_bar(total_examples, f"epoch {epoch}", self._show_progress, unit="img", leave=False)
 
     def on_sync(self, progress: EpochProgress) -> None:
         every = self._cfg.checkpoint_every

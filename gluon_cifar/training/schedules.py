@@ -1,38 +1,35 @@
-"""Learning-rate schedules: GluonCV's schedulers, each a function of the update count.
+"""The learning rate as a plain function of the update: `learning_rate(cfg, step, batches_per_epoch)`.
 
-The optimizer calls the schedule with its update count (1 for the first batch) and nothing else,
-so the rate depends on the step alone: a resumed run gets a fresh schedule and the same rates.
+The training loop sets it before every update (`TrainingParts.learning_rate`), so it depends on
+the step alone: nothing of it is pickled with the optimizer, and a resumed run, or one given more
+epochs, gets its rates from this function like a fresh one.
+
+The formulas are GluonCV's `LRScheduler` ("step", "linear", "cosine") and `LRSequential` (warm-up,
+then decay) as evaluated by MXNet's optimizer, which counts updates from 1; tests/test_schedules.py
+checks them against GluonCV at every step. Two of GluonCV's habits are kept so that results stay
+as they were: each phase of n updates reaches its end value at its (n-1)-th update, and a decay
+without warm-up starts at update 1 (so its very first rate is already a step into the decay).
 """
 from __future__ import annotations
 
-from gluoncv.utils import LRScheduler, LRSequential
+import math
 
 from ..config import Config
 
 
-def step_schedule(cfg: Config, batches_per_epoch: int) -> LRScheduler:
-    """lr * lr_decay ** (epoch // lr_period), evaluated per update by the optimizer.
-
-    The optimizer calls the scheduler with num_update = 1 for the first batch, so offset=1 makes
-    the decay land on the first batch of epochs lr_period, 2 * lr_period, ...
-    """
-    return LRScheduler("step", base_lr=cfg.lr, nepochs=cfg.epochs, iters_per_epoch=batches_per_epoch,
-                       step_epoch=list(range(cfg.lr_period, cfg.epochs, cfg.lr_period)),
-                       step_factor=cfg.lr_decay, offset=1)
-
-
-def warmup_then_decay(cfg: Config, batches_per_epoch: int) -> LRScheduler | LRSequential:
-    """Linear warm-up from 0 to lr over warmup_epochs, then a decay to 0 at the last update: a half
-    cosine (schedule "cosine") or a straight line ("linear")."""
-    decay = LRScheduler(cfg.schedule, base_lr=cfg.lr, target_lr=0.0, nepochs=cfg.epochs - cfg.warmup_epochs,
-                        iters_per_epoch=batches_per_epoch)
-    if not cfg.warmup_epochs:
-        return decay
-    warmup = LRScheduler("linear", base_lr=0.0, target_lr=cfg.lr, nepochs=cfg.warmup_epochs,
-                         iters_per_epoch=batches_per_epoch)
-    return LRSequential([warmup, decay])
-
-
-def lr_schedule(cfg: Config, batches_per_epoch: int) -> LRScheduler | LRSequential:
-    """cfg.schedule's schedule: call it with the update count (1-based) for the learning rate."""
-    return (step_schedule if cfg.schedule == "step" else warmup_then_decay)(cfg, batches_per_epoch)
+def learning_rate(cfg: Config, step: int, batches_per_epoch: int) -> float:
+    """The learning rate of update `step` (1-based, counted over the whole run)."""
+    total = cfg.epochs * batches_per_epoch
+    if cfg.schedule == "step":
+        # lr * lr_decay ** (lr_period epochs completed): decays land on the first update of epochs
+        # lr_period + 1, 2 * lr_period + 1, ... (1-based)
+        done = min(max(step - 1, 0), total - 1)
+        return cfg.lr * cfg.lr_decay ** (done // (cfg.lr_period * batches_per_epoch))
+    warmup = cfg.warmup_epochs * batches_per_epoch
+    step = min(step, total - 1)
+    if step < warmup:  # linear from 0 to lr over the warm-up's updates
+        return cfg.lr - cfg.lr * (1 - max(step, 0) / (warmup - 1))
+    decayed, last = step - warmup, total - warmup - 1  # the decay's updates so far, and its last
+    if cfg.schedule == "cosine":
+        return cfg.lr * ((1 + math.cos(math.pi * decayed / last)) / 2)  # half a cosine, from lr to 0
+    return cfg.lr * (1 - decayed / last)  # "linear": a straight line from lr to 0

@@ -1,0 +1,88 @@
+"""The time budget as a phase before the run (`--time-budget MINUTES`; the planning itself is
+training/budget.py): measure this machine on the run's own network and loader, and fix the
+epochs before the run directory is opened.
+
+The training speed is timed on the run's first batches, stepped by the run's network with a
+trainer of its own; the run then rewinds (weights put back, a fresh trainer, the loader at its
+first batch), so it trains bit for bit as `--epochs N --time-budget 0` would. The prediction
+speed is timed as submit.py will predict: a network built as it builds one, the same precision
+choice, test-time augmentation, batch size and decoding workers, on a sample of the test folder
+or, with test.7z still archived, on its first images streamed out of the archive.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable, Iterable
+
+import mxnet as mx
+
+from .. import STARTUP
+from ..config import Config, SubmitOptions
+from ..data.archives import SAMPLE
+from ..data.kaggle import read_label_csv, read_test
+from ..data.layout import archived_test_images
+from ..data.source import TrainingData
+from ..errors import LayoutError
+from ..inference.predict import cast_for_inference, predict_archive, predict_files
+from ..models import build_model
+from ..precision import decide
+from ..training import budget
+from ..training.engine import train_one_epoch
+from ..training.parts import TrainingParts
+
+PREDICT_SAMPLE = 4096  # test images whose prediction is timed
+
+
+def plan_budget(cfg: Config, ctxs: list[mx.Context], data: TrainingData, probe: TrainingParts) -> budget.BudgetPlan:
+    """Time training steps of `probe` (the run's network and loader; the caller rewinds them) and
+    the prediction of the test images, then plan cfg.time_budget."""
+    def train_steps(batches: Iterable) -> int:
+        return train_one_epoch(probe, batches, ctxs, sync_every=1 << 30)[2]  # reads the loss at the end: waits
+
+    # Chunks of cfg.lookahead_every batches, so that each includes one averaging step.
+    train_rate = budget.measure_rate(train_steps, probe.train_data, chunk=max(1, cfg.lookahead_every),
+                                     min_batches=5, min_seconds=10.0)
+    n_test, predict_rate = prediction_speed(cfg, len(data.classes), ctxs, data.data_dir)
+    min_epochs = cfg.warmup_epochs + 1 if cfg.schedule != "step" else 1
+    return budget.plan(cfg.time_budget * 60, budget.process_age_s(), train_rate,
+                       probe.batches_per_epoch * probe.train_data.batch_size, data.n_valid, n_test, predict_rate,
+                       min_epochs)
+
+
+def prediction_speed(cfg: Config, n_classes: int, ctxs: list[mx.Context], data_dir: str) -> tuple[int, float]:
+    """(test images submit.py will predict, images a second it will predict them at); (0, 1.0) for a
+    layout without test images. Timed on a network of its own, as submit.py builds one: an inference
+    pass may leave the weights of the network it runs in oneDNN's layout, which would make the run
+    differ in its last bits from one without a budget."""
+    predict = _sample_predictor(data_dir, cfg, ctxs)
+    if predict is None:
+        return 0, 1.0
+    n_test, run = predict
+    precision = decide(SubmitOptions.precision, [c.device_type for c in ctxs], STARTUP, "predict")
+    net = build_model(cfg.model, n_classes, ctxs)
+    net.hybridize(static_alloc=True)
+    net = cast_for_inference(net, precision, ctxs)
+    run(net, SubmitOptions.batch_size)  # warm-up: graph, oneDNN primitives, decoding workers
+    start = time.perf_counter()  # one pass like submit's, its decoding workers' start included
+    done = run(net, PREDICT_SAMPLE)
+    return n_test, done / (time.perf_counter() - start)
+
+
+def _sample_predictor(data_dir: str, cfg: Config, ctxs: list[mx.Context]
+                      ) -> tuple[int, Callable[[mx.gluon.Block, int], int]] | None:
+    """(test images, predict(net, n) -> images predicted) over the first n of a sample, the way
+    submit.py reads them: streamed out of test.7z, or files spread over test/."""
+    batch, workers = SubmitOptions.batch_size, cfg.num_workers
+    archive = archived_test_images(data_dir)
+    if archive is not None:
+        sample_csv = os.path.join(data_dir, SAMPLE)  # the archive's count is only known once read through
+        n_test = len(read_label_csv(sample_csv)) if os.path.isfile(sample_csv) else 0
+        return (n_test, lambda net, n: len(predict_archive(net, archive, ctxs, batch, workers, tta=cfg.tta,
+                                                           limit=n)[0])) if n_test else None
+    try:
+        _, paths = read_test(data_dir)
+    except LayoutError:
+        return None  # a layout without test images: nothing to predict
+    spread = paths[::max(1, len(paths) // PREDICT_SAMPLE)][:PREDICT_SAMPLE]
+    return len(paths), lambda net, n: len(predict_files(net, spread[:n], ctxs, batch, workers, tta=cfg.tta))
