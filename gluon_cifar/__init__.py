@@ -25,3 +25,10 @@ CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",
 )
+
+
+def predict(run: str, paths: "str | list[str]", **options: object) -> "pandas.DataFrame":  # noqa: F821
+    """Predict images with finished run `run`: a pandas DataFrame, one row per image (see
+    gluon_cifar.workflow.predict.predict for the columns and the options)."""
+    from .workflow.predict import predict as predict_images
+    return predict_images(run, paths, **options)

@@ -17,7 +17,7 @@ from .errors import ConfigError
 from .precision import PRECISIONS
 
 
-def _setting(default: Any, help: str, group: str = "training", **kw: Any) -> Any:
+def setting(default: Any, help: str, group: str = "training", **kw: Any) -> Any:
     return field(default=default, metadata={"help": help, "group": group, **kw})
 
 
@@ -35,96 +35,98 @@ def parse_gpu_ids(gpus: str) -> list[int]:
     return ids
 
 
-def _gpus_setting() -> Any:
-    return _setting("", "comma-separated GPU ids, e.g. 0,1 (empty: CPU)", "devices", check=parse_gpu_ids)
+def gpus_setting() -> Any:
+    return setting("", "comma-separated GPU ids, e.g. 0,1 (empty: CPU)", "devices", check=parse_gpu_ids)
 
 
-def _cpus_setting() -> Any:
-    return _setting(1, "number of CPU contexts to split each batch over (ignored with --gpus)", "devices")
+def cpus_setting() -> Any:
+    return setting(1, "number of CPU contexts to split each batch over (ignored with --gpus)", "devices")
 
 
 @dataclass
 class Config:
     # data
-    data_dir: str | None = _setting(None, "the Kaggle CIFAR-10 download: cifar-10.zip itself, a folder with train.7z "
+    data_dir: str | None = setting(None, "the Kaggle CIFAR-10 download: cifar-10.zip itself, a folder with train.7z "
                                           "and test.7z (or train/ and test/ extracted) beside trainLabels.csv; unset: "
                                           "the built-in offline demo dataset (scripts/train.py --demo)", "data")
-    valid_ratio: float = _setting(0.1, "fraction of the smallest class held out per class for validation (0: train "
+    valid_ratio: float = setting(0.1, "fraction of the smallest class held out per class for validation (0: train "
                                        "on every labelled image, no validation)", "data")
-    seed: int = _setting(0, "seed for the split, initialisation, shuffling and augmentation", "data")
-    num_workers: int = _setting(2, "DataLoader worker processes (0: load in the main process)", "data")
-    loader: str = _setting("decoded", "decoded: decode every image once into a cached uint8 array and augment "
+    seed: int = setting(0, "seed for the split, initialisation, shuffling and augmentation", "data")
+    num_workers: int = setting(2, "DataLoader worker processes (0: load in the main process)", "data")
+    loader: str = setting("decoded", "decoded: decode every image once into a cached uint8 array and augment "
                                      "whole batches (fast); folder: decode and augment image by image with "
                                      "ImageFolderDataset, as the book does", "data", choices=("decoded", "folder"))
-    cache_dir: str | None = _setting(None, "where split trees and the demo data go "
+    cache_dir: str | None = setting(None, "where split trees and the demo data go "
                                            "(default: $GLUON_CIFAR_CACHE or ~/.cache/gluon_cifar)", "data")
     # model
-    model: str = _setting("resnet18", "resnet18 (the book's), fastnet or fastnet_small (small whitened convnets, "
+    model: str = setting("resnet18", "resnet18 (the book's), fastnet or fastnet_small (small whitened convnets, "
                                       "see fastnet.py) or a GluonCV CIFAR model name, e.g. cifar_resnet56_v1",
                           "model")
-    hybridize: bool = _setting(True, "compile the network into a static graph (faster)", "model")
-    augment: str = _setting("book", "training augmentation: book (resize 40, random square crop of 64-100%% of the "
+    hybridize: bool = setting(True, "compile the network into a static graph (faster)", "model")
+    augment: str = setting("book", "training augmentation: book (resize 40, random square crop of 64-100%% of the "
                                     "area, flip), pad-crop (random shift of up to 4 pixels, padded with the mean "
                                     "colour, flip), pad-crop-cutout (the same and a 16x16 square blanked) or "
                                     "reflect-shift-altflip (shift of up to 2 pixels with mirrored borders, each "
                                     "image flipped in every other epoch); all but book need --loader decoded",
                           "data", choices=("book", "pad-crop", "pad-crop-cutout", "reflect-shift-altflip"))
     # optimisation: SGD with momentum; the book's schedule multiplies lr by lr_decay every lr_period epochs
-    epochs: int = _setting(20, "passes over the training split (chosen by --time-budget when that is set)")
-    time_budget: float = _setting(0.0, "minutes for this training plus the prediction of the test folder by "
+    epochs: int = setting(20, "passes over the training split (chosen by --time-budget when that is set)")
+    time_budget: float = setting(0.0, "minutes for this training plus the prediction of the test folder by "
                                        "scripts/submit.py: the speed is measured on the first steps and --epochs "
                                        "chosen to fit (0: train --epochs; an explicit --epochs turns a preset's "
                                        "budget off)")
-    batch_size: int = _setting(128, "global batch size, split across all devices")
-    lr: float = _setting(0.02, "initial learning rate (for the global batch)")
-    momentum: float = _setting(0.9, "SGD momentum")
-    nesterov: bool = _setting(False, "Nesterov momentum")
-    wd: float = _setting(5e-4, "weight decay (L2)")
-    schedule: str = _setting("step", "learning-rate schedule: step (x lr_decay every lr_period epochs), cosine or "
+    batch_size: int = setting(128, "global batch size, split across all devices")
+    lr: float = setting(0.02, "initial learning rate (for the global batch)")
+    momentum: float = setting(0.9, "SGD momentum")
+    nesterov: bool = setting(False, "Nesterov momentum")
+    wd: float = setting(5e-4, "weight decay (L2)")
+    schedule: str = setting("step", "learning-rate schedule: step (x lr_decay every lr_period epochs), cosine or "
                                      "linear (from lr down to 0 over the epochs after the warm-up)",
                              choices=("step", "cosine", "linear"))
-    warmup_epochs: int = _setting(0, "epochs of linear warm-up from 0 to lr (cosine and linear schedules)")
-    lr_period: int = _setting(4, "epochs between learning-rate decays (step schedule)")
-    lr_decay: float = _setting(0.9, "factor applied to the learning rate every lr_period epochs (step schedule)")
-    bias_lr_mult: float = _setting(1.0, "learning-rate multiplier for BatchNorm offsets (their weight decay is "
+    warmup_epochs: int = setting(0, "epochs of linear warm-up from 0 to lr (cosine and linear schedules)")
+    lr_period: int = setting(4, "epochs between learning-rate decays (step schedule)")
+    lr_decay: float = setting(0.9, "factor applied to the learning rate every lr_period epochs (step schedule)")
+    bias_lr_mult: float = setting(1.0, "learning-rate multiplier for BatchNorm offsets (their weight decay is "
                                         "divided by it)")
-    lookahead_every: int = _setting(0, "average the weights every N updates (lookahead, see averaging.py; "
+    lookahead_every: int = setting(0, "average the weights every N updates (lookahead, see averaging.py; "
                                        "0: off)")
-    label_smoothing: float = _setting(0.0, "weight of the uniform distribution mixed into the one-hot targets")
-    whiten_bias_epochs: int = _setting(0, "fastnets: epochs in which the whitening layer's bias learns; frozen after "
+    label_smoothing: float = setting(0.0, "weight of the uniform distribution mixed into the one-hot targets")
+    whiten_bias_epochs: int = setting(0, "fastnets: epochs in which the whitening layer's bias learns; frozen after "
                                           "them, which spares its backward pass (airbench94: 3; 0: it learns "
                                           "throughout)")
-    tta: str = _setting("none", "test-time augmentation when predicting: none, flip (average the image's and "
+    tta: str = setting("none", "test-time augmentation when predicting: none, flip (average the image's and "
                                 "its mirror's probabilities) or flip-shift (also shifted a pixel both ways: "
                                 "6 views)", choices=TTAS)
     # devices: resolved once by the script; recorded so a run shows where it ran
-    gpus: str = _gpus_setting()
-    cpus: int = _cpus_setting()
-    kvstore: str = _setting("auto", "how gradients are summed: auto (device for several contexts), device, "
+    gpus: str = gpus_setting()
+    cpus: int = cpus_setting()
+    kvstore: str = setting("auto", "how gradients are summed: auto (device for several contexts), device, "
                                     "local, nccl (GPUs), dist_sync or dist_device_sync (several processes "
                                     "or machines: run under scripts/launch.py)", "devices",
                           choices=("auto", "device", "local", "nccl", "dist_sync", "dist_device_sync"))
-    precision: str = _setting("auto", "training arithmetic: auto (what measured fastest here: bfloat16 with AMX and on "
+    precision: str = setting("auto", "training arithmetic: auto (what measured fastest here: bfloat16 with AMX and on "
                                       "AMD CPUs with AVX512-BF16, else float32; see precision.py), float32, "
                                       "bfloat16 (CPUs; mixed precision, float32 weights) or float16 (GPUs; mixed "
                                       "precision with loss scaling; --amp is its old name)", "devices",
                               choices=PRECISIONS)
-    sync_every: int = _setting(50, "batches between reads of the running metrics (each read "
+    sync_every: int = setting(50, "batches between reads of the running metrics (each read "
                                    "waits for the device)", "devices")
     # checkpoints: RUN/checkpoint-last.zip after every epoch, -best.zip on the best validation
-    checkpoint_every: int = _setting(0, "also checkpoint every N batches within an epoch (0: only at "
+    checkpoint_every: int = setting(0, "also checkpoint every N batches within an epoch (0: only at "
                                         "epoch ends)", "checkpoints")
+    tensorboard: bool = setting(True, "write TensorBoard event files to RUN/tensorboard at every metrics read and "
+                                      "epoch (needs the tensorboard extra: tensorboardX)", "checkpoints")
 
     def validate(self) -> "Config":
-        _check_fields(self)
-        _check_at_least(self, 1, "epochs", "batch_size", "lr_period", "cpus", "sync_every")
+        check_fields(self)
+        check_at_least(self, 1, "epochs", "batch_size", "lr_period", "cpus", "sync_every")
         if not 0.0 <= self.valid_ratio < 1.0:
             raise ConfigError(f"--valid-ratio must be in [0, 1), got {self.valid_ratio}")
         if self.lr <= 0 or not 0 < self.lr_decay <= 1:
             raise ConfigError(f"--lr must be > 0 and --lr-decay in (0, 1], got {self.lr} and {self.lr_decay}")
         if self.wd < 0 or not 0 <= self.momentum < 1:
             raise ConfigError(f"--wd must be >= 0 and --momentum in [0, 1), got {self.wd} and {self.momentum}")
-        _check_at_least(self, 0, "num_workers", "checkpoint_every", "lookahead_every", "whiten_bias_epochs")
+        check_at_least(self, 0, "num_workers", "checkpoint_every", "lookahead_every", "whiten_bias_epochs")
         if self.whiten_bias_epochs and not self.model.startswith("fastnet"):
             raise ConfigError(f"--whiten-bias-epochs is for the fastnets (their whitening layer); --model {self.model} "
                               "has none: leave it at 0")
@@ -185,7 +187,7 @@ def _upgraded(values: dict[str, Any]) -> dict[str, Any]:
     return {**values, "precision": "float16"} if values.pop("amp", False) else values
 
 
-def _check_fields(settings: Any) -> None:
+def check_fields(settings: Any) -> None:
     """What each field's metadata says: finite numbers, one of its `choices` where it has them, and
     its own `check` (raising ConfigError) where it has one."""
     for f in dataclasses.fields(settings):
@@ -198,49 +200,16 @@ def _check_fields(settings: Any) -> None:
             f.metadata["check"](value)
 
 
-def _check_at_least(settings: Any, low: int, *names: str) -> None:
+def check_at_least(settings: Any, low: int, *names: str) -> None:
     for name in names:
         value = getattr(settings, name)
         if value is not None and value < low:
             raise ConfigError(f"--{flag(name)} must be {'at least 1' if low == 1 else f'>= {low}'}, got {value}")
 
 
-@dataclass
-class SubmitOptions:
-    """What scripts/submit.py does: predict DIR/test with a finished run (not saved: a run's
-    settings are its Config; these only choose how to predict)."""
-
-    run: str = _setting(None, "run directory written by scripts/train.py", "submission", required=True)
-    data_dir: str | None = _setting(None, "the Kaggle download with the test images (cifar-10.zip, or a folder with "
-                                          "test.7z or test/) (default: the run's)", "submission")
-    out: str | None = _setting(None, "submission path (default: RUN/submission.csv)", "submission")
-    retrain: bool = _setting(False, "retrain on train+valid with the run's settings before predicting (the "
-                                    "book's final step; it leaves RUN/retrain)", "submission")
-    batch_size: int = _setting(512, "prediction batch size", "submission")
-    num_workers: int | None = _setting(None, "decoding worker processes (default: the run's)", "submission")
-    precision: str = _setting("auto", "auto: bfloat16 on CPUs that compute it natively (AVX512-BF16 or AMX), "
-                                      "else float32; a few predictions in a thousand may change "
-                                      "(docs/BENCHMARKS.md). --dtype is the old name",
-                              "submission", choices=PRECISIONS[:3], aliases=("--dtype",))
-    tta: str | None = _setting(None, "test-time augmentation: none, flip (2 views) or flip-shift (6 views), each "
-                                     "view a pass over the test images (default: the run's --tta)", "submission",
-                               choices=TTAS)
-    gpus: str = _gpus_setting()
-    cpus: int = _cpus_setting()
-
-    def validate(self) -> "SubmitOptions":
-        _check_fields(self)
-        _check_at_least(self, 1, "batch_size", "cpus")
-        _check_at_least(self, 0, "num_workers")
-        return self
-
-    def gpu_ids(self) -> list[int]:
-        return parse_gpu_ids(self.gpus)
-
-
 # Settings that may change when a run is resumed: none of them changes what is computed, except
 # `epochs`, which extends (or shortens) the schedule.
-RESUMABLE = ("epochs", "num_workers", "gpus", "cpus", "sync_every", "checkpoint_every", "tta")
+RESUMABLE = ("epochs", "num_workers", "gpus", "cpus", "sync_every", "checkpoint_every", "tta", "tensorboard")
 
 
 def changed_settings(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:

@@ -26,7 +26,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] 
         shown = f.default not in (None, "")  # those fields' help says what "unset" means
         help_text = f"{f.metadata['help']} (default: {f.default})" if shown else f.metadata["help"]
         names = (f"--{flag(f.name)}", *f.metadata.get("aliases", ()))
-        if f.type in ("bool", bool):
+        if f.metadata.get("action") == "append":  # a flag given several times: a list
+            group.add_argument(*names, dest=f.name, default=None, action="append", help=help_text,
+                               required=f.metadata.get("required", False))
+        elif f.type in ("bool", bool):
             group.add_argument(*names, dest=f.name, default=None, action=argparse.BooleanOptionalAction,
                                help=help_text)
         else:

@@ -20,7 +20,9 @@ from typing import Iterable
 from .errors import ConfigError
 from .runtime import Startup
 
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")  # --precision of train.py
+PREDICTION_PRECISIONS = ("auto", "float32", "bfloat16")  # --precision of submit.py
+COMPUTED_IN_PREDICTION = ("float32", "bfloat16")  # what `decide` gives for "predict"
 PHASES = ("train", "predict")
 
 

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gluon_cifar.data.images import check_headers, read_rgb
 from gluon_cifar.data.split import warn_if_unbalanced
 from tests.conftest import ROOT, write_layout
 
@@ -134,21 +133,6 @@ def test_unwritable_run_directory(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     code, err = run("train.py", "--data-dir", root, *TRAIN, "--out", tmp_path / "file" / "run", capsys=capsys)
     assert code == 2 and f"cannot create run directory {tmp_path / 'file' / 'run'}" in err
-
-
-def test_grayscale_palette_and_rgba_images_are_converted_with_a_warning(tmp_path, caplog):
-    paths = []
-    for mode in ("L", "RGBA", "P", "RGB"):
-        paths.append(str(tmp_path / f"{mode}.png"))
-        save_png(paths[-1], mode="RGB" if mode == "P" else mode)
-        if mode == "P":
-            Image.open(paths[-1]).convert("P").save(paths[-1])
-    with caplog.at_level(logging.WARNING):
-        check_headers(paths, str(tmp_path))
-    assert "3 images are not RGB (first: L.png (grayscale), RGBA.png (RGBA), P.png (palette))" in caplog.text
-    for path in paths:
-        expected = np.asarray(Image.open(path).convert("RGB"))  # the palette's 128 is stored as 153
-        np.testing.assert_array_equal(read_rgb(path).asnumpy(), expected)
 
 
 @pytest.fixture(scope="module")

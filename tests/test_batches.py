@@ -6,10 +6,21 @@ import numpy as np
 import pytest
 
 from gluon_cifar import CIFAR10_CLASSES
-from gluon_cifar.data.augment import BookAugment, crop_flip_matrices, normalize, resample, to_context
+from gluon_cifar.data.augment import (
+    BookAugment,
+    crop_flip_matrices,
+    normalize,
+    resample,
+    to_context,
+)
 from gluon_cifar.data.batches import DecodedEvalLoader, DecodedTrainLoader, decoded_part
 from gluon_cifar.data.decoded import decoded_images
-from gluon_cifar.data.folder import eval_loader, image_folder, train_loader
+from gluon_cifar.data.folder import (
+    EpochShuffleSampler,
+    eval_loader,
+    image_folder,
+    train_loader,
+)
 from gluon_cifar.data.images import read_rgb
 from gluon_cifar.data.kaggle import read_train
 from gluon_cifar.data.split import build_split_tree
@@ -145,3 +156,20 @@ def test_distributed_workers_get_disjoint_decoded_batches(layout, tmp_path):
         assert len(loader) == 4  # 17 images each: 4 batches of 4
         seen.append({image.tobytes() for x, _ in loader for image in x.asnumpy()})
     assert len(seen[0]) == len(seen[1]) == 16 and not seen[0] & seen[1]
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+def test_worker_shards_are_disjoint_equal_and_reshuffled(parts):
+    length = 100
+    epochs = []
+    for epoch in range(2):
+        shards = []
+        for part in range(parts):
+            sampler = EpochShuffleSampler(length, seed=7, part=part, num_parts=parts)
+            sampler.set_epoch(epoch)
+            shards.append([key - epoch * length for key in sampler])
+        assert all(len(s) == length // parts for s in shards)
+        flat = [i for s in shards for i in s]
+        assert len(set(flat)) == len(flat) == parts * (length // parts)  # disjoint; at most parts-1 sit out
+        epochs.append(shards)
+    assert epochs[0][0] != epochs[1][0]  # a different share every epoch

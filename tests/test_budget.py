@@ -26,6 +26,20 @@ def test_a_slow_machine_gets_fewer_epochs_and_a_fast_one_more():
         assert chosen.planned_total_s + chosen.epoch_s > 45 * MIN * SAFETY  # no epoch left on the table
 
 
+def test_later_faster_epochs_are_planned_at_their_own_speed():
+    """cpu-fast's whitening bias learns for 3 epochs; the epochs after it are faster, measured so."""
+    one = plan(20 * MIN, 1 * MIN, 320.0, 45_000, 0, 5_000, 450.0, min_epochs=3)
+    two = plan(20 * MIN, 1 * MIN, 320.0, 45_000, 0, 5_000, 450.0, min_epochs=3, later_images_per_s=400.0,
+               first_epochs=3)
+    assert (one.epochs, two.epochs) == (7, 8)
+    assert two.planned_total_s == pytest.approx(60 + 3 * 45_000 / 320 + 5 * 45_000 / 400 + two.predict_s)
+    assert two.planned_total_s <= 20 * MIN * SAFETY < two.planned_total_s + two.later_epoch_s
+    assert "after the first 3" in two.summary() and two.mean_epoch_s < two.epoch_s
+    short = plan(8 * MIN, 1 * MIN, 320.0, 45_000, 0, 5_000, 450.0, min_epochs=1, later_images_per_s=400.0,
+                 first_epochs=3)
+    assert short.epochs == 2 and short.planned_total_s == pytest.approx(60 + 2 * 45_000 / 320 + short.predict_s)
+
+
 def test_validation_and_prediction_are_part_of_the_plan():
     without = plan(30 * MIN, 0.0, 100.0, 10_000, 0, 0, 1.0, min_epochs=1)
     with_both = plan(30 * MIN, 0.0, 100.0, 10_000, 5_000, 100_000, 500.0, min_epochs=1)

@@ -5,8 +5,8 @@ import sys
 import pytest
 
 from gluon_cifar.config import Config
-from gluon_cifar.flags import add_config_arguments, config_from_args
 from gluon_cifar.errors import ConfigError
+from gluon_cifar.flags import add_config_arguments, config_from_args
 
 
 def parse(*flags):

@@ -1,14 +1,18 @@
+import logging
 import os
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from gluon_cifar import CIFAR10_CLASSES
 from gluon_cifar.data.folder import image_folder, train_loader
+from gluon_cifar.data.images import check_headers, read_rgb
 from gluon_cifar.data.kaggle import LabelledImages, read_train
 from gluon_cifar.data.split import build_split_tree, split_train_valid
 from gluon_cifar.data.transforms import train_transform
 from tests.conftest import write_layout
+from tests.test_bad_inputs import save_png
 
 
 def uneven_images():
@@ -119,3 +123,18 @@ def test_no_cache_serves_an_image_that_was_replaced(layout, tmp_path):
     assert again.files_sha256 != tree.files_sha256 and again.labels_sha256 == tree.labels_sha256
     after = decoded_images(images.paths, cache, num_workers=0, show_progress=False)[0]
     assert (after == 7).all() and not np.array_equal(after, before)
+
+
+def test_grayscale_palette_and_rgba_images_are_converted_with_a_warning(tmp_path, caplog):
+    paths = []
+    for mode in ("L", "RGBA", "P", "RGB"):
+        paths.append(str(tmp_path / f"{mode}.png"))
+        save_png(paths[-1], mode="RGB" if mode == "P" else mode)
+        if mode == "P":
+            Image.open(paths[-1]).convert("P").save(paths[-1])
+    with caplog.at_level(logging.WARNING):
+        check_headers(paths, str(tmp_path))
+    assert "3 images are not RGB (first: L.png (grayscale), RGBA.png (RGBA), P.png (palette))" in caplog.text
+    for path in paths:
+        expected = np.asarray(Image.open(path).convert("RGB"))  # the palette's 128 is stored as 153
+        np.testing.assert_array_equal(read_rgb(path).asnumpy(), expected)

@@ -10,7 +10,6 @@ import time
 import pandas as pd
 import pytest
 
-from gluon_cifar.data.folder import EpochShuffleSampler
 from tests.conftest import ROOT, run_script
 
 pytestmark = pytest.mark.slow  # starts parameter-server jobs
@@ -104,20 +103,3 @@ def test_amp_is_float16_and_refused_on_cpu_contexts(tmp_path):
     assert "--amp is deprecated: it is --precision float16" in result.stderr
     assert result.returncode == 2 and "error: --precision float16 (formerly --amp) needs GPU contexts" in result.stderr
     assert not (tmp_path / "run").exists()
-
-
-@pytest.mark.parametrize("parts", [2, 3])
-def test_worker_shards_are_disjoint_equal_and_reshuffled(parts):
-    length = 100
-    epochs = []
-    for epoch in range(2):
-        shards = []
-        for part in range(parts):
-            sampler = EpochShuffleSampler(length, seed=7, part=part, num_parts=parts)
-            sampler.set_epoch(epoch)
-            shards.append([key - epoch * length for key in sampler])
-        assert all(len(s) == length // parts for s in shards)
-        flat = [i for s in shards for i in s]
-        assert len(set(flat)) == len(flat) == parts * (length // parts)  # disjoint; at most parts-1 sit out
-        epochs.append(shards)
-    assert epochs[0][0] != epochs[1][0]  # a different share every epoch

@@ -17,7 +17,8 @@ import subprocess
 import pytest
 
 import gluon_cifar
-from gluon_cifar.config import Config, SubmitOptions, flag
+from gluon_cifar.config import Config, flag
+from gluon_cifar.submit_options import SubmitOptions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = [os.path.join(ROOT, "README.md"), *sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))]

@@ -6,11 +6,11 @@ import pytest
 from mxnet import nd
 
 from gluon_cifar.config import Config
-from gluon_cifar.presets import PRESETS
 from gluon_cifar.models import build_model
 from gluon_cifar.models.fastnet import WIDTHS, FastNet, whitening_filters
-from gluon_cifar.training.schedules import learning_rate
+from gluon_cifar.presets import PRESETS
 from gluon_cifar.training.optim import SmoothedCrossEntropy, make_loss, make_trainer
+from gluon_cifar.training.schedules import learning_rate
 
 
 def test_whitening_filters_decorrelate_patches():

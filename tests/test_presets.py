@@ -7,12 +7,10 @@ import pandas as pd
 import pytest
 
 from gluon_cifar.config import Config
+from gluon_cifar.errors import ConfigError
 from gluon_cifar.flags import add_config_arguments, config_from_args
 from gluon_cifar.presets import PRESETS
-from gluon_cifar.errors import ConfigError
 from tests.conftest import run_script
-
-pytestmark = pytest.mark.slow  # trains every preset
 
 
 def parse(*flags):
@@ -47,10 +45,13 @@ def test_inconsistent_settings_are_named(settings, message):
         Config(**settings).validate()
 
 
+@pytest.mark.slow  # trains every preset
+# The book's ResNet-18 trains under d2l; the other ResNet recipes run on a smaller GluonCV ResNet
+# (their settings are what is checked here, and the suite must stay inside CI's 20 minutes).
 @pytest.mark.parametrize("preset,flags", [
     ("d2l", ["--epochs", "1"]),
-    ("d2l-exercise", ["--epochs", "1"]),
-    ("resnet18-best", ["--epochs", "2", "--warmup-epochs", "1"]),
+    ("d2l-exercise", ["--epochs", "1", "--model", "cifar_resnet20_v1"]),
+    ("resnet18-best", ["--epochs", "2", "--warmup-epochs", "1", "--model", "cifar_resnet20_v1"]),
     ("cpu-fast", ["--epochs", "2", "--warmup-epochs", "1", "--batch-size", "128"]),
 ])
 def test_every_preset_trains_and_submits(tmp_path, preset, flags):
@@ -76,6 +77,7 @@ def test_every_preset_trains_and_submits(tmp_path, preset, flags):
     assert len(pd.read_csv(run / "submission.csv")) > 0
 
 
+@pytest.mark.slow
 def test_submit_can_choose_its_own_test_time_augmentation(tmp_path):
     run = tmp_path / "run"
     trained = run_script("train.py", "--demo", "--preset", "cpu-fast", "--model", "fastnet_small", "--epochs", "1",

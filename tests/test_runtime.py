@@ -6,7 +6,9 @@ import warnings
 
 import pytest
 
-from gluon_cifar.precision import decide as resolve_precision  # the auto rules, per CPU kind
+from gluon_cifar.precision import (
+    decide as resolve_precision,  # the auto rules, per CPU kind
+)
 from gluon_cifar.runtime import configure, cpu_flags, physical_cores
 from tests.conftest import ROOT
 

@@ -8,14 +8,17 @@ import pytest
 from mxnet import gluon, nd
 from PIL import Image
 
-from gluon_cifar import CIFAR10_CLASSES
+from gluon_cifar import CIFAR10_CLASSES, STARTUP
 from gluon_cifar.data.kaggle import read_test
 from gluon_cifar.data.transforms import MEAN, STD
 from gluon_cifar.errors import ConfigError, GluonCifarError
-from gluon_cifar import STARTUP
-from gluon_cifar.inference.predict import cast_for_inference, predict_files, write_submission
-from gluon_cifar.precision import decide
+from gluon_cifar.inference.predict import (
+    cast_for_inference,
+    predict_files,
+    write_submission,
+)
 from gluon_cifar.models import build_model
+from gluon_cifar.precision import decide
 
 IDS = [1, 2, 10, 100, 11, 3, 1000, 20, 9, 99]  # string order and numeric order differ
 

@@ -10,6 +10,7 @@ import sys
 
 COMMANDS = {"train": "train a network into a run directory",
             "submit": "write submission.csv from a run",
+            "predict": "predict your own images (files, folders, globs) with a run",
             "export": "export a run's network (MXNet symbol or ONNX), checked on real images",
             "launch": "run a training command as a parameter-server job (several processes or machines)"}
 

@@ -7,15 +7,16 @@ examples:
                                                                  # on train+valid, then predict
   python scripts/submit.py --run runs/r1 --precision float32     # not bfloat16, even where it is faster
   python scripts/submit.py --run runs/r1 --tta flip-shift        # 6 test-time views instead of the run's
+  python scripts/submit.py --run runs/s0 --run runs/s1 --out ens.csv   # an ensemble: probabilities averaged
 """
 from __future__ import annotations
 
 import argparse
 
 from .. import workflow
-from ..config import SubmitOptions
 from ..contexts import resolve_contexts
 from ..flags import add_config_arguments, config_overrides
+from ..submit_options import SubmitOptions
 
 
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -30,5 +31,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = get_args_parser(prog).parse_args(argv)
     options = SubmitOptions(**config_overrides(args, SubmitOptions))
     result = workflow.submit(options, resolve_contexts(options.gpu_ids(), options.cpus), not args.no_progress)
-    print(f"wrote {result.path} ({result.rows} rows, parameters {result.params})")
+    print(f"wrote {result.path} ({result.rows} rows, parameters {', '.join(result.params)})"
+          + (f"; the ensemble is described in {result.record}" if result.record else ""))
     return 0

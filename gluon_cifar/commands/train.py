@@ -7,6 +7,7 @@ examples:
   python scripts/train.py --data-dir ~/cifar-10 --cpus 2 --epochs 1 --out runs/try
   python scripts/train.py --resume runs/try               # continue after a crash or Ctrl-C
   python scripts/train.py --resume runs/try --epochs 30   # or train an ended run for longer
+  python scripts/train.py --config runs/try/config.json --out runs/again   # a new run with runs/try's settings
   python scripts/launch.py -n 2 -s 1 -- python scripts/train.py --kvstore dist_sync --out runs/dist
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ import argparse
 import os
 
 from .. import workflow
-from ..config import RESUMABLE, flag
+from ..config import RESUMABLE, Config, flag
 from ..contexts import resolve_contexts
 from ..errors import Interrupted, Terminated
 from ..flags import add_config_arguments, config_from_args, config_overrides
@@ -38,6 +39,10 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="RUN", default=None,
                      help="continue RUN from its last checkpoint with its own settings; only "
                           f"{', '.join('--' + flag(k) for k in RESUMABLE)} may be changed")
+    run.add_argument("--config", metavar="CONFIG_JSON", default=None,
+                     help="start a new run (--out required) with the settings of a run's config.json (or run "
+                          "directory), flags given as well overriding them; its epochs as it ran them, so that "
+                          "with nothing overridden it trains the same bits on the same machine and data")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_config_arguments(parser)
     parser.add_argument("--amp", action="store_true", help="deprecated: the old name of --precision float16")
@@ -51,7 +56,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         parser.error("--demo and --data-dir exclude each other")
     if args.amp and args.precision not in (None, "float16"):
         parser.error(f"--amp is --precision float16: it contradicts --precision {args.precision}")
-    if not (args.demo or args.data_dir or args.resume):
+    if args.config and args.resume:
+        parser.error("--config starts a new run, --resume continues one: give one of them")
+    if not (args.demo or args.data_dir or args.resume or args.config):
         parser.error("give --data-dir DIR (the Kaggle CIFAR-10 download) or --demo (the built-in offline demo data)")
     out = args.resume or args.out or rundir.default_run_dir()
     try:
@@ -62,6 +69,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 parser.error("--resume keeps the run's precision: drop --amp")
             cfg = workflow.resume_config(out, config_overrides(args))
             trained = workflow.resume(out, cfg, resolve_contexts(cfg.gpu_ids(), cfg.cpus), not args.no_progress)
+        elif args.config:
+            if not args.out or args.preset or args.demo:
+                parser.error("--config starts a new run with a saved run's settings: give --out (a new directory), "
+                             "and no --preset or --demo")
+            cfg = repeat_config(args)
+            trained = workflow.train(cfg, resolve_contexts(cfg.gpu_ids(), cfg.cpus), out, not args.no_progress)
         else:
             cfg = config_from_args(args, args.preset or ("demo" if args.demo else "d2l"))
             trained = workflow.train(cfg, resolve_contexts(cfg.gpu_ids(), cfg.cpus), out, not args.no_progress)
@@ -73,6 +86,16 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if trained.wrote:  # distributed workers other than rank 0 write nothing, and say nothing here
         print(summary(trained.history, out))
     return 0
+
+
+def repeat_config(args: argparse.Namespace) -> Config:
+    """The saved run's settings under the flags given. Its epochs are the ones it trained (a time
+    budget's choice included): the budget is not planned again unless --time-budget is given."""
+    path = os.path.join(args.config, rundir.CONFIG) if os.path.isdir(args.config) else args.config
+    saved = rundir.saved_config(path).to_dict()
+    if args.time_budget is None:
+        saved["time_budget"] = 0.0
+    return config_from_args(args, "d2l", base=saved)
 
 
 def summary(history: list[EpochResult], out: str) -> str:

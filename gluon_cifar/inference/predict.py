@@ -24,11 +24,11 @@ from ..data.images import SIZE
 from ..data.kaggle import is_test_id
 from ..data.transforms import MEAN, STD
 from ..errors import LayoutError
-from .tta import predict_classes
+from ..precision import COMPUTED_IN_PREDICTION
+from .tta import Ensemble, classes_of
 
 log = logging.getLogger(__name__)
 
-INFERENCE_DTYPES = ("float32", "bfloat16")
 
 
 def cast_for_inference(net: gluon.HybridBlock, dtype: str, ctxs: list[mx.Context]) -> gluon.HybridBlock:
@@ -38,8 +38,8 @@ def cast_for_inference(net: gluon.HybridBlock, dtype: str, ctxs: list[mx.Context
     at the price of a few changed labels (both measured in docs/BENCHMARKS.md). Inputs and
     outputs stay float32. `dtype` comes from precision.decide, which checked it against `ctxs`.
     """
-    if dtype not in INFERENCE_DTYPES:
-        raise ValueError(f"inference computes in {' or '.join(INFERENCE_DTYPES)}, not {dtype!r}")
+    if dtype not in COMPUTED_IN_PREDICTION:
+        raise ValueError(f"inference computes in {' or '.join(COMPUTED_IN_PREDICTION)}, not {dtype!r}")
     if dtype == "float32":
         return net
     if not STARTUP.bf16_compute:
@@ -56,10 +56,11 @@ def cast_for_inference(net: gluon.HybridBlock, dtype: str, ctxs: list[mx.Context
     return low
 
 
-def predict_files(net: gluon.Block, paths: list[str], ctxs: list[mx.Context], batch_size: int,
+def predict_files(net: gluon.Block | Ensemble, paths: list[str], ctxs: list[mx.Context], batch_size: int,
                   num_workers: int, on_batch: Callable[[int], None] | None = None,
                   tta: str = "none") -> np.ndarray:
-    """Class index for each path, in the order given; `tta`: see engine.predict_classes.
+    """Class index for each path, in the order given; `tta`: see tta.predict_classes (an Ensemble
+    has each network's own).
 
     Images are decoded batch by batch (in worker processes if num_workers > 0), so memory stays
     bounded by a few batches however many files there are. Predictions come back in the order of
@@ -67,7 +68,7 @@ def predict_files(net: gluon.Block, paths: list[str], ctxs: list[mx.Context], ba
     """
     predictions = np.full(len(paths), -1, dtype=np.int64)
     for data, positions in eval_loader(ImageFiles(paths), batch_size, num_workers):
-        classes = predict_classes(net, data, ctxs, tta)
+        classes = classes_of(net, data, ctxs, tta)
         for pred, pos in zip(classes, shard(positions, ctxs)):
             predictions[pos.asnumpy().astype(np.int64)] = pred.asnumpy().astype(np.int64)
         if on_batch is not None:
@@ -76,8 +77,8 @@ def predict_files(net: gluon.Block, paths: list[str], ctxs: list[mx.Context], ba
     return predictions
 
 
-def predict_archive(net: gluon.Block, member: Member, ctxs: list[mx.Context], batch_size: int, num_workers: int,
-                    on_bytes: Callable[[int], None] | None = None, tta: str = "none",
+def predict_archive(net: gluon.Block | Ensemble, member: Member, ctxs: list[mx.Context], batch_size: int,
+                    num_workers: int, on_bytes: Callable[[int], None] | None = None, tta: str = "none",
                     limit: int | None = None) -> tuple[list[int], np.ndarray]:
     """(ids, class index of each) for every image of test.7z `member` (its first `limit` only, if
     given: to time it), in the archive's order.
@@ -95,8 +96,7 @@ def predict_archive(net: gluon.Block, member: Member, ctxs: list[mx.Context], ba
         if bad is not None:
             raise LayoutError(f"{member.label} holds test/{bad}.png: test ids are numeric (ASCII digits, no leading "
                               "zero, below 2**63); the archive is not the Kaggle one")
-        data = mx.nd.image.normalize(mx.nd.image.to_tensor(mx.nd.array(pixels, dtype=np.uint8)), MEAN, STD)
-        classes = predict_classes(net, data, ctxs, tta)
+        classes = classes_of(net, as_batch(pixels), ctxs, tta)
         predictions.append(np.concatenate([c.asnumpy() for c in classes]).astype(np.int64))
         ids.extend(int(n) for n in names)
     if not ids:
@@ -129,6 +129,12 @@ def _decoded_batches(images: Iterable[tuple[str, bytes]], batch_size: int, num_w
 
 def _decode_batch(batch: list[tuple[str, bytes]], member: Member) -> tuple[list[str], np.ndarray]:
     return [name for name, _ in batch], np.stack([decode_member(member, "test", name, data) for name, data in batch])
+
+
+def as_batch(pixels: np.ndarray) -> mx.nd.NDArray:
+    """(B, H, W, 3) uint8 RGB images as the network's input: (B, 3, H, W) float, normalised like
+    the training images (data.transforms.eval_transform, for a whole batch at once)."""
+    return mx.nd.image.normalize(mx.nd.image.to_tensor(mx.nd.array(pixels, dtype=np.uint8)), MEAN, STD)
 
 
 def write_submission(path: str, ids: list[int], predictions: np.ndarray, classes: list[str]) -> None:

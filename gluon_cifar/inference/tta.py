@@ -1,6 +1,8 @@
 """Class predictions for a batch, optionally averaged over test-time views (TTA)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import mxnet as mx
 from mxnet import gluon, nd
 
@@ -16,6 +18,17 @@ def predict_classes(net: gluon.Block, data: nd.NDArray, ctxs: list[mx.Context], 
     and 1/8 for the rest.
     """
     return [_tta_probabilities(net, x, tta).argmax(axis=1) for x in shard(data, ctxs)]
+
+
+def predict_probabilities(net: gluon.Block, data: nd.NDArray, ctxs: list[mx.Context],
+                          tta: str = "none") -> list[nd.NDArray]:
+    """Class probabilities (per shard, on their contexts; each row sums to 1) for one batch, the
+    test-time views weighted as in `predict_classes`, whose argmax they share."""
+    return [nd.softmax(net(x)) if tta == "none" else _tta_probabilities(net, x, tta) / VIEW_WEIGHT[tta]
+            for x in shard(data, ctxs)]
+
+
+VIEW_WEIGHT = {"flip": 2, "flip-shift": 8}  # the sum of the softmaxes' weights in _tta_probabilities
 
 
 def _tta_probabilities(net: gluon.Block, x: nd.NDArray, tta: str) -> nd.NDArray:
@@ -34,3 +47,26 @@ def _tta_probabilities(net: gluon.Block, x: nd.NDArray, tta: str) -> nd.NDArray:
     down_right = padded[:, :, 0:height, 0:width]
     up_left = padded[:, :, 2:height + 2, 2:width + 2]
     return 2 * both_ways(x) + both_ways(down_right) + both_ways(up_left)
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """Networks that vote with their class probabilities, each with its own test-time views and weight."""
+
+    nets: tuple[gluon.Block, ...]
+    ttas: tuple[str, ...]
+    weights: tuple[float, ...]
+
+    def classes(self, data: nd.NDArray, ctxs: list[mx.Context]) -> list[nd.NDArray]:
+        """Class indices per shard (as predict_classes) of the weighted mean of the probabilities."""
+        total: list[nd.NDArray] | None = None
+        for net, tta, weight in zip(self.nets, self.ttas, self.weights):
+            voted = [p * weight for p in predict_probabilities(net, data, ctxs, tta)]
+            total = voted if total is None else [t + v for t, v in zip(total, voted)]
+        return [t.argmax(axis=1) for t in total]
+
+
+def classes_of(net: gluon.Block | Ensemble, data: nd.NDArray, ctxs: list[mx.Context], tta: str = "none"
+               ) -> list[nd.NDArray]:
+    """predict_classes for one network (with `tta`), Ensemble.classes for several."""
+    return net.classes(data, ctxs) if isinstance(net, Ensemble) else predict_classes(net, data, ctxs, tta)

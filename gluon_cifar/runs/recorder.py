@@ -13,7 +13,7 @@ from mxnet import gluon
 
 from ..config import Config
 from ..training.records import EpochProgress, EpochResult
-from . import checkpoint, rundir
+from . import checkpoint, events, rundir
 
 
 class NullRecorder:
@@ -29,7 +29,13 @@ class NullRecorder:
     def epoch_end(self, net: gluon.Block, trainer: gluon.Trainer, history: list[EpochResult]) -> None:
         pass
 
+    def scalars(self, group: str, step: int, values: dict[str, float | None]) -> None:
+        pass
+
     def finish(self, history: list[EpochResult]) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 
@@ -40,6 +46,7 @@ class RunRecorder(NullRecorder):
                  best_valid_acc: float | None = None) -> None:
         self.path, self.best_valid_acc = path, best_valid_acc
         self._cfg, self._classes, self._fingerprint = cfg, classes, data_fingerprint
+        self._events = events.open_event_log(path, cfg.tensorboard)
 
     def checkpoint(self, net: gluon.Block, trainer: gluon.Trainer, position: EpochProgress,
                    history: list[EpochResult]) -> None:
@@ -60,11 +67,20 @@ class RunRecorder(NullRecorder):
         if improved:
             checkpoint.mark_best(self.path)
 
+    def scalars(self, group: str, step: int, values: dict[str, float | None]) -> None:
+        """TensorBoard scalars `group/name` at `step` (events.py), if the run writes events."""
+        if self._events is not None:
+            self._events.scalars(group, step, values)
+
     def finish(self, history: list[EpochResult]) -> None:
         """curves.png, and the last validation's confusion matrix and per-class accuracy."""
         rundir.save_curves(self.path, history)
         if history[-1].confusion is not None:
             rundir.save_confusion(self.path, history[-1].confusion, self._classes)
+
+    def close(self) -> None:
+        if self._events is not None:
+            self._events.close()
 
 
 @contextlib.contextmanager
@@ -85,13 +101,20 @@ def open_run(path: str, cfg: Config, classes: list[str], data_fingerprint: str, 
                 rundir.check_new(path)
             checkpoint.remove_temporaries(path)  # safe: no other live process writes here
             best = resume_from.best_valid_acc if resume_from is not None else None
+            if resume_from is None:
+                events.discard(path)  # the events of a killed run that never reached a checkpoint
+            recorder = None
             try:
                 rundir.save_start(path, cfg, classes, info)
-                yield RunRecorder(path, cfg, classes, data_fingerprint, best)
+                recorder = RunRecorder(path, cfg, classes, data_fingerprint, best)
+                yield recorder
             except BaseException:
+                if recorder is not None:
+                    recorder.close()
                 if not rundir.has_checkpoint(path):
                     rundir.discard(path)  # a run that never reached a checkpoint leaves no half-run
                 raise
+            recorder.close()
     finally:
         if created:
             rundir.remove_if_empty(path)

@@ -28,7 +28,7 @@ from ..atomic import atomic_path, writable_dir, write_text
 from ..config import Config
 from ..errors import ConfigError, GluonCifarError
 from ..training.records import EpochResult
-from . import checkpoint
+from . import checkpoint, events
 
 CONFIG, CLASSES, METRICS, CURVES, PARAMS = "config.json", "classes.txt", "metrics.csv", "curves.png", "model.params"
 CONFUSION_CSV, CONFUSION_PNG, PER_CLASS = "confusion.csv", "confusion.png", "per_class.csv"
@@ -58,7 +58,7 @@ def has_checkpoint(path: str) -> bool:
 
 
 # What a run writes before its first checkpoint (a killed one may leave them): its own, to replace.
-EARLY_FILES = {CONFIG, CLASSES, METRICS, CURVES, PARAMS, CONFUSION_CSV, CONFUSION_PNG, PER_CLASS}
+EARLY_FILES = {CONFIG, CLASSES, METRICS, CURVES, PARAMS, CONFUSION_CSV, CONFUSION_PNG, PER_CLASS, events.FOLDER}
 OWN_FILES = EARLY_FILES | {checkpoint.LAST, checkpoint.BEST}  # what no other output may replace
 
 
@@ -129,6 +129,7 @@ def discard(path: str) -> None:
     for name in (CONFIG, CLASSES, METRICS, PARAMS):
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(path, name))
+    events.discard(path)
 
 
 def remove_if_empty(path: str) -> None:
@@ -215,11 +216,26 @@ def info(path: str) -> dict[str, Any]:
         return {k: v for k, v in json.load(f).items() if k != "config"}
 
 
+def saved_config(path: str) -> Config:
+    """The Config in run file `path` (a config.json); if it does not load, the error says which
+    gluon_cifar version wrote it when that is not this one."""
+    try:
+        return Config.load(path)
+    except ConfigError as exc:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            with open(path, encoding="utf-8") as f:
+                written_by = json.load(f).get("versions", {}).get("gluon_cifar")
+            if written_by and written_by != __version__:
+                raise ConfigError(f"{path} was written by gluon_cifar {written_by}, this is {__version__}: "
+                                  f"{exc}") from None
+        raise
+
+
 def load(path: str) -> tuple[Config, list[str]]:
     """Config and class names of a finished run; errors say what is missing."""
     if not os.path.isdir(path):
         raise ConfigError(f"run directory {path} does not exist; pass a directory made by scripts/train.py")
-    cfg = Config.load(os.path.join(path, CONFIG))
+    cfg = saved_config(os.path.join(path, CONFIG))
     classes_path = os.path.join(path, CLASSES)
     if not os.path.isfile(classes_path):
         raise ConfigError(f"{classes_path} is missing: {path} is not a complete run; re-run training")

@@ -40,30 +40,51 @@ class BudgetPlan:
     budget_s: float
     elapsed_s: float  # data preparation and the measurements, before the first epoch
     train_images_per_s: float
-    epoch_s: float  # training plus validation
+    epoch_s: float  # training plus validation (of the first `first_epochs` epochs, when later ones differ)
     test_images: int
     predict_images_per_s: float
     predict_s: float  # submit.py over the whole test folder, start-up included
     epochs: int
     planned_total_s: float
+    # Epochs after the first `first_epochs` (a fastnet's, once its whitening bias is frozen) run at
+    # `later_images_per_s`, `later_epoch_s` each; first_epochs 0: every epoch is epoch_s.
+    first_epochs: int = 0
+    later_images_per_s: float = 0.0
+    later_epoch_s: float = 0.0
+
+    @property
+    def mean_epoch_s(self) -> float:
+        return (self.planned_total_s - self.elapsed_s - self.predict_s) / self.epochs
 
     def as_record(self) -> dict[str, float | int]:
         return asdict(self)
 
     def summary(self) -> str:
+        later = (f", {self.later_epoch_s / 60:.1f} min ({self.later_images_per_s:.0f} img/s) after the first "
+                 f"{self.first_epochs}" if self.first_epochs else "")
         return (f"time budget {self.budget_s / 60:.1f} min: {self.elapsed_s / 60:.1f} min spent preparing, "
-                f"{self.epochs} epochs of {self.epoch_s / 60:.1f} min ({self.train_images_per_s:.0f} img/s), "
+                f"{self.epochs} epochs of {self.epoch_s / 60:.1f} min ({self.train_images_per_s:.0f} img/s){later}, "
                 f"prediction of {self.test_images:,} test images {self.predict_s / 60:.1f} min "
                 f"({self.predict_images_per_s:.0f} img/s): {self.planned_total_s / 60:.1f} min planned")
 
 
-def choose_epochs(budget_s: float, elapsed_s: float, epoch_s: float, predict_s: float, min_epochs: int) -> int:
-    """The most epochs that fit: elapsed + epochs * epoch_s + predict_s <= SAFETY * budget.
+def training_s(epochs: int, epoch_s: float, later_epoch_s: float | None = None, first_epochs: int = 0) -> float:
+    """Seconds of `epochs` epochs: epoch_s each, or the first `first_epochs` so and the rest later_epoch_s."""
+    if later_epoch_s is None:
+        return epochs * epoch_s
+    return min(epochs, first_epochs) * epoch_s + max(epochs - first_epochs, 0) * later_epoch_s
+
+
+def choose_epochs(budget_s: float, elapsed_s: float, epoch_s: float, predict_s: float, min_epochs: int,
+                  later_epoch_s: float | None = None, first_epochs: int = 0) -> int:
+    """The most epochs that fit: elapsed + their training_s + predict_s <= SAFETY * budget.
     ConfigError if not even `min_epochs` fit."""
-    left = SAFETY * budget_s - elapsed_s - predict_s
-    epochs = math.floor(max(left, 0.0) / epoch_s)
+    left = max(SAFETY * budget_s - elapsed_s - predict_s, 0.0)
+    epochs = math.floor(left / epoch_s)
+    if later_epoch_s is not None and epochs >= first_epochs:
+        epochs = first_epochs + math.floor((left - first_epochs * epoch_s) / later_epoch_s)
     if epochs < min_epochs:
-        needed = (elapsed_s + predict_s + min_epochs * epoch_s) / SAFETY
+        needed = (elapsed_s + predict_s + training_s(min_epochs, epoch_s, later_epoch_s, first_epochs)) / SAFETY
         raise ConfigError(f"--time-budget {budget_s / 60:g} min does not fit {min_epochs} epoch(s) on this machine "
                           f"({epoch_s / 60:.1f} min each, {elapsed_s / 60:.1f} min spent preparing, prediction "
                           f"{predict_s / 60:.1f} min): give at least --time-budget {math.ceil(needed / 60 - 1e-9)}, or "
@@ -72,13 +93,21 @@ def choose_epochs(budget_s: float, elapsed_s: float, epoch_s: float, predict_s: 
 
 
 def plan(budget_s: float, elapsed_s: float, train_images_per_s: float, train_images: int, valid_images: int,
-         test_images: int, predict_images_per_s: float, min_epochs: int) -> BudgetPlan:
-    """Turn the measured speeds into a BudgetPlan (pure: no measuring here)."""
-    epoch_s = (train_images + valid_images * VALIDATION_COST) / train_images_per_s
+         test_images: int, predict_images_per_s: float, min_epochs: int, later_images_per_s: float | None = None,
+         first_epochs: int = 0) -> BudgetPlan:
+    """Turn the measured speeds into a BudgetPlan (pure: no measuring here). With
+    `later_images_per_s`, the epochs after the first `first_epochs` train at that speed."""
+    def epoch_at(rate: float) -> float:
+        return (train_images + valid_images * VALIDATION_COST) / rate
+
+    epoch_s = epoch_at(train_images_per_s)
+    later_epoch_s = epoch_at(later_images_per_s) if later_images_per_s else None
+    first_epochs = first_epochs if later_epoch_s is not None else 0
     predict_s = STARTUP_ALLOWANCE_S + test_images / predict_images_per_s if test_images else 0.0
-    epochs = choose_epochs(budget_s, elapsed_s, epoch_s, predict_s, min_epochs)
+    epochs = choose_epochs(budget_s, elapsed_s, epoch_s, predict_s, min_epochs, later_epoch_s, first_epochs)
+    total = elapsed_s + training_s(epochs, epoch_s, later_epoch_s, first_epochs) + predict_s
     return BudgetPlan(budget_s, elapsed_s, train_images_per_s, epoch_s, test_images, predict_images_per_s,
-                      predict_s, epochs, elapsed_s + epochs * epoch_s + predict_s)
+                      predict_s, epochs, total, first_epochs, later_images_per_s or 0.0, later_epoch_s or 0.0)
 
 
 def measure_rate(run_batches: Callable[[Iterable], int], batches: Iterable, warmup: int = 2, chunk: int = 1,

@@ -23,6 +23,8 @@ class Recorder(Protocol):
 
     def epoch_end(self, net, trainer, history: list[EpochResult]) -> None: ...
 
+    def scalars(self, group: str, step: int, values: dict[str, float | None]) -> None: ...
+
 
 class RunHooks(FitHooks):
     """fit's hooks for a run of `cfg`: `history` holds the finished epochs (a resumed run's too: the
@@ -44,6 +46,10 @@ class RunHooks(FitHooks):
         return progress_bar(total_examples, f"epoch {epoch}", self._show_progress, unit="img", leave=False)
 
     def on_sync(self, progress: EpochProgress) -> None:
+        step = (progress.epoch - 1) * self._parts.batches_per_epoch + progress.batches  # updates so far
+        self._recorder.scalars("sync", step, {
+            "train_loss": progress.loss_sum / progress.examples, "train_acc": progress.correct / progress.examples,
+            "lr": self._parts.learning_rate(step), "images_per_s": progress.examples / max(progress.seconds, 1e-9)})
         every = self._cfg.checkpoint_every
         if every and progress.batches % every == 0 and progress.batches < self._parts.batches_per_epoch:
             self._recorder.checkpoint(self._parts.net, self._parts.trainer, progress, self.history)
@@ -56,6 +62,9 @@ class RunHooks(FitHooks):
                  result.examples_per_sec, result.seconds)
         if self._plan is not None:
             self._warn_if_late(result.epoch)
+        self._recorder.scalars("epoch", result.epoch, {
+            "train_loss": result.train_loss, "train_acc": result.train_acc, "valid_acc": result.valid_acc,
+            "lr": result.lr, "images_per_s": result.examples_per_sec, "seconds": result.seconds})
         self._recorder.epoch_end(self._parts.net, self._parts.trainer, self.history)
 
     def _warn_if_late(self, epoch: int) -> None:
@@ -64,4 +73,4 @@ class RunHooks(FitHooks):
         if late > 0:
             log.warning("at this pace (%.0f s an epoch, %.0f planned) training and the submission will end %.1f "
                         "min after the %.0f-minute budget: the machine has slowed down since the start",
-                        pace, self._plan.epoch_s, late / 60, self._plan.budget_s / 60)
+                        pace, self._plan.mean_epoch_s, late / 60, self._plan.budget_s / 60)

@@ -3,7 +3,8 @@ training/budget.py): measure this machine on the run's own network and loader, a
 epochs before the run directory is opened.
 
 The training speed is timed on the run's first batches, stepped by the run's network with a
-trainer of its own; the run then rewinds (weights put back, a fresh trainer, the loader at its
+trainer of its own (for a fastnet whose whitening bias learns in the first epochs only, also with
+it frozen: the later epochs are faster); the run then rewinds (weights put back, a fresh trainer, the loader at its
 first batch), so it trains bit for bit as `--epochs N --time-budget 0` would. The prediction
 speed is timed as submit.py will predict: a network built as it builds one, the same precision
 choice, test-time augmentation, batch size and decoding workers, on a sample of the test folder
@@ -18,7 +19,7 @@ from typing import Callable, Iterable
 import mxnet as mx
 
 from .. import STARTUP
-from ..config import Config, SubmitOptions
+from ..config import Config
 from ..data.archives import SAMPLE
 from ..data.kaggle import read_label_csv, read_test
 from ..data.layout import archived_test_images
@@ -27,6 +28,7 @@ from ..errors import LayoutError
 from ..inference.predict import cast_for_inference, predict_archive, predict_files
 from ..models import build_model
 from ..precision import decide
+from ..submit_options import SubmitOptions
 from ..training import budget
 from ..training.engine import train_one_epoch
 from ..training.parts import TrainingParts
@@ -40,14 +42,22 @@ def plan_budget(cfg: Config, ctxs: list[mx.Context], data: TrainingData, probe: 
     def train_steps(batches: Iterable) -> int:
         return train_one_epoch(probe, batches, ctxs, sync_every=1 << 30)[2]  # reads the loss at the end: waits
 
-    # Chunks of cfg.lookahead_every batches, so that each includes one averaging step.
-    train_rate = budget.measure_rate(train_steps, probe.train_data, chunk=max(1, cfg.lookahead_every),
-                                     min_batches=5, min_seconds=10.0)
+    def rate() -> float:  # in chunks of cfg.lookahead_every batches: each includes one averaging step
+        return budget.measure_rate(train_steps, probe.train_data, chunk=max(1, cfg.lookahead_every), min_batches=5,
+                                   min_seconds=10.0)
+
+    train_rate, later_rate = rate(), None
+    first_epochs, frozen = probe.learn_first
+    if first_epochs:  # the epochs after them skip the frozen parameters' backward work: timed too
+        probe.start_epoch(first_epochs + 1)
+        later_rate = rate()
+        for param in frozen:
+            param.grad_req = "write"  # as the run starts (the caller rewinds the weights)
     n_test, predict_rate = prediction_speed(cfg, len(data.classes), ctxs, data.data_dir)
     min_epochs = cfg.warmup_epochs + 1 if cfg.schedule != "step" else 1
     return budget.plan(cfg.time_budget * 60, budget.process_age_s(), train_rate,
                        probe.batches_per_epoch * probe.train_data.batch_size, data.n_valid, n_test, predict_rate,
-                       min_epochs)
+                       min_epochs, later_rate, first_epochs)
 
 
 def prediction_speed(cfg: Config, n_classes: int, ctxs: list[mx.Context], data_dir: str) -> tuple[int, float]:

@@ -1,6 +1,7 @@
 """Turn a finished run into submission.csv: check everything first, (retrain,) load, predict, write."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -8,8 +9,8 @@ from dataclasses import dataclass
 import mxnet as mx
 
 from .. import STARTUP
-from ..atomic import check_output_file, refuse_inside
-from ..config import Config, SubmitOptions
+from ..atomic import check_output_file, refuse_inside, write_text
+from ..config import Config
 from ..data.images import check_headers
 from ..data.kaggle import check_sample_submission, read_test
 from ..data.layout import archived_test_images
@@ -22,9 +23,11 @@ from ..inference.predict import (
     predict_files,
     write_submission,
 )
+from ..inference.tta import Ensemble
 from ..precision import decide
 from ..progress import progress_bar
 from ..runs import checkpoint, rundir
+from ..submit_options import SubmitOptions
 from .train import resume, resume_config, run_training, training_job, training_precision
 
 log = logging.getLogger(__name__)
@@ -36,20 +39,26 @@ RETRAIN = "retrain"  # run subdirectory of the train+valid retraining done by su
 class Submission:
     path: str
     rows: int
-    params: str
+    params: list[str]  # the parameters predicted with, one file per run of the ensemble
+    record: str | None = None  # for an ensemble: the JSON beside the CSV saying what went in
 
 
 def submit(options: SubmitOptions, ctxs: list[mx.Context], show_progress: bool = True) -> Submission:
-    """Write submission.csv for DIR/test from the finished run options.run (see SubmitOptions).
+    """Write submission.csv for DIR/test from the finished run options.run (see SubmitOptions), or
+    from several: an ensemble averaging their class probabilities with options' weights.
 
     With options.retrain, first train afresh on train+valid with the run's settings (the book's
     final step) and predict with that network; that training leaves its own run directory, RUN/retrain.
     """
     options.validate()
-    run = options.run
+    run = options.run[0]
     cfg, classes = rundir.load(run)
+    members = [(run, cfg)] + [(other, _config_with_classes(other, classes, run)) for other in options.run[1:]]
     precision = decide(options.precision, [c.device_type for c in ctxs], STARTUP, "predict")
     out = _output(options, cfg)
+    record = ensemble_record(out)
+    if len(members) > 1:
+        check_output_file(record, "--out", "submission.csv")  # the record beside it, too
     given = options.data_dir or cfg.data_dir  # predicting alone needs no extracted training images
     data_dir = kaggle_layout(given, cfg, show_progress, options.retrain) if given else resolve_data_dir(cfg)
     log.info("predicting the test images of %s", given or data_dir)
@@ -58,27 +67,60 @@ def submit(options: SubmitOptions, ctxs: list[mx.Context], show_progress: bool =
         ids, paths = read_test(data_dir)
         check_headers(paths, os.path.join(data_dir, "test"))
         check_sample_submission(data_dir, ids)
-    params = _retrained(cfg, classes, ctxs, data_dir, run, show_progress) if options.retrain else _trained(run)
+    if options.retrain:
+        params = [_retrained(cfg, classes, ctxs, data_dir, run, show_progress)]
+    else:
+        params = [trained_params(member) for member, _ in members]
 
-    net = cast_for_inference(load_network(cfg, classes, params, ctxs), precision, ctxs)
-    tta = options.tta or cfg.tta
+    nets = [cast_for_inference(load_network(member_cfg, classes, p, ctxs), precision, ctxs)
+            for (_, member_cfg), p in zip(members, params)]
+    ttas = [options.tta or c.tta for _, c in members]
+    net = nets[0] if len(nets) == 1 else Ensemble(tuple(nets), tuple(ttas), tuple(options.run_weights()))
     workers = cfg.num_workers if options.num_workers is None else options.num_workers
     if archive is not None:  # streamed: the ids are known once the archive has been read
         with progress_bar(archive.size, f"predict {archive.label}", show_progress, unit="B", unit_scale=True) as bar:
-            ids, predictions = predict_archive(net, archive, ctxs, options.batch_size, workers, bar.update, tta)
+            ids, predictions = predict_archive(net, archive, ctxs, options.batch_size, workers, bar.update, ttas[0])
         check_sample_submission(data_dir, ids, archive.label)
     else:
         with progress_bar(len(paths), "predict", show_progress, unit="img") as bar:
-            predictions = predict_files(net, paths, ctxs, options.batch_size, workers, bar.update, tta)
+            predictions = predict_files(net, paths, ctxs, options.batch_size, workers, bar.update, ttas[0])
     write_submission(out, ids, predictions, classes)
-    log.info("wrote %s: %d rows, predicted in %s", out, len(ids), precision)
-    return Submission(out, len(ids), params)
+    if len(nets) > 1:
+        _record_ensemble(record, out, options, params, ttas, precision)
+    elif os.path.isfile(record):
+        os.remove(record)  # an earlier ensemble's record would describe another submission
+    log.info("wrote %s: %d rows, predicted in %s%s", out, len(ids), precision,
+             f" by an ensemble of {len(nets)} runs ({record})" if len(nets) > 1 else "")
+    return Submission(out, len(ids), params, record if len(nets) > 1 else None)
+
+
+def _config_with_classes(run: str, classes: list[str], first: str) -> Config:
+    """Run `run`'s settings, once its classes are checked to be `first`'s, in the same order."""
+    cfg, own = rundir.load(run)
+    if own != classes:
+        raise ConfigError(f"runs {first} and {run} predict different classes ({', '.join(classes)} vs "
+                          f"{', '.join(own)}): an ensemble needs the same classes in the same order")
+    return cfg
+
+
+def ensemble_record(out: str) -> str:
+    """Where an ensemble's record goes beside submission `out`: its name without .csv + .ensemble.json."""
+    return os.path.splitext(out)[0] + ".ensemble.json"
+
+
+def _record_ensemble(path: str, out: str, options: SubmitOptions, params: list[str], ttas: list[str],
+                     precision: str) -> None:
+    """Which runs, parameters, weights and views made submission `out`."""
+    members = [{"run": os.path.abspath(run), "params": os.path.abspath(p), "weight": w, "tta": tta}
+               for run, p, w, tta in zip(options.run, params, options.run_weights(), ttas)]
+    write_text(path, json.dumps({"submission": os.path.abspath(out), "precision": precision, "runs": members},
+                                indent=2) + "\n")
 
 
 def _output(options: SubmitOptions, cfg: Config) -> str:
-    """The submission's path, checked before hours of prediction: not in a data folder, not one of the
+    """The submission's path, checked before hours of prediction: not in a data folder, not one of a
     run's own files, writable."""
-    run = options.run
+    run = options.run[0]
     if not options.data_dir and cfg.data_dir and not os.path.isabs(cfg.data_dir):
         raise ConfigError(f"run {run} was trained before data folders were saved as absolute paths: its "
                           f"--data-dir {cfg.data_dir!r} depends on the working directory; pass --data-dir with the "
@@ -88,13 +130,15 @@ def _output(options: SubmitOptions, cfg: Config) -> str:
         if os.path.isdir(folder):
             refuse_inside(out, folder, "--out")  # first: not even a write probe goes there
     check_output_file(out, "--out", "submission.csv")
-    if os.path.samefile(os.path.dirname(os.path.abspath(out)), run) and os.path.basename(out) in rundir.OWN_FILES:
-        raise ConfigError(f"--out {out} is one of run {run}'s own files: choose another name, e.g. the default "
-                          f"{os.path.join(run, 'submission.csv')}")
+    for member in options.run:
+        own = os.path.basename(out) in rundir.OWN_FILES
+        if own and os.path.samefile(os.path.dirname(os.path.abspath(out)), member):
+            raise ConfigError(f"--out {out} is one of run {member}'s own files: choose another name, e.g. the default "
+                              f"{os.path.join(run, 'submission.csv')}")
     return out
 
 
-def _trained(run: str) -> str:
+def trained_params(run: str) -> str:
     """The finished run's parameters file."""
     params = os.path.join(run, rundir.PARAMS)
     if not os.path.isfile(params) and rundir.has_checkpoint(run):

@@ -1,8 +1,9 @@
 """Train a run directory: `train` (a new run), `resume` (continue one), both through `run_training`.
 
-A run, top to bottom: open the data once; build the network, loaders and trainer once; plan the
-time budget on them (fresh runs with --time-budget); open the run directory with the final
-settings; train; finish.
+A run, top to bottom: open the data once; build the network and loaders once; plan the time budget
+on them (fresh runs with --time-budget: a few steps with a trainer of their own, then the weights
+put back); build the trainer for the final settings; open the run directory with them; train;
+finish.
 """
 from __future__ import annotations
 
