@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 
@@ -51,20 +52,23 @@ def measure(data_dir: str, preset: str, seed: int, work: str, dtype: str, flags:
             "tta": config["tta"], "train_s": trained.seconds, "submit_s": submitted.seconds,
             "total_s": trained.seconds + submitted.seconds, "holdout_acc": accuracy,
             "peak_memory": max(trained.peak_memory, submitted.peak_memory), "machine": machine(),
+            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                     text=True).stdout.strip() or None,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
 def table(rows: list[dict]) -> str:
-    """Markdown: one line per (preset, flags, dtype), with mean and spread over its seeds."""
+    """Markdown: one line per (preset, flags, dtype, commit), with mean and spread over its seeds."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["preset"], " ".join(row["flags"]), row["dtype"]), []).append(row)
+        groups.setdefault((row["preset"], " ".join(row["flags"]), row["dtype"], row.get("commit")), []).append(row)
     lines = ["| preset (extra flags) | epochs | TTA | seeds | wall clock, min (mean; range) | holdout accuracy "
              "(mean; range) |", "| --- | --- | --- | --- | --- | --- |"]
-    for (preset, flags, dtype), runs in groups.items():
+    for (preset, flags, dtype, commit), runs in groups.items():
         minutes = [r["total_s"] / 60 for r in runs]
         accuracy = [r["holdout_acc"] for r in runs]
-        lines.append(f"| `{preset}`{f' `{flags}`' if flags else ''}, {dtype} prediction | {runs[0]['epochs']} | "
+        at = f" (at {commit})" if commit else ""
+        lines.append(f"| `{preset}`{f' `{flags}`' if flags else ''}, {dtype} prediction{at} | {runs[0]['epochs']} | "
                      f"{runs[0]['tta']} | {', '.join(str(r['seed']) for r in runs)} | {statistics.mean(minutes):.1f}; "
                      f"{min(minutes):.1f}–{max(minutes):.1f} | **{statistics.mean(accuracy):.4f}**; "
                      f"{min(accuracy):.4f}–{max(accuracy):.4f} |")
