@@ -175,7 +175,7 @@ def test_the_time_budget_times_the_archived_test_images_as_submit_reads_them(rea
     streaming predictor on the archive's own first images (not on training PNGs)."""
     from gluon_cifar.workflow.budget import _sample_predictor, prediction_speed
     layout = materialise(find_download(downloads["zip"]), str(tmp_path), show_progress=False)
-    cfg, ctxs = Config(model="cifar_resnet20_v1", num_workers=0, tta="flip"), [mx.cpu()]
+    cfg, ctxs = Config(model="fastnet_small", num_workers=0, tta="flip"), [mx.cpu()]
     net = build_model(cfg.model, 10, ctxs, seed=0)
     net.hybridize(static_alloc=True)
     n_test, predict = _sample_predictor(layout, cfg, ctxs)

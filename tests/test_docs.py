@@ -44,7 +44,8 @@ def code_of(path: str) -> str:
 
 
 def repo_files() -> set[str]:
-    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                         capture_output=True, text=True)
     if out.returncode:
         return {os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "**", "*"), recursive=True)}
     return set(out.stdout.split())
@@ -91,8 +92,8 @@ def _our_modules() -> dict[str, list[object]]:
 @pytest.mark.parametrize("doc", DOCS, ids=os.path.basename)
 def test_every_module_function_and_class_the_docs_name_exists(doc):
     stems = _our_modules()
-    classes = {name: obj for modules in stems.values() for module in modules
-               for name, obj in vars(module).items() if inspect.isclass(obj) and obj.__module__.startswith("gluon_cifar")}
+    classes = {name: obj for modules in stems.values() for module in modules for name, obj in vars(module).items()
+               if inspect.isclass(obj) and obj.__module__.startswith("gluon_cifar")}
     missing = []
     for dotted in set(re.findall(r"\b((?:gluon_cifar|[a-z_]+|[A-Z]\w+)(?:\.[A-Za-z_]\w*)+)\b", code_of(doc))):
         head, *rest = dotted.split(".")
@@ -105,8 +106,9 @@ def test_every_module_function_and_class_the_docs_name_exists(doc):
             if not any(_defined_in(module, rest[0]) for module in stems[head]):
                 missing.append(dotted)
         elif head in classes:
-            fields = {f.name for f in dataclasses.fields(classes[head])} if dataclasses.is_dataclass(classes[head]) else ()
-            if not hasattr(classes[head], rest[0]) and rest[0] not in fields:
+            cls = classes[head]
+            fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else ()
+            if not hasattr(cls, rest[0]) and rest[0] not in fields:
                 missing.append(dotted)
     assert not missing, f"{os.path.basename(doc)} names what the code does not have: {sorted(missing)}"
 
@@ -135,13 +137,17 @@ def _resolves(dotted: str) -> bool:
 
 
 def _known_flags() -> set[str]:
-    known = {f"--{flag(f.name)}" for settings in (Config, SubmitOptions) for f in dataclasses.fields(settings)}
-    sources = glob.glob(os.path.join(ROOT, "**", "*.py"), recursive=True)
+    known = set()
+    for settings in (Config, SubmitOptions):
+        for f in dataclasses.fields(settings):
+            known.add(f"--{flag(f.name)}")
+            if f.type in ("bool", bool):
+                known.add(f"--no-{flag(f.name)}")  # argparse.BooleanOptionalAction's other half
+    sources = [p for folder in ("gluon_cifar", "scripts", "benchmarks")  # not tests/: they may show any flag
+               for p in glob.glob(os.path.join(ROOT, folder, "**", "*.py"), recursive=True)]
     sources += glob.glob(os.path.join(ROOT, "..", "shared", "tools", "*.py"))
     sources += glob.glob(os.path.join(ROOT, "..", "shared", "baseline", "*.py"))
     for path in sources:
-        if f"{os.sep}." in os.path.relpath(path, ROOT):  # .venv-ci and the like
-            continue
         with open(path, encoding="utf-8", errors="replace") as f:
             known.update(re.findall(r"""["'](--[a-z][a-z0-9-]*)["']""", f.read()))
     return known

@@ -84,8 +84,8 @@ def test_fit_reports_per_epoch_and_decays_lr():
     net = small_net(ctxs)
     cfg = Config(lr=0.5, lr_period=1, lr_decay=0.5, epochs=3)
     data = batches([8, 8])
-    parts = TrainingParts(net, make_trainer(net, cfg), gluon.loss.SoftmaxCrossEntropyLoss(), data, batches([5, 3], seed=1),
-                          schedule=functools.partial(learning_rate, cfg, batches_per_epoch=2))
+    parts = TrainingParts(net, make_trainer(net, cfg), gluon.loss.SoftmaxCrossEntropyLoss(), data,
+                          batches([5, 3], seed=1), schedule=functools.partial(learning_rate, cfg, batches_per_epoch=2))
     history = []
 
     class Collect(FitHooks):

@@ -51,10 +51,3 @@ def test_a_run_writes_its_curves_as_tensorboard_events(tmp_path):
     cfg = Config.from_dict(json.loads((run / "config.json").read_text())["config"])
     assert [v for _, v in events["sync/lr"]] == pytest.approx([learning_rate(cfg, s, 7) for s in steps], rel=1e-6)
     assert all(0 < v < 10 for _, v in events["sync/train_loss"]) and all(v > 0 for _, v in events["sync/images_per_s"])
-
-
-def test_no_tensorboard_writes_no_events(tmp_path):
-    run = tmp_path / "run"
-    trained = run_script("train.py", *TINY, "--no-tensorboard", "--out", run)
-    assert trained.returncode == 0, trained.stderr
-    assert not (run / "tensorboard").exists() and (run / "model.params").exists()

@@ -10,6 +10,11 @@ import pytest
 from PIL import Image
 
 import gluon_cifar
+from gluon_cifar.cli import run_main
+from gluon_cifar.commands.predict import main as predict_command
+from gluon_cifar.commands.train import get_args_parser as train_parser
+from gluon_cifar.commands.train import main as train_command
+from gluon_cifar.commands.train import repeat_config
 from gluon_cifar.data.user_images import find_images, load_image
 from gluon_cifar.errors import LayoutError
 from tests.conftest import run_script
@@ -121,16 +126,17 @@ def test_the_command_skips_what_it_cannot_read_names_it_and_says_so_in_its_exit_
     (["EMPTY", "--out", "preds.txt"], "name a .csv or a .json file"),
     (["EMPTY", "--top-k", "11"], "--top-k must be between 1 and the run's 10 classes, got 11"),
 ])
-def test_bad_predict_inputs_are_one_line_errors(run, tmp_path, args, message):
+def test_bad_predict_inputs_are_one_line_errors(run, tmp_path, args, message, capsys):
     (tmp_path / "EMPTY").mkdir()
     args = [str(tmp_path / a) if a.startswith(("EMPTY", "NOWHERE")) else a for a in args]
-    done = run_script("predict.py", run, *args, "--no-progress")
-    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
-    assert message in done.stderr
+    with pytest.raises(SystemExit) as exited:  # in this process, as scripts/predict.py runs it
+        run_main(lambda: predict_command([run, *args, "--no-progress"]))
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and message in err and "Traceback" not in err, err
 
 
 @pytest.mark.slow
-def test_config_repeats_a_run_bit_for_bit_and_refuses_another_versions(run, tmp_path):
+def test_config_repeats_a_run_bit_for_bit_and_refuses_another_versions(run, tmp_path, capsys):
     again = tmp_path / "again"
     repeated = run_script("train.py", "--config", os.path.join(run, "config.json"), "--out", again, "--no-progress")
     assert repeated.returncode == 0, repeated.stderr
@@ -138,18 +144,21 @@ def test_config_repeats_a_run_bit_for_bit_and_refuses_another_versions(run, tmp_
     assert first.keys() == second.keys()
     for name in first:
         np.testing.assert_array_equal(first[name].asnumpy(), second[name].asnumpy(), err_msg=name)
-    longer = run_script("train.py", "--config", run, "--epochs", "3", "--out", tmp_path / "longer", "--no-progress")
-    assert longer.returncode == 0, longer.stderr
-    assert json.loads((tmp_path / "longer" / "config.json").read_text())["config"]["epochs"] == 3
+    args = train_parser().parse_args(["--config", run, "--epochs", "3", "--lr", "0.5", "--out", "x"])
+    overridden, saved = repeat_config(args), json.loads(open(os.path.join(run, "config.json")).read())["config"]
+    assert (overridden.epochs, overridden.lr, overridden.model) == (3, 0.5, saved["model"])  # flags over the run's
     old = json.loads(open(os.path.join(run, "config.json")).read())
     old["config"]["mixup"] = 0.2
     old["versions"]["gluon_cifar"] = "9.9.9"
     (tmp_path / "old.json").write_text(json.dumps(old))
-    refused = run_script("train.py", "--config", tmp_path / "old.json", "--out", tmp_path / "x", "--no-progress")
-    assert refused.returncode == 2 and "was written by gluon_cifar 9.9.9, this is" in refused.stderr
-    assert "unknown settings ['mixup']" in refused.stderr and not (tmp_path / "x").exists()
-    no_out = run_script("train.py", "--config", run, "--no-progress")
-    assert no_out.returncode == 2 and "give --out" in no_out.stderr
+    for argv, messages in [(["--config", str(tmp_path / "old.json"), "--out", str(tmp_path / "x")],
+                            ["was written by gluon_cifar 9.9.9, this is", "unknown settings ['mixup']"]),
+                           (["--config", run], ["give --out"])]:
+        with pytest.raises(SystemExit) as exited:  # in this process: both fail before any training
+            run_main(lambda argv=argv: train_command([*argv, "--no-progress"]))
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and all(m in err for m in messages) and "Traceback" not in err, err
+    assert not (tmp_path / "x").exists()
 
 
 # ---- ensembles

@@ -81,8 +81,10 @@ def test_every_preset_trains_and_submits(tmp_path, preset, flags):
 def test_submit_can_choose_its_own_test_time_augmentation(tmp_path):
     run = tmp_path / "run"
     trained = run_script("train.py", "--demo", "--preset", "cpu-fast", "--model", "fastnet_small", "--epochs", "1",
-                         "--warmup-epochs", "0", "--batch-size", "128", "--out", run, "--no-progress")
+                         "--warmup-epochs", "0", "--batch-size", "128", "--no-tensorboard", "--out", run,
+                         "--no-progress")
     assert trained.returncode == 0, trained.stderr
+    assert not (run / "tensorboard").exists()  # --no-tensorboard (test_events.py reads the events of a run)
     labels = {}
     for tta in ("none", "flip-shift"):
         done = run_script("submit.py", "--run", run, "--tta", tta, "--out", tmp_path / f"{tta}.csv", "--no-progress")

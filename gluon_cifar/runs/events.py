@@ -9,9 +9,12 @@ cut short, which TensorBoard reads past.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import socket
+import time
 
 log = logging.getLogger(__name__)
 
@@ -19,21 +22,46 @@ FOLDER = "tensorboard"
 
 
 class EventLog:
-    """Scalars of one training: `sync/...` by update (each metrics read), `epoch/...` by epoch."""
+    """Scalars of one training: `sync/...` by update (each metrics read), `epoch/...` by epoch.
+
+    Written and flushed in the training's own thread, at each call (a few records each time), not
+    by tensorboardX's SummaryWriter, whose background thread would die with a traceback of its own
+    when the disk fills. Events are an aid: if they cannot be written, the run says so once and
+    trains on (the checkpoints' own errors are the ones that stop it)."""
 
     def __init__(self, run: str) -> None:
-        from tensorboardX import (
-            SummaryWriter,  # an extra: imported only when a run writes events
-        )
-        self._writer = SummaryWriter(logdir=os.path.join(run, FOLDER), flush_secs=30)
+        from tensorboardX.proto.event_pb2 import Event  # an extra: imported only when a run writes events
+        from tensorboardX.record_writer import RecordWriter
+        from tensorboardX.summary import scalar
+
+        folder = os.path.join(run, FOLDER)
+        os.makedirs(folder, exist_ok=True)
+        self.path = os.path.join(folder, f"events.out.tfevents.{time.time():.0f}.{socket.gethostname()}.{os.getpid()}")
+        self._event, self._scalar = Event, scalar
+        self._records: object | None = RecordWriter(self.path)
+        self._write([Event(wall_time=time.time(), file_version="brain.Event:2")])
 
     def scalars(self, group: str, step: int, values: dict[str, float | None]) -> None:
-        for name, value in values.items():
-            if value is not None:
-                self._writer.add_scalar(f"{group}/{name}", value, step)
+        now = time.time()
+        self._write([self._event(wall_time=now, step=step, summary=self._scalar(f"{group}/{name}", value))
+                     for name, value in values.items() if value is not None])
+
+    def _write(self, events: list) -> None:
+        if self._records is None:
+            return
+        try:
+            for event in events:
+                self._records.write(event.SerializeToString())
+            self._records.flush()
+        except OSError as exc:
+            log.warning("TensorBoard events stop here: cannot write %s (%s)", self.path, exc.strerror or exc)
+            self.close()
 
     def close(self) -> None:
-        self._writer.close()
+        records, self._records = self._records, None
+        if records is not None:
+            with contextlib.suppress(OSError):  # already said, or nothing left to say
+                records.close()
 
 
 def open_event_log(run: str, wanted: bool) -> EventLog | None:
