@@ -7,10 +7,15 @@ untimed, then `--steps` timed. Variants:
   plain       the 24 whitened channels as they are (oneDNN 2.4's GEMM fallback for the first group)
   padded      the same network computed with 32 channels (fastnet.PaddedConv2D; the default)
   frozen      padded, with the whitening bias frozen (cpu-fast after its first 3 epochs)
+and settings tried on `frozen` (`--variants frozen static-shape ...`; compare with the first listed):
+  static-shape  hybridize(static_alloc=True, static_shape=True): memory planned once for the batch shape
+  omp-bind      OpenMP threads pinned one per core (OMP_PROC_BIND=true, OMP_PLACES=cores; libgomp)
+  omp-active    OpenMP threads spin between parallel regions instead of sleeping (OMP_WAIT_POLICY=active)
 Rounds alternate the variants so that a drifting machine hits all alike; the table gives the
-median images/s and the median of each round's ratio to `plain`.
+median images/s and the median of each round's ratio to the first variant listed.
 
   python benchmarks/step_variants.py --rounds 3 --precision bfloat16
+  python benchmarks/step_variants.py --rounds 3 --variants frozen static-shape omp-bind omp-active
 """
 from __future__ import annotations
 
@@ -24,7 +29,9 @@ import time
 
 from common import ROOT, machine
 
-VARIANTS = ("plain", "padded", "frozen")
+VARIANTS = ("plain", "padded", "frozen", "static-shape", "omp-bind", "omp-active")
+ENVIRONMENT = {"omp-bind": {"OMP_PROC_BIND": "true", "OMP_PLACES": "cores"},
+               "omp-active": {"OMP_WAIT_POLICY": "active"}}
 
 
 def probe(variant: str, precision: str, batch: int, warmup: int, steps: int) -> float:
@@ -48,10 +55,10 @@ def probe(variant: str, precision: str, batch: int, warmup: int, steps: int) -> 
     net = FastNet(WIDTHS["fastnet"], 10, pad_channels=variant != "plain", prefix="fastnet_")
     net.initialize(mx.init.Xavier(), ctx=ctxs)
     net.init_from_data(np.random.default_rng(0).normal(size=(512, 3, 32, 32)).astype(np.float32))
-    net.hybridize(static_alloc=True)
+    net.hybridize(static_alloc=True, static_shape=variant == "static-shape")
     data = [(mx.nd.random.normal(shape=(batch, 3, 32, 32)), mx.nd.array(np.arange(batch) % 10))] * (warmup + steps)
     parts = TrainingParts(net, make_trainer(net, cfg), make_loss(cfg), data,
-                          learn_first=(1, (net.whiten.bias,)) if variant == "frozen" else (0, ()))
+                          learn_first=(1, (net.whiten.bias,)) if variant not in ("plain", "padded") else (0, ()))
     parts.start_epoch(2)  # past the first epoch: frozen for "frozen", nothing for the others
     train_one_epoch(parts, data[:warmup], ctxs, sync_every=1 << 30)
     start = time.perf_counter()
@@ -66,26 +73,29 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS[:3]))
     parser.add_argument("--probe", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
         print(json.dumps(probe(args.probe, args.precision, args.batch_size, args.warmup, args.steps)))
         return 0
-    rates: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    variants = args.variants
+    rates: dict[str, list[float]] = {v: [] for v in variants}
     for round_ in range(args.rounds):
-        for variant in VARIANTS if round_ % 2 == 0 else VARIANTS[::-1]:
+        for variant in variants if round_ % 2 == 0 else variants[::-1]:
             command = [sys.executable, __file__, "--probe", variant, "--precision", args.precision, "--batch-size",
                        str(args.batch_size), "--warmup", str(args.warmup), "--steps", str(args.steps)]
-            result = subprocess.run(command, capture_output=True, text=True, check=True, env=dict(os.environ))
+            result = subprocess.run(command, capture_output=True, text=True, check=True,
+                                    env={**os.environ, **ENVIRONMENT.get(variant, {})})
             rates[variant].append(float(result.stdout.strip().splitlines()[-1]))
             print(f"round {round_ + 1}: {variant}: {rates[variant][-1]:.1f} img/s", file=sys.stderr, flush=True)
     print(f"`python benchmarks/step_variants.py --rounds {args.rounds} --precision {args.precision} --batch-size "
-          f"{args.batch_size} --warmup {args.warmup} --steps {args.steps}`, "
+          f"{args.batch_size} --warmup {args.warmup} --steps {args.steps} --variants {' '.join(variants)}`, "
           f"{time.strftime('%Y-%m-%d', time.gmtime())}; {machine()}\n")
-    print("| variant | training img/s (median) | x plain (median of rounds) |")
+    print(f"| variant | training img/s (median) | x {variants[0]} (median of rounds) |")
     print("| --- | --- | --- |")
-    for variant in VARIANTS:
-        ratios = [r / p for r, p in zip(rates[variant], rates["plain"])]
+    for variant in variants:
+        ratios = [r / p for r, p in zip(rates[variant], rates[variants[0]])]
         print(f"| {variant} | {statistics.median(rates[variant]):.1f} | {statistics.median(ratios):.2f}x |")
     return 0
 

@@ -22,6 +22,7 @@ def setting(default: Any, help: str, group: str = "training", **kw: Any) -> Any:
 
 
 TTAS = ("none", "flip", "flip-shift")  # test-time augmentations: inference/tta.py
+TTA_AUTO = "auto"  # a run's --tta only: chosen by the time budget (training/budget.py, choose_tta), else flip
 
 
 def parse_gpu_ids(gpus: str) -> list[int]:
@@ -96,7 +97,10 @@ class Config:
                                           "throughout)")
     tta: str = setting("none", "test-time augmentation when predicting: none, flip (average the image's and "
                                 "its mirror's probabilities) or flip-shift (also shifted a pixel both ways: "
-                                "6 views)", choices=TTAS)
+                                "6 views); auto: with --time-budget, flip-shift if its views cost no epoch of "
+                                "training, or one where 9 remain, else flip (without a budget: flip); the choice "
+                                "is saved",
+                       choices=(*TTAS, TTA_AUTO))
     # devices: resolved once by the script; recorded so a run shows where it ran
     gpus: str = gpus_setting()
     cpus: int = cpus_setting()

@@ -173,16 +173,16 @@ def test_submit_from_a_damaged_test_archive_fails_named_and_writes_nothing(real_
 def test_the_time_budget_times_the_archived_test_images_as_submit_reads_them(real_layout, downloads, tmp_path):
     """With test.7z still archived, the budget counts sampleSubmission.csv's rows and times the
     streaming predictor on the archive's own first images (not on training PNGs)."""
-    from gluon_cifar.workflow.budget import _sample_predictor, prediction_speed
+    from gluon_cifar.workflow.budget import _sample_predictor, prediction_speeds
     layout = materialise(find_download(downloads["zip"]), str(tmp_path), show_progress=False)
-    cfg, ctxs = Config(model="fastnet_small", num_workers=0, tta="flip"), [mx.cpu()]
+    cfg, ctxs = Config(model="fastnet_small", num_workers=0, tta="auto"), [mx.cpu()]
     net = build_model(cfg.model, 10, ctxs, seed=0)
     net.hybridize(static_alloc=True)
     n_test, predict = _sample_predictor(layout, cfg, ctxs)
-    assert n_test == 50 and predict(net, 7) == 7 and predict(net, 10_000) == 50  # the archive holds 50
-    n_test, rate = prediction_speed(cfg, 10, ctxs, layout)
-    assert n_test == 50 and rate > 0
-    assert prediction_speed(cfg, 10, ctxs, real_layout)[0] == 50  # extracted: test/ counted
+    assert n_test == 50 and predict(net, 7, "flip") == 7 and predict(net, 10_000, "flip") == 50  # the archive: 50
+    n_test, rates = prediction_speeds(cfg, 10, ctxs, layout, ("flip", "flip-shift"))
+    assert n_test == 50 and set(rates) == {"flip", "flip-shift"} and min(rates.values()) > 0
+    assert prediction_speeds(cfg, 10, ctxs, real_layout, ("flip",))[0] == 50  # extracted: test/ counted
 
 
 def test_the_folder_the_zip_was_downloaded_into_means_the_zip(downloads):

@@ -1,4 +1,5 @@
 """--time-budget: the epochs are chosen from speeds measured on this machine, and the run keeps to it."""
+import dataclasses
 import json
 import time
 
@@ -8,7 +9,14 @@ import pandas as pd
 import pytest
 
 from gluon_cifar.errors import ConfigError
-from gluon_cifar.training.budget import SAFETY, choose_epochs, measure_rate, plan
+from gluon_cifar.training.budget import (
+    SAFETY,
+    SIX_VIEWS_WORTH_AN_EPOCH_FROM,
+    choose_epochs,
+    choose_tta,
+    measure_rate,
+    plan,
+)
 from tests.conftest import run_script
 
 MIN = 60.0
@@ -47,6 +55,46 @@ def test_validation_and_prediction_are_part_of_the_plan():
     assert with_both.epoch_s > without.epoch_s and with_both.epochs < without.epochs
 
 
+def plans_by_views(budget_min: float, test_images: int, flip_shift_rate: float = 250.0):
+    """cpu-fast's shape on a Zen 4: 43 batches of 1024, 335 img/s for 3 epochs, 391 after; prediction
+    600 img/s with flip (2 views), flip_shift_rate with flip-shift (6 views)."""
+    def with_views(tta: str, rate: float):
+        return plan(budget_min * MIN, 1 * MIN, 335.0, 44_032, 0, test_images, rate, 3, 391.0, 3, tta)
+    return with_views("flip", 600.0), with_views("flip-shift", flip_shift_rate)
+
+
+def test_auto_tta_takes_six_views_where_they_cost_no_epoch():
+    for budget_min, test_images in ((45, 10_000), (25, 5_000), (15, 5_000)):  # the real test set, the holdout
+        flip, flip_shift = plans_by_views(budget_min, test_images)
+        assert flip.epochs == flip_shift.epochs
+        chosen = choose_tta(flip, flip_shift)
+        assert chosen.tta == "flip-shift" and chosen.epochs == flip.epochs
+        assert chosen.predict_s == flip_shift.predict_s > flip.predict_s  # planned with the views it chose
+        assert chosen.tta_considered == (("flip", flip.epochs), ("flip-shift", flip.epochs))
+        assert f"--tta auto chose flip-shift (flip would leave {flip.epochs} epochs)" in chosen.summary()
+
+
+def test_auto_tta_keeps_two_views_where_six_would_cost_epochs():
+    flip, flip_shift = plans_by_views(45, 300_000)  # Kaggle's whole test folder: 6 views cost 6 epochs
+    assert (flip.epochs, flip_shift.epochs) == (15, 9)
+    chosen = choose_tta(flip, flip_shift)
+    assert chosen.tta == "flip" and chosen.epochs == 15 and chosen.predict_s == flip.predict_s
+    assert "--tta auto chose flip (flip-shift would leave 9 epochs)" in chosen.summary()
+    refused = choose_tta(flip, None)  # six views did not fit the warm-up at all
+    assert refused.tta == "flip" and refused.tta_considered == (("flip", 15), ("flip-shift", 0))
+
+
+def test_auto_tta_gives_up_one_epoch_only_where_the_epochs_are_many():
+    def one_epoch_apart(epochs: int):
+        flip = plan(60 * MIN, 0.0, 100.0, 1_000, 0, 0, 1.0, 1, tta="flip")
+        return (dataclasses.replace(flip, epochs=epochs),
+                dataclasses.replace(flip, epochs=epochs - 1, tta="flip-shift"))
+    assert choose_tta(*one_epoch_apart(SIX_VIEWS_WORTH_AN_EPOCH_FROM + 1)).tta == "flip-shift"
+    assert choose_tta(*one_epoch_apart(SIX_VIEWS_WORTH_AN_EPOCH_FROM)).tta == "flip"  # 8 left: an epoch is worth more
+    flip, _ = one_epoch_apart(12)
+    assert choose_tta(flip, dataclasses.replace(flip, epochs=10, tta="flip-shift")).tta == "flip"  # two epochs
+
+
 def test_a_budget_too_small_for_the_warm_up_says_what_would_fit():
     with pytest.raises(ConfigError, match=r"--time-budget 10 min does not fit 3 epoch\(s\).*at least --time-budget 20"):
         choose_epochs(10 * MIN, 1 * MIN, 5 * MIN, 2 * MIN, min_epochs=3)
@@ -83,11 +131,19 @@ def test_a_budgeted_run_and_its_submission_end_inside_the_budget(tmp_path):
     assert took <= budget_min * MIN * 1.1, f"{took:.0f} s for a {budget_min} min budget: {chosen}"
     assert took >= budget_min * MIN * 0.5, f"only {took:.0f} s of {budget_min} min used: {chosen}"
     assert record["precision_used"] in ("float32", "bfloat16") and record["startup"]["threads"]
+    # cpu-fast's --tta auto, decided by the budget on both measured views and saved as decided
+    left = dict(chosen["tta_considered"])
+    lost = left["flip"] - left["flip-shift"]
+    six_pay = lost <= 0 or (lost == 1 and left["flip-shift"] >= SIX_VIEWS_WORTH_AN_EPOCH_FROM)
+    assert record["config"]["tta"] == chosen["tta"] == ("flip-shift" if six_pay else "flip")
+    assert chosen["epochs"] == left[chosen["tta"]] and f"--tta auto chose {chosen['tta']}" in trained.stderr
 
     # the measuring leaves no trace: the same seed and epoch count without a budget, bit for bit
     fixed = run_script("train.py", "--demo", "--preset", "cpu-fast", "--model", "fastnet_small", "--batch-size", "64",
                        "--epochs", chosen["epochs"], "--out", tmp_path / "fixed", "--no-progress")
     assert fixed.returncode == 0, fixed.stderr
+    with open(tmp_path / "fixed" / "config.json") as f:
+        assert json.load(f)["config"]["tta"] == "flip"  # --tta auto without a budget
     budgeted, reference = (mx.nd.load(str(tmp_path / run / "model.params")) for run in ("run", "fixed"))
     for name, value in reference.items():
         np.testing.assert_array_equal(budgeted[name].asnumpy(), value.asnumpy(), err_msg=name)

@@ -9,7 +9,9 @@ fixed epoch count, the run measures on this machine, before training starts:
   choice, test-time augmentation, batch size and decoding workers) on a sample of them;
 
 and chooses the largest number of epochs for which the time already spent, the epochs, and the
-prediction of every test image fit in the budget with a safety margin. After each epoch the run
+prediction of every test image fit in the budget with a safety margin. With `--tta auto` it also
+chooses the test-time views (`choose_tta`): airbench's 6 where they cost little training, the
+image and its mirror where the test folder is large. After each epoch the run
 compares its pace with the plan and warns, with the expected overrun, if the machine has slowed.
 The measuring (workflow/budget.py) happens before the run directory is opened, and the run
 rewinds after it: with the chosen epochs it is bit for bit the run `--epochs N --time-budget 0`
@@ -21,7 +23,7 @@ import itertools
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable, Iterable, Iterator
 
 from ..errors import ConfigError
@@ -31,6 +33,10 @@ from ..errors import ConfigError
 SAFETY = 0.90
 STARTUP_ALLOWANCE_S = 20.0  # submit.py's imports, listing and header scan of the test folder
 VALIDATION_COST = 1 / 3  # a validation image costs about a forward pass: a third of a training step
+# `--tta auto`: the 6 views of flip-shift are worth one epoch of training from this many epochs on.
+# Measured (docs/BENCHMARKS.md, cpu-fast on the 5,000-image holdout): 9 epochs with flip-shift 0.9062,
+# 10 epochs with flip 0.9044 (9 with flip 0.9040); at 5 epochs one more epoch is worth several points.
+SIX_VIEWS_WORTH_AN_EPOCH_FROM = 9
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ class BudgetPlan:
     first_epochs: int = 0
     later_images_per_s: float = 0.0
     later_epoch_s: float = 0.0
+    tta: str = ""  # the test-time views predict_s was timed with ("": the run's own, not chosen here)
+    tta_considered: tuple[tuple[str, int], ...] = ()  # with --tta auto: (views, epochs they leave) each
 
     @property
     def mean_epoch_s(self) -> float:
@@ -65,7 +73,12 @@ class BudgetPlan:
         return (f"time budget {self.budget_s / 60:.1f} min: {self.elapsed_s / 60:.1f} min spent preparing, "
                 f"{self.epochs} epochs of {self.epoch_s / 60:.1f} min ({self.train_images_per_s:.0f} img/s){later}, "
                 f"prediction of {self.test_images:,} test images {self.predict_s / 60:.1f} min "
-                f"({self.predict_images_per_s:.0f} img/s): {self.planned_total_s / 60:.1f} min planned")
+                f"({self.predict_images_per_s:.0f} img/s{f', {self.tta} TTA' if self.tta else ''}): "
+                f"{self.planned_total_s / 60:.1f} min planned{self._tta_choice()}")
+
+    def _tta_choice(self) -> str:
+        others = [f"{tta} would leave {epochs}" for tta, epochs in self.tta_considered if tta != self.tta]
+        return f"; --tta auto chose {self.tta} ({', '.join(others)} epochs)" if others else ""
 
 
 def training_s(epochs: int, epoch_s: float, later_epoch_s: float | None = None, first_epochs: int = 0) -> float:
@@ -94,9 +107,10 @@ def choose_epochs(budget_s: float, elapsed_s: float, epoch_s: float, predict_s: 
 
 def plan(budget_s: float, elapsed_s: float, train_images_per_s: float, train_images: int, valid_images: int,
          test_images: int, predict_images_per_s: float, min_epochs: int, later_images_per_s: float | None = None,
-         first_epochs: int = 0) -> BudgetPlan:
+         first_epochs: int = 0, tta: str = "") -> BudgetPlan:
     """Turn the measured speeds into a BudgetPlan (pure: no measuring here). With
-    `later_images_per_s`, the epochs after the first `first_epochs` train at that speed."""
+    `later_images_per_s`, the epochs after the first `first_epochs` train at that speed; `tta`: the
+    test-time views `predict_images_per_s` was measured with, recorded."""
     def epoch_at(rate: float) -> float:
         return (train_images + valid_images * VALIDATION_COST) / rate
 
@@ -107,7 +121,18 @@ def plan(budget_s: float, elapsed_s: float, train_images_per_s: float, train_ima
     epochs = choose_epochs(budget_s, elapsed_s, epoch_s, predict_s, min_epochs, later_epoch_s, first_epochs)
     total = elapsed_s + training_s(epochs, epoch_s, later_epoch_s, first_epochs) + predict_s
     return BudgetPlan(budget_s, elapsed_s, train_images_per_s, epoch_s, test_images, predict_images_per_s,
-                      predict_s, epochs, total, first_epochs, later_images_per_s or 0.0, later_epoch_s or 0.0)
+                      predict_s, epochs, total, first_epochs, later_images_per_s or 0.0, later_epoch_s or 0.0, tta)
+
+
+def choose_tta(flip: BudgetPlan, flip_shift: BudgetPlan | None) -> BudgetPlan:
+    """`--tta auto`: the plan with flip-shift's 6 views if they cost no epoch, or one epoch where at
+    least SIX_VIEWS_WORTH_AN_EPOCH_FROM remain; else the plan with flip. Both as `plan` made them for
+    the same run; flip_shift None: it left too few epochs (`plan` refused it)."""
+    left = flip_shift.epochs if flip_shift else 0
+    lost = flip.epochs - left
+    worth_it = lost <= 0 or (lost == 1 and left >= SIX_VIEWS_WORTH_AN_EPOCH_FROM)
+    chosen = flip_shift if flip_shift and worth_it else flip
+    return replace(chosen, tta_considered=(("flip", flip.epochs), ("flip-shift", left)))
 
 
 def measure_rate(run_batches: Callable[[Iterable], int], batches: Iterable, warmup: int = 2, chunk: int = 1,

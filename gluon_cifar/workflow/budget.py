@@ -8,7 +8,8 @@ it frozen: the later epochs are faster); the run then rewinds (weights put back,
 first batch), so it trains bit for bit as `--epochs N --time-budget 0` would. The prediction
 speed is timed as submit.py will predict: a network built as it builds one, the same precision
 choice, test-time augmentation, batch size and decoding workers, on a sample of the test folder
-or, with test.7z still archived, on its first images streamed out of the archive.
+or, with test.7z still archived, on its first images streamed out of the archive. With `--tta auto`
+both candidate views are timed and planned, and training/budget.py's choose_tta picks one.
 """
 from __future__ import annotations
 
@@ -19,12 +20,12 @@ from typing import Callable, Iterable
 import mxnet as mx
 
 from .. import STARTUP
-from ..config import Config
+from ..config import TTA_AUTO, Config
 from ..data.archives import SAMPLE
 from ..data.kaggle import read_label_csv, read_test
 from ..data.layout import archived_test_images
 from ..data.source import TrainingData
-from ..errors import LayoutError
+from ..errors import ConfigError, LayoutError
 from ..inference.predict import cast_for_inference, predict_archive, predict_files
 from ..models import build_model
 from ..precision import decide
@@ -53,46 +54,62 @@ def plan_budget(cfg: Config, ctxs: list[mx.Context], data: TrainingData, probe: 
         later_rate = rate()
         for param in frozen:
             param.grad_req = "write"  # as the run starts (the caller rewinds the weights)
-    n_test, predict_rate = prediction_speed(cfg, len(data.classes), ctxs, data.data_dir)
+    candidates = ("flip", "flip-shift") if cfg.tta == TTA_AUTO else (cfg.tta,)
+    n_test, predict_rates = prediction_speeds(cfg, len(data.classes), ctxs, data.data_dir, candidates)
+    elapsed = budget.process_age_s()
     min_epochs = cfg.warmup_epochs + 1 if cfg.schedule != "step" else 1
-    return budget.plan(cfg.time_budget * 60, budget.process_age_s(), train_rate,
-                       probe.batches_per_epoch * probe.train_data.batch_size, data.n_valid, n_test, predict_rate,
-                       min_epochs, later_rate, first_epochs)
+
+    def plan_with(tta: str) -> budget.BudgetPlan:
+        return budget.plan(cfg.time_budget * 60, elapsed, train_rate, probe.batches_per_epoch *
+                           probe.train_data.batch_size, data.n_valid, n_test, predict_rates[tta], min_epochs,
+                           later_rate, first_epochs, tta)
+
+    if cfg.tta != TTA_AUTO:
+        return plan_with(cfg.tta)
+    flip = plan_with("flip")  # first: a budget too short for either is refused with the cheaper views' needs
+    try:
+        flip_shift = plan_with("flip-shift")
+    except ConfigError:
+        flip_shift = None  # six views would leave too few epochs
+    return budget.choose_tta(flip, flip_shift)
 
 
-def prediction_speed(cfg: Config, n_classes: int, ctxs: list[mx.Context], data_dir: str) -> tuple[int, float]:
-    """(test images submit.py will predict, images a second it will predict them at); (0, 1.0) for a
-    layout without test images. Timed on a network of its own, as submit.py builds one: an inference
-    pass may leave the weights of the network it runs in oneDNN's layout, which would make the run
-    differ in its last bits from one without a budget."""
+def prediction_speeds(cfg: Config, n_classes: int, ctxs: list[mx.Context], data_dir: str,
+                      ttas: tuple[str, ...]) -> tuple[int, dict[str, float]]:
+    """(test images submit.py will predict, {tta: images a second it will predict them at with those
+    views}); (0, {tta: 1.0}) for a layout without test images. Timed on a network of its own, as
+    submit.py builds one: an inference pass may leave the weights of the network it runs in oneDNN's
+    layout, which would make the run differ in its last bits from one without a budget."""
     predict = _sample_predictor(data_dir, cfg, ctxs)
     if predict is None:
-        return 0, 1.0
+        return 0, {tta: 1.0 for tta in ttas}
     n_test, run = predict
     precision = decide(SubmitOptions.precision, [c.device_type for c in ctxs], STARTUP, "predict")
     net = build_model(cfg.model, n_classes, ctxs)
     net.hybridize(static_alloc=True)
     net = cast_for_inference(net, precision, ctxs)
-    run(net, SubmitOptions.batch_size)  # warm-up: graph, oneDNN primitives, decoding workers
-    start = time.perf_counter()  # one pass like submit's, its decoding workers' start included
-    done = run(net, PREDICT_SAMPLE)
-    return n_test, done / (time.perf_counter() - start)
+    rates = {}
+    for tta in ttas:
+        run(net, SubmitOptions.batch_size, tta)  # warm-up: graph, oneDNN primitives, decoding workers
+        start = time.perf_counter()  # one pass like submit's, its decoding workers' start included
+        rates[tta] = run(net, PREDICT_SAMPLE, tta) / (time.perf_counter() - start)
+    return n_test, rates
 
 
 def _sample_predictor(data_dir: str, cfg: Config, ctxs: list[mx.Context]
-                      ) -> tuple[int, Callable[[mx.gluon.Block, int], int]] | None:
-    """(test images, predict(net, n) -> images predicted) over the first n of a sample, the way
+                      ) -> tuple[int, Callable[[mx.gluon.Block, int, str], int]] | None:
+    """(test images, predict(net, n, tta) -> images predicted) over the first n of a sample, the way
     submit.py reads them: streamed out of test.7z, or files spread over test/."""
     batch, workers = SubmitOptions.batch_size, cfg.num_workers
     archive = archived_test_images(data_dir)
     if archive is not None:
         sample_csv = os.path.join(data_dir, SAMPLE)  # the archive's count is only known once read through
         n_test = len(read_label_csv(sample_csv)) if os.path.isfile(sample_csv) else 0
-        return (n_test, lambda net, n: len(predict_archive(net, archive, ctxs, batch, workers, tta=cfg.tta,
+        return (n_test, lambda net, n, tta: len(predict_archive(net, archive, ctxs, batch, workers, tta=tta,
                                                            limit=n)[0])) if n_test else None
     try:
         _, paths = read_test(data_dir)
     except LayoutError:
         return None  # a layout without test images: nothing to predict
     spread = paths[::max(1, len(paths) // PREDICT_SAMPLE)][:PREDICT_SAMPLE]
-    return len(paths), lambda net, n: len(predict_files(net, spread[:n], ctxs, batch, workers, tta=cfg.tta))
+    return len(paths), lambda net, n, tta: len(predict_files(net, spread[:n], ctxs, batch, workers, tta=tta))

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import STARTUP
 from ..atomic import refuse_inside
-from ..config import RESUMABLE, Config, changed_settings, flag
+from ..config import RESUMABLE, TTA_AUTO, Config, changed_settings, flag
 from ..data.source import TrainingData, open_training_data
 from ..data.split import warn_if_unbalanced
 from ..distributed import cluster as distributed
@@ -123,9 +123,11 @@ def run_training(job: TrainingJob, out: str, resume_from: checkpoint.Checkpoint 
         initial = weights(net)
         plan = plan_budget(cfg, ctxs, data, build_training(cfg, ctxs, cluster, net, train_data, None, job.precision))
         log.info("%s", plan.summary())
-        cfg = dataclasses.replace(cfg, epochs=plan.epochs)
+        cfg = dataclasses.replace(cfg, epochs=plan.epochs, tta=plan.tta)
         rewind(net, initial)
         train_data.start_at(1)
+    elif cfg.tta == TTA_AUTO:
+        cfg = dataclasses.replace(cfg, tta="flip")  # only a time budget weighs six views against epochs
     parts = build_training(cfg, ctxs, cluster, net, train_data, valid_data, job.precision)
     history, start = _restore(resume_from, parts, ctxs) if resume_from is not None else ([], None)
     log.info("data %s: training on %s of %s tree %s, %s loader, %d batches%s", data.data_dir, data.part,
