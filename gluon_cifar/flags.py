@@ -1,4 +1,4 @@
-"""Command-line flags generated from the settings dataclasses (Config, SubmitOptions), and a run's
+"""Command-line flags generated from the settings dataclasses (Config, SubmitOptions, PredictOptions), and a run's
 Config made from them: defaults < preset < the flags the user gave."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = (), settings: type = Config) -> None:
-    """Add one flag per field of `settings` (Config or SubmitOptions); defaults are None so only
+    """Add one flag per field of `settings` (Config, SubmitOptions, PredictOptions); defaults are None so only
     flags the user gave override (presets, a saved run, the dataclass's defaults)."""
     groups: dict[str, argparse._ArgumentGroup] = {}
     for f in dataclasses.fields(settings):

@@ -95,6 +95,11 @@ def test_predict_gives_submits_labels_for_the_same_images(run, tmp_path):
     assert (table["probability"] >= table["probability_2"]).all()
     assert (table["probability_2"] >= table["probability_3"]).all()
     assert ((table["probability"] + table["probability_2"] + table["probability_3"]) <= 1 + 1e-5).all()
+    # three contexts, batches of 67 split 23/22/22 and a last one of 66: the same predictions
+    split = gluon_cifar.predict(run, test_dir, top_k=3, precision="float32", ctxs=[mx.cpu(i) for i in range(3)],
+                                batch_size=67)
+    assert (split["path"] == table["path"]).all() and (split["label_3"] == table["label_3"]).all()
+    np.testing.assert_allclose(split["probability"], table["probability"], rtol=1e-5)
 
 
 @pytest.mark.slow
@@ -104,7 +109,7 @@ def test_the_command_skips_what_it_cannot_read_names_it_and_says_so_in_its_exit_
     shutil.copy(os.path.join(real_layout, "train", "1.png"), photos / "a.png")
     Image.open(os.path.join(real_layout, "train", "2.png")).resize((200, 120)).save(photos / "more" / "b.jpg")
     (photos / "broken.png").write_bytes(b"not an image")
-    done = run_script("predict.py", run, photos, "--top-k", "2", "--no-progress")
+    done = run_script("predict.py", run, photos, "--top-k", "2", "--cpus", "2", "--no-progress")
     assert done.returncode == 3, done.stderr
     assert f"{photos / 'broken.png'} cannot be read as an image" in done.stderr
     assert "1 of 3 images could not be read and were skipped" in done.stderr
@@ -125,6 +130,8 @@ def test_the_command_skips_what_it_cannot_read_names_it_and_says_so_in_its_exit_
     (["NOWHERE/*.png"], "names no file, folder or files matching it"),
     (["EMPTY", "--out", "preds.txt"], "name a .csv or a .json file"),
     (["EMPTY", "--top-k", "11"], "--top-k must be between 1 and the run's 10 classes, got 11"),
+    (["EMPTY", "--top-k", "0"], "--top-k must be at least 1, got 0"),
+    (["EMPTY", "--cpus", "0"], "--cpus must be at least 1, got 0"),
 ])
 def test_bad_predict_inputs_are_one_line_errors(run, tmp_path, args, message, capsys):
     (tmp_path / "EMPTY").mkdir()

@@ -18,14 +18,12 @@ import sys
 import pandas as pd
 
 from ..atomic import atomic_path, check_output_file
-from ..config import TTAS, parse_gpu_ids
 from ..contexts import resolve_contexts
-from ..errors import ConfigError
-from ..precision import PREDICTION_PRECISIONS
+from ..flags import add_config_arguments, config_overrides
+from ..predict_options import PredictOptions
 from ..workflow.predict import predict
 
 SKIPPED = 3  # the exit code when some images could not be read (the rest were predicted)
-FORMATS = (".csv", ".json")
 
 
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -33,38 +31,29 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", help="run directory written by scripts/train.py")
     parser.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files, folders, glob patterns")
-    parser.add_argument("--top-k", type=int, default=3, help="classes to report per image (default: 3)")
-    parser.add_argument("--out", default=None, help="write the predictions to this .csv or .json file instead")
-    parser.add_argument("--precision", choices=PREDICTION_PRECISIONS, default="auto",
-                        help="as submit.py's (default: auto)")
-    parser.add_argument("--tta", choices=TTAS, default=None, help="test-time augmentation (default: the run's)")
-    parser.add_argument("--batch-size", type=int, default=256, help="images per batch (default: 256)")
-    parser.add_argument("--gpus", default="", help="comma-separated GPU ids (default: the CPU)")
+    add_config_arguments(parser, settings=PredictOptions)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = get_args_parser(prog).parse_args(argv)
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.out is not None:
-        if not args.out.endswith(FORMATS):
-            raise ConfigError(f"--out {args.out}: name a .csv or a .json file")
-        check_output_file(args.out, "--out", "preds.csv")  # before the work
-    ctxs = resolve_contexts(parse_gpu_ids(args.gpus))
-    table = predict(args.run, args.images, args.top_k, args.precision, args.tta, ctxs, args.batch_size,
+    options = PredictOptions(**config_overrides(args, PredictOptions)).validate()
+    if options.out is not None:
+        check_output_file(options.out, "--out", "preds.csv")  # before the work
+    ctxs = resolve_contexts(options.gpu_ids(), options.cpus)
+    table = predict(args.run, args.images, options.top_k, options.precision, options.tta, ctxs, options.batch_size,
                     not args.no_progress)
     skipped = int(table["error"].notna().sum())
-    if args.out is None:
-        _print(table.dropna(subset=["label"]), args.top_k)
+    if options.out is None:
+        _print(table.dropna(subset=["label"]), options.top_k)
     else:
-        with atomic_path(args.out) as tmp:
-            if args.out.endswith(".json"):
+        with atomic_path(options.out) as tmp:
+            if options.out.endswith(".json"):
                 table.to_json(tmp, orient="records", indent=1)
             else:
                 table.to_csv(tmp, index=False)
-        print(f"wrote {args.out}: {len(table) - skipped} images predicted")
+        print(f"wrote {options.out}: {len(table) - skipped} images predicted")
     if skipped:
         print(f"{skipped} of {len(table)} images could not be read and were skipped (named above)", file=sys.stderr)
         return SKIPPED

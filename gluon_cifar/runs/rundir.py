@@ -210,6 +210,17 @@ def save_params(path: str, net) -> str:
     return target
 
 
+def trained_params(path: str) -> str:
+    """The finished run's parameters file; errors say why it is missing and what to do."""
+    params = os.path.join(path, PARAMS)
+    if not os.path.isfile(params) and has_checkpoint(path):
+        raise ConfigError(f"{params} is missing although run {path} trained (it has {checkpoint.LAST}): it was "
+                          "deleted or moved: put it back, or predict with --retrain")
+    if not os.path.isfile(params):
+        raise ConfigError(f"{params} is missing: run {path} did not finish an epoch; train it or use --retrain")
+    return params
+
+
 def info(path: str) -> dict[str, Any]:
     """What config.json records beside the settings (split sizes, data directory, contexts, ...)."""
     with open(os.path.join(path, CONFIG), encoding="utf-8") as f:

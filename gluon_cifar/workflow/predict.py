@@ -17,7 +17,6 @@ from ..inference.tta import predict_probabilities
 from ..precision import decide
 from ..progress import progress_bar
 from ..runs import rundir
-from .submit import trained_params
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ def predict(run: str, inputs: list[str] | str, top_k: int = 3, precision: str = 
         raise ConfigError(f"--top-k must be between 1 and the run's {len(classes)} classes, got {top_k}")
     dtype = decide(precision, [c.device_type for c in ctxs], STARTUP, "predict")
     paths = find_images(inputs)  # every input checked before the network is loaded
-    net = cast_for_inference(load_network(cfg, classes, trained_params(run), ctxs), dtype, ctxs)
+    net = cast_for_inference(load_network(cfg, classes, rundir.trained_params(run), ctxs), dtype, ctxs)
     tta = tta or cfg.tta
     rows = []
     with progress_bar(len(paths), "predict", show_progress, unit="img") as bar:

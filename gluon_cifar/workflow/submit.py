@@ -70,7 +70,7 @@ def submit(options: SubmitOptions, ctxs: list[mx.Context], show_progress: bool =
     if options.retrain:
         params = [_retrained(cfg, classes, ctxs, data_dir, run, show_progress)]
     else:
-        params = [trained_params(member) for member, _ in members]
+        params = [rundir.trained_params(member) for member, _ in members]
 
     nets = [cast_for_inference(load_network(member_cfg, classes, p, ctxs), precision, ctxs)
             for (_, member_cfg), p in zip(members, params)]
@@ -136,17 +136,6 @@ def _output(options: SubmitOptions, cfg: Config) -> str:
             raise ConfigError(f"--out {out} is one of run {member}'s own files: choose another name, e.g. the default "
                               f"{os.path.join(run, 'submission.csv')}")
     return out
-
-
-def trained_params(run: str) -> str:
-    """The finished run's parameters file."""
-    params = os.path.join(run, rundir.PARAMS)
-    if not os.path.isfile(params) and rundir.has_checkpoint(run):
-        raise ConfigError(f"{params} is missing although run {run} trained (it has {checkpoint.LAST}): it was "
-                          "deleted or moved: put it back, or predict with --retrain")
-    if not os.path.isfile(params):
-        raise ConfigError(f"{params} is missing: run {run} did not finish an epoch; train it or use --retrain")
-    return params
 
 
 def _retrained(cfg: Config, classes: list[str], ctxs: list[mx.Context], data_dir: str, run: str,
