@@ -18,6 +18,7 @@ import pytest
 
 import gluon_cifar
 from gluon_cifar.config import Config, flag
+from gluon_cifar.predict_options import PredictOptions
 from gluon_cifar.submit_options import SubmitOptions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -138,7 +139,7 @@ def _resolves(dotted: str) -> bool:
 
 def _known_flags() -> set[str]:
     known = set()
-    for settings in (Config, SubmitOptions):
+    for settings in (Config, SubmitOptions, PredictOptions):
         for f in dataclasses.fields(settings):
             known.add(f"--{flag(f.name)}")
             if f.type in ("bool", bool):
