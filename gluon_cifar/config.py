@@ -97,9 +97,9 @@ class Config:
                                           "throughout)")
     tta: str = setting("none", "test-time augmentation when predicting: none, flip (average the image's and "
                                 "its mirror's probabilities) or flip-shift (also shifted a pixel both ways: "
-                                "6 views); auto: with --time-budget, flip-shift if its views cost no epoch of "
-                                "training, or one where 9 remain, else flip (without a budget: flip); the choice "
-                                "is saved",
+                                "6 views); auto: with --time-budget, flip-shift if at least 9 epochs fit with it "
+                                "and it costs at most one, else flip (without a budget: flip); the choice is "
+                                "saved",
                        choices=(*TTAS, TTA_AUTO))
     # devices: resolved once by the script; recorded so a run shows where it ran
     gpus: str = gpus_setting()

@@ -40,9 +40,10 @@ CPU_FAST: dict[str, Any] = {
     "warmup_epochs": 2,
     # weights pulled to a slow average every 5 steps, decay 0.95**5 * (t/T)**3: training/averaging.py, Lookahead
     "lookahead_every": 5,
-    # prediction (inference/tta.py): airbench's 6 views (flip-shift: +0.2 points) where the budget finds them
-    # cheap, as with a 10,000-image test folder; the image and its mirror (flip) for Kaggle's 300,000, where
-    # 6 views cost several epochs: training/budget.py, choose_tta. Without a budget: flip
+    # prediction (inference/tta.py): airbench's 6 views (flip-shift: +0.17 points at 10 epochs) where the budget
+    # gives 9 epochs or more and they cost at most one, as with a 10,000-image test folder; the image and its
+    # mirror (flip) for Kaggle's 300,000 (6 views would cost 6 epochs) and short budgets: training/budget.py,
+    # choose_tta. Without a budget: flip
     "tta": "auto",
     # epochs: as many as fit in 45 minutes with the prediction, measured on this machine before the run
     # (workflow/budget.py, plan_budget; training/budget.py, plan); 10 when --epochs is given instead

@@ -11,7 +11,7 @@ import pytest
 from gluon_cifar.errors import ConfigError
 from gluon_cifar.training.budget import (
     SAFETY,
-    SIX_VIEWS_WORTH_AN_EPOCH_FROM,
+    SIX_VIEWS_FROM_EPOCHS,
     choose_epochs,
     choose_tta,
     measure_rate,
@@ -63,10 +63,10 @@ def plans_by_views(budget_min: float, test_images: int, flip_shift_rate: float =
     return with_views("flip", 600.0), with_views("flip-shift", flip_shift_rate)
 
 
-def test_auto_tta_takes_six_views_where_they_cost_no_epoch():
-    for budget_min, test_images in ((45, 10_000), (25, 5_000), (15, 5_000)):  # the real test set, the holdout
+def test_auto_tta_takes_six_views_where_they_cost_no_epoch_of_enough():
+    for budget_min, test_images in ((45, 10_000), (25, 5_000)):  # the real test set, the holdout
         flip, flip_shift = plans_by_views(budget_min, test_images)
-        assert flip.epochs == flip_shift.epochs
+        assert flip.epochs == flip_shift.epochs >= SIX_VIEWS_FROM_EPOCHS
         chosen = choose_tta(flip, flip_shift)
         assert chosen.tta == "flip-shift" and chosen.epochs == flip.epochs
         assert chosen.predict_s == flip_shift.predict_s > flip.predict_s  # planned with the views it chose
@@ -74,7 +74,7 @@ def test_auto_tta_takes_six_views_where_they_cost_no_epoch():
         assert f"--tta auto chose flip-shift (flip would leave {flip.epochs} epochs)" in chosen.summary()
 
 
-def test_auto_tta_keeps_two_views_where_six_would_cost_epochs():
+def test_auto_tta_keeps_two_views_where_six_cost_epochs_or_the_network_is_young():
     flip, flip_shift = plans_by_views(45, 300_000)  # Kaggle's whole test folder: 6 views cost 6 epochs
     assert (flip.epochs, flip_shift.epochs) == (15, 9)
     chosen = choose_tta(flip, flip_shift)
@@ -82,17 +82,18 @@ def test_auto_tta_keeps_two_views_where_six_would_cost_epochs():
     assert "--tta auto chose flip (flip-shift would leave 9 epochs)" in chosen.summary()
     refused = choose_tta(flip, None)  # six views did not fit the warm-up at all
     assert refused.tta == "flip" and refused.tta_considered == (("flip", 15), ("flip-shift", 0))
+    young, young_six = plans_by_views(15, 5_000)  # 5 epochs either way: 6 views measured worse there
+    assert young.epochs == young_six.epochs == 5 and choose_tta(young, young_six).tta == "flip"
 
 
-def test_auto_tta_gives_up_one_epoch_only_where_the_epochs_are_many():
-    def one_epoch_apart(epochs: int):
+def test_auto_tta_gives_up_at_most_one_epoch_and_only_for_enough():
+    def apart(flip_epochs: int, six_epochs: int) -> str:
         flip = plan(60 * MIN, 0.0, 100.0, 1_000, 0, 0, 1.0, 1, tta="flip")
-        return (dataclasses.replace(flip, epochs=epochs),
-                dataclasses.replace(flip, epochs=epochs - 1, tta="flip-shift"))
-    assert choose_tta(*one_epoch_apart(SIX_VIEWS_WORTH_AN_EPOCH_FROM + 1)).tta == "flip-shift"
-    assert choose_tta(*one_epoch_apart(SIX_VIEWS_WORTH_AN_EPOCH_FROM)).tta == "flip"  # 8 left: an epoch is worth more
-    flip, _ = one_epoch_apart(12)
-    assert choose_tta(flip, dataclasses.replace(flip, epochs=10, tta="flip-shift")).tta == "flip"  # two epochs
+        return choose_tta(dataclasses.replace(flip, epochs=flip_epochs),
+                          dataclasses.replace(flip, epochs=six_epochs, tta="flip-shift")).tta
+    assert apart(SIX_VIEWS_FROM_EPOCHS + 1, SIX_VIEWS_FROM_EPOCHS) == "flip-shift"
+    assert apart(SIX_VIEWS_FROM_EPOCHS, SIX_VIEWS_FROM_EPOCHS - 1) == "flip"  # 8 left: too young
+    assert apart(SIX_VIEWS_FROM_EPOCHS + 2, SIX_VIEWS_FROM_EPOCHS) == "flip"  # two epochs lost
 
 
 def test_a_budget_too_small_for_the_warm_up_says_what_would_fit():
@@ -133,8 +134,7 @@ def test_a_budgeted_run_and_its_submission_end_inside_the_budget(tmp_path):
     assert record["precision_used"] in ("float32", "bfloat16") and record["startup"]["threads"]
     # cpu-fast's --tta auto, decided by the budget on both measured views and saved as decided
     left = dict(chosen["tta_considered"])
-    lost = left["flip"] - left["flip-shift"]
-    six_pay = lost <= 0 or (lost == 1 and left["flip-shift"] >= SIX_VIEWS_WORTH_AN_EPOCH_FROM)
+    six_pay = left["flip-shift"] >= SIX_VIEWS_FROM_EPOCHS and left["flip"] - left["flip-shift"] <= 1
     assert record["config"]["tta"] == chosen["tta"] == ("flip-shift" if six_pay else "flip")
     assert chosen["epochs"] == left[chosen["tta"]] and f"--tta auto chose {chosen['tta']}" in trained.stderr
 

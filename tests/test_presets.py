@@ -61,8 +61,10 @@ def test_every_preset_trains_and_submits(tmp_path, preset, flags):
     saved = json.loads((run / "config.json").read_text())["config"]
     overridden = {flag[2:].replace("-", "_") for flag in flags if flag.startswith("--")}
     overridden |= {"time_budget"} if "epochs" in overridden else set()  # an explicit --epochs turns it off
-    assert {k: saved[k] for k in PRESETS[preset] if k not in overridden} == {
-        k: v for k, v in PRESETS[preset].items() if k not in overridden}
+    decided = {"tta"} if PRESETS[preset].get("tta") == "auto" else set()  # saved as decided: flip without a budget
+    assert {k: saved[k] for k in PRESETS[preset] if k not in overridden | decided} == {
+        k: v for k, v in PRESETS[preset].items() if k not in overridden | decided}
+    assert not decided or saved["tta"] == "flip"
     metrics = pd.read_csv(run / "metrics.csv")
     assert len(metrics) == saved["epochs"] and np.isfinite(metrics["train_loss"]).all()
     if saved["valid_ratio"]:
