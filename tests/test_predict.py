@@ -226,3 +226,9 @@ def test_an_ensemble_of_runs_with_other_classes_or_bad_weights_is_refused(run, o
         done = run_script("submit.py", *args, "--out", tmp_path / "x.csv", "--no-progress")
         assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
         assert not (tmp_path / "x.csv").exists()
+    # the second run's own files are as safe as the first's
+    params = os.path.join(other_run, "model.params")
+    before = os.path.getmtime(params)
+    done = run_script("submit.py", "--run", run, "--run", other_run, "--out", params, "--no-progress")
+    assert done.returncode == 2 and f"--out {params} is one of run {other_run}'s own files" in done.stderr, done.stderr
+    assert os.path.getmtime(params) == before

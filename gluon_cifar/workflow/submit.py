@@ -130,11 +130,12 @@ def _output(options: SubmitOptions, cfg: Config) -> str:
         if os.path.isdir(folder):
             refuse_inside(out, folder, "--out")  # first: not even a write probe goes there
     check_output_file(out, "--out", "submission.csv")
-    for member in options.run:
-        own = os.path.basename(out) in rundir.OWN_FILES
-        if own and os.path.samefile(os.path.dirname(os.path.abspath(out)), member):
-            raise ConfigError(f"--out {out} is one of run {member}'s own files: choose another name, e.g. the default "
-                              f"{os.path.join(run, 'submission.csv')}")
+    if os.path.basename(out) in rundir.OWN_FILES:  # then it must not be in any of the runs' folders
+        folder = os.path.dirname(os.path.abspath(out))
+        for member in options.run:
+            if os.path.samefile(folder, member):
+                raise ConfigError(f"--out {out} is one of run {member}'s own files: choose another name, e.g. the "
+                                  f"default {os.path.join(run, 'submission.csv')}")
     return out
 
 
