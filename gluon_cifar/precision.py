@@ -7,9 +7,10 @@ Every rule about precisions lives here; `decide` is called once per command, bef
   and no loss scaling (bfloat16 has float32's range); prediction a bfloat16 copy of the network.
 - float16: GPUs only, training only (AMP with dynamic loss scaling; `--amp` is its old name).
   Untested here: no GPU.
-- auto: what measured fastest on this kind of machine (docs/BENCHMARKS.md, "precision").
-  Training: bfloat16 where `Startup.bf16_training` (AMX; AMD Zen 4 and 5), else float32.
-  Prediction: bfloat16 wherever the CPU computes it natively (AVX512-BF16 or AMX). GPUs: float32.
+- auto: what measured fastest on this kind of machine (docs/BENCHMARKS.md, "precision", "AMX").
+  On CPUs, training and prediction alike: bfloat16 where `Startup.bf16_faster` (AMX; AMD Zen 4
+  and 5), else float32 (an Intel CPU with AVX512-BF16 but without AMX computes bfloat16 natively
+  and still no faster). GPUs: float32.
 
 Nothing here imports MXNet.
 """
@@ -46,5 +47,4 @@ def decide(requested: str, device_types: Iterable[str], startup: Startup, phase:
         return requested
     if any(on_gpu):
         return "float32"
-    fast = startup.bf16_training if phase == "train" else startup.amx_enabled or startup.bf16_compute
-    return "bfloat16" if fast else "float32"
+    return "bfloat16" if startup.bf16_faster else "float32"

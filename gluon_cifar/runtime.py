@@ -12,9 +12,10 @@ half the speed silently). It makes two settings, both read by MXNet only when it
 - The CPU's matrix units (AMX). Linux hands AMX tile state to a process only once it asks
   (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`); without that, the first AMX
   instruction dies with SIGILL. And the oneDNN 2.4 inside MXNet 1.9.1 uses AMX only up to the
-  ISA cap `DNNL_MAX_CPU_ISA=AVX512_CORE_AMX`. With both, bfloat16 trains FastNet 2.0x faster
-  than float32 on an AMX Xeon (issue 9's measurement). Without AMX it depends on the CPU
-  (`bf16_training_is_faster`), which is why `precision.decide` picks by what was found here.
+  ISA cap `DNNL_MAX_CPU_ISA=AVX512_CORE_AMX`. With both, bfloat16 trains FastNet 2.7x faster
+  than float32 on a 2-core AMX Xeon; with AMX capped off, 0.6x (docs/BENCHMARKS.md, "AMX").
+  So it depends on the CPU (`bf16_is_faster`), which is why `precision.decide` picks
+  by what was found here.
 
 Nothing here imports MXNet.
 """
@@ -44,7 +45,7 @@ class Startup:
     threads: str  # the OpenMP thread setting in force
     cpu: str  # vendor and family, e.g. "AuthenticAMD family 26"
     bf16_compute: bool  # the CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16)
-    bf16_training: bool  # bfloat16 training measured faster than float32 on CPUs of this kind
+    bf16_faster: bool  # bfloat16 measured faster than float32 on CPUs of this kind (training and prediction)
     amx: str  # "enabled", "absent" (not on this CPU), "refused: <why>" (by the kernel) or "disabled: <why>"
     isa: str  # the highest instruction set oneDNN will use, in oneDNN's own words
 
@@ -90,12 +91,13 @@ def cpu_identity(cpuinfo: str = "/proc/cpuinfo") -> tuple[str, int]:
         return "unknown", 0
 
 
-def bf16_training_is_faster(flags: frozenset[str], identity: tuple[str, int], amx_enabled: bool) -> bool:
-    """Whether MXNet's bfloat16 AMP trains faster than float32 on this CPU, as measured
-    (docs/BENCHMARKS.md, "precision"): yes with AMX (2.0x), and on AMD CPUs with AVX512-BF16:
-    Zen 5 (family 26, 1.86x) and Zen 4 (family 25, 1.61x for FastNet, 1.77x for ResNet-18; an
-    earlier "slower" reading there did not reproduce). Other CPUs (e.g. Intel's AVX512-BF16
-    without AMX): not measured, so float32."""
+def bf16_is_faster(flags: frozenset[str], identity: tuple[str, int], amx_enabled: bool) -> bool:
+    """Whether bfloat16 computes faster than float32 on this CPU (MXNet's AMP training; prediction), as measured
+    (docs/BENCHMARKS.md, "precision" and "AMX"): yes with AMX (a Xeon with AMX-BF16: 2.67x for
+    FastNet, 1.46x for ResNet-18), and on AMD CPUs with AVX512-BF16: Zen 5 (family 26, 1.86x) and
+    Zen 4 (family 25, 1.61x for FastNet, 1.77x for ResNet-18; an earlier "slower" reading there did
+    not reproduce). Intel's AVX512-BF16 without AMX is not (the same Xeon with AMX capped off:
+    training 0.59x and 0.75x, prediction 0.96x), so float32 there and on every CPU not measured."""
     vendor, _ = identity
     return amx_enabled or (vendor == "AuthenticAMD" and "avx512_bf16" in flags)
 
@@ -156,7 +158,7 @@ def configure(flags: frozenset[str] | None = None, environ: MutableMapping[str, 
         isa = f"at most {user_isa} (DNNL_MAX_CPU_ISA set by the user)"
     return Startup(threads=omp_threads(environ), cpu=f"{identity[0]} family {identity[1]}",
                    bf16_compute=bool({"avx512_bf16", "amx_bf16"} & flags),
-                   bf16_training=bf16_training_is_faster(flags, identity, amx == "enabled"), amx=amx, isa=isa)
+                   bf16_faster=bf16_is_faster(flags, identity, amx == "enabled"), amx=amx, isa=isa)
 
 
 def _use_every_core(environ: MutableMapping[str, str]) -> None:
