@@ -49,10 +49,6 @@ class Startup:
     amx: str  # "enabled", "absent" (not on this CPU), "refused: <why>" (by the kernel) or "disabled: <why>"
     isa: str  # the highest instruction set oneDNN will use, in oneDNN's own words
 
-    @property
-    def amx_enabled(self) -> bool:
-        return self.amx == "enabled"
-
     def as_record(self) -> dict[str, object]:
         return asdict(self)
 
