@@ -32,6 +32,9 @@ class NullRecorder:
     def scalars(self, group: str, step: int, values: dict[str, float | None]) -> None:
         pass
 
+    def settings_changed(self, cfg: Config, info: dict[str, Any]) -> None:
+        pass
+
     def finish(self, history: list[EpochResult]) -> None:
         pass
 
@@ -71,6 +74,12 @@ class RunRecorder(NullRecorder):
         """TensorBoard scalars `group/name` at `step` (events.py), if the run writes events."""
         if self._events is not None:
             self._events.scalars(group, step, values)
+
+    def settings_changed(self, cfg: Config, info: dict[str, Any]) -> None:
+        """The run goes on with `cfg` (a time budget cut it short): config.json says so, with `info` added
+        to what it records, and the checkpoints from now on hold `cfg`."""
+        self._cfg = cfg
+        rundir.save_config(self.path, cfg, info)
 
     def finish(self, history: list[EpochResult]) -> None:
         """curves.png, and the last validation's confusion matrix and per-class accuracy."""

@@ -142,6 +142,11 @@ def save_start(path: str, cfg: Config, classes: list[str], info: dict[str, Any])
     write_text(os.path.join(path, CLASSES), "\n".join(classes) + "\n")
 
 
+def save_config(path: str, cfg: Config, added: dict[str, Any]) -> None:
+    """Rewrite config.json with settings `cfg`, and `added` to (or replacing in) what it records beside them."""
+    cfg.save(os.path.join(path, CONFIG), {**info(path), **added})
+
+
 def save_metrics(path: str, history: list[EpochResult]) -> None:
     with atomic_path(os.path.join(path, METRICS)) as tmp:
         pd.DataFrame([h.as_row() for h in history]).to_csv(tmp, index=False)

@@ -24,12 +24,13 @@ class Lookahead:
     def __init__(self, net: gluon.Block, every: int, batches_per_epoch: int, epochs: int,
                  max_decay: float = MAX_DECAY) -> None:
         self._params = list(net.collect_params().values())
-        self._every, self._batches_per_epoch, self._epochs = every, batches_per_epoch, epochs
+        self._every, self._batches_per_epoch = every, batches_per_epoch
+        self.epochs = epochs  # the run's length, which the decay grows over; a time budget may shorten it
         self._max_decay = max_decay
         self._average: list[list[nd.NDArray]] | None = None  # per parameter, per context
 
     def decay(self, step: int) -> float:
-        total = self._batches_per_epoch * self._epochs
+        total = self._batches_per_epoch * self.epochs
         return 1.0 if step >= total else self._max_decay * (step / total) ** 3
 
     def start_from_weights(self) -> None:

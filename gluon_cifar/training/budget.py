@@ -12,7 +12,8 @@ and chooses the largest number of epochs for which the time already spent, the e
 prediction of every test image fit in the budget with a safety margin. With `--tta auto` it also
 chooses the test-time views (`choose_tta`): airbench's 6 where the network trains long enough
 for them to help and they cost at most one epoch, else the image and its mirror. After each epoch the run
-compares its pace with the plan and warns, with the expected overrun, if the machine has slowed.
+compares its pace with the plan (`replan`): where the machine has slowed so much that the rest would
+end after the budget, the run is cut short, to the epochs that fit at the new pace.
 The measuring (workflow/budget.py) happens before the run directory is opened, and the run
 rewinds after it: with the chosen epochs it is bit for bit the run `--epochs N --time-budget 0`
 gives. This module is the arithmetic alone.
@@ -59,6 +60,7 @@ class BudgetPlan:
     later_epoch_s: float = 0.0
     tta: str = ""  # the test-time views predict_s was timed with ("": the run's own, not chosen here)
     tta_considered: tuple[tuple[str, int], ...] = ()  # with --tta auto: (views, epochs they leave) each
+    min_epochs: int = 1  # the fewest the run may train (its warm-up and one epoch of decay)
 
     @property
     def mean_epoch_s(self) -> float:
@@ -121,7 +123,8 @@ def plan(budget_s: float, elapsed_s: float, train_images_per_s: float, train_ima
     epochs = choose_epochs(budget_s, elapsed_s, epoch_s, predict_s, min_epochs, later_epoch_s, first_epochs)
     total = elapsed_s + training_s(epochs, epoch_s, later_epoch_s, first_epochs) + predict_s
     return BudgetPlan(budget_s, elapsed_s, train_images_per_s, epoch_s, test_images, predict_images_per_s,
-                      predict_s, epochs, total, first_epochs, later_images_per_s or 0.0, later_epoch_s or 0.0, tta)
+                      predict_s, epochs, total, first_epochs, later_images_per_s or 0.0, later_epoch_s or 0.0, tta,
+                      min_epochs=min_epochs)
 
 
 def choose_tta(flip: BudgetPlan, flip_shift: BudgetPlan | None) -> BudgetPlan:
@@ -131,6 +134,54 @@ def choose_tta(flip: BudgetPlan, flip_shift: BudgetPlan | None) -> BudgetPlan:
     left = flip_shift.epochs if flip_shift else 0
     chosen = flip_shift if flip_shift and left >= SIX_VIEWS_FROM_EPOCHS and flip.epochs - left <= 1 else flip
     return replace(chosen, tta_considered=(("flip", flip.epochs), ("flip-shift", left)))
+
+
+@dataclass(frozen=True)
+class Replan:
+    """A run's length decided again after an epoch; saved in config.json's `time_budget_replans`."""
+
+    after_epoch: int
+    epochs_before: int
+    epochs: int  # the new last epoch (< epochs_before: the run was cut short)
+    slowdown: float  # the epoch just finished took this many times its planned seconds
+    uncut_end_s: float  # when the run would end, its submission included, at that pace with epochs_before
+    end_s: float  # the same with `epochs`
+    budget_s: float
+
+    def as_record(self) -> dict[str, float | int]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        cut = "no epoch is left to cut"
+        if self.epochs < self.epochs_before:
+            cut = (f"training ends after epoch {self.epochs} instead of {self.epochs_before} (the learning rate and "
+                   f"the averaging finish on the shorter schedule), to end at {self.end_s / 60:.1f} min"
+                   + (": still late, but the schedule needs this epoch" if self.end_s > self.budget_s else ""))
+        return (f"epoch {self.after_epoch} took {self.slowdown:.2f}x its planned time: at this pace the run and its "
+                f"submission would end at {self.uncut_end_s / 60:.1f} min, after the {self.budget_s / 60:g}-minute "
+                f"budget; {cut}")
+
+
+def planned_epoch_s(plan: BudgetPlan, epoch: int) -> float:
+    """The seconds `plan` gave epoch `epoch` (1-based)."""
+    return plan.later_epoch_s if plan.first_epochs and epoch > plan.first_epochs else plan.epoch_s
+
+
+def replan(plan: BudgetPlan, epochs: int, done: int, last_epoch_s: float, age_s: float) -> Replan:
+    """The run's length after `done` of its `epochs` epochs, the last taking `last_epoch_s` (wall clock),
+    `age_s` seconds into the process: `epochs` while the remaining epochs and the prediction, at that
+    epoch's pace relative to the plan, still end inside the budget; else the most that fill SAFETY of
+    the time left, and never fewer than plan.min_epochs or `done + 1` (the schedule needs an epoch to
+    wind down in). A machine that got faster keeps its epochs: the budget is a limit, not a target."""
+    slowdown = last_epoch_s / planned_epoch_s(plan, done)
+
+    def left_s(last: int) -> float:  # training epochs done+1..last, then the prediction, at this pace
+        return slowdown * (sum(planned_epoch_s(plan, e) for e in range(done + 1, last + 1)) + plan.predict_s)
+
+    least, chosen = max(done + 1, plan.min_epochs), epochs
+    if age_s + left_s(epochs) > plan.budget_s and least < epochs:
+        chosen = max((n for n in range(least, epochs) if left_s(n) <= SAFETY * (plan.budget_s - age_s)), default=least)
+    return Replan(done, epochs, chosen, slowdown, age_s + left_s(epochs), age_s + left_s(chosen), plan.budget_s)
 
 
 def measure_rate(run_batches: Callable[[Iterable], int], batches: Iterable, warmup: int = 2, chunk: int = 1,
@@ -169,8 +220,3 @@ def process_age_s() -> float:
             return max(0.0, float(uptime.read().split()[0]) - started_ticks / os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError):
         return 0.0
-
-
-def projected_overrun_s(plan: BudgetPlan, epochs_done: int, seconds_per_epoch: float) -> float:
-    """Seconds by which the run will miss its budget at the pace measured so far (<= 0: on time)."""
-    return process_age_s() + (plan.epochs - epochs_done) * seconds_per_epoch + plan.predict_s - plan.budget_s

@@ -38,6 +38,11 @@ class FitHooks:
     def on_epoch_end(self, result: EpochResult) -> None:
         """Called once per finished epoch, validation included."""
 
+    def last_epoch(self, planned: int) -> int:
+        """The epoch to end with, asked after each on_epoch_end: `planned` (fit's `epochs`, or what this
+        said before), or an earlier one where the run must end sooner (a time budget on a slowed machine)."""
+        return planned
+
 
 # Batches the Python thread may queue ahead of the devices. MXNet would otherwise let it queue a
 # whole sync window (50 batches: all of a cpu-fast epoch) in seconds, and a progress bar counting
@@ -170,8 +175,8 @@ def evaluate(net: gluon.Block, loader: Iterable, ctxs: list[mx.Context]) -> floa
 
 def fit(parts: TrainingParts, ctxs: list[mx.Context], epochs: int, *, sync_every: int = 50,
         start: EpochProgress | None = None, hooks: FitHooks | None = None) -> None:
-    """Train up to epoch `epochs`, evaluating on parts.valid_data after each (if any); each epoch's
-    EpochResult goes to hooks.on_epoch_end (the one history is the caller's).
+    """Train up to epoch `epochs` (or hooks.last_epoch), evaluating on parts.valid_data after each (if
+    any); each epoch's EpochResult goes to hooks.on_epoch_end (the one history is the caller's).
 
     `start` resumes part-way: training begins in epoch `start.epoch` with its totals so far, and
     parts.train_data must already be positioned after `start.batches` batches of it.
@@ -179,7 +184,8 @@ def fit(parts: TrainingParts, ctxs: list[mx.Context], epochs: int, *, sync_every
     hooks = hooks or FitHooks()
     examples_per_epoch = parts.batches_per_epoch * getattr(parts.train_data, "batch_size", 0)
     first = start or EpochProgress()
-    for epoch in range(first.epoch, epochs + 1):
+    epoch = first.epoch
+    while epoch <= epochs:
         state = first if epoch == first.epoch else EpochProgress(epoch)
         parts.start_epoch(epoch)
         lr = parts.learning_rate((epoch - 1) * parts.batches_per_epoch + 1)  # at the epoch's first update
@@ -203,3 +209,5 @@ def fit(parts: TrainingParts, ctxs: list[mx.Context], epochs: int, *, sync_every
         result = EpochResult(epoch, lr, train_loss, train_acc, valid_acc, examples, state.seconds,
                              examples / state.seconds, confusion)
         hooks.on_epoch_end(result)
+        epochs = hooks.last_epoch(epochs)
+        epoch += 1

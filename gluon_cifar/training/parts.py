@@ -81,8 +81,20 @@ def build_training(cfg: Config, ctxs: list[mx.Context], cluster: Cluster, net: g
         amp.init_trainer(trainer)
     learn_first = (cfg.whiten_bias_epochs, (net.whiten.bias,)) if cfg.whiten_bias_epochs else (0, ())
     return TrainingParts(net, trainer, make_loss(cfg), train_data, valid_data, lookahead, cluster.num_workers,
-                         precision == "float16", learn_first,
-                         functools.partial(learning_rate, cfg, batches_per_epoch=batches))
+                         precision == "float16", learn_first, _schedule(cfg, batches))
+
+
+def shorten(parts: TrainingParts, cfg: Config) -> None:
+    """Make `parts` (built for a longer run of cfg's settings) end after cfg.epochs: from the next update
+    on, the learning rate and the averaging's decay are those of a cfg.epochs-epoch run, as in a run
+    resumed with another --epochs. How a time budget cuts short a run the machine has slowed."""
+    parts.schedule = _schedule(cfg, parts.batches_per_epoch)
+    if parts.lookahead is not None:
+        parts.lookahead.epochs = cfg.epochs
+
+
+def _schedule(cfg: Config, batches_per_epoch: int) -> Callable[[int], float]:
+    return functools.partial(learning_rate, cfg, batches_per_epoch=batches_per_epoch)
 
 
 def weights(net: gluon.Block) -> list[list[nd.NDArray]]:

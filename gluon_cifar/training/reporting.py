@@ -1,16 +1,18 @@
-"""What a run does between batches: a progress bar, a log line per epoch, a warning when the run
-falls behind its time budget, and the recorder's writes at the moments they are due."""
+"""What a run does between batches: a progress bar, a log line per epoch, the run cut short when the
+machine slows down so much that it would miss its time budget, and the recorder's writes at the
+moments they are due."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..config import Config
 from ..progress import progress_bar
 from . import budget
 from .engine import FitHooks
-from .parts import TrainingParts
+from .parts import TrainingParts, shorten
 from .records import EpochProgress, EpochResult
 
 log = logging.getLogger(__name__)
@@ -25,15 +27,20 @@ class Recorder(Protocol):
 
     def scalars(self, group: str, step: int, values: dict[str, float | None]) -> None: ...
 
+    def settings_changed(self, cfg: Config, info: dict[str, Any]) -> None: ...
+
 
 class RunHooks(FitHooks):
     """fit's hooks for a run of `cfg`: `history` holds the finished epochs (a resumed run's too: the
-    run's one history), and the checkpoint cadence is decided here alone."""
+    run's one history), and the checkpoint cadence is decided here alone. With a time budget's `plan`,
+    each epoch's pace is held against it (budget.replan), and the run is cut short if it must be."""
 
     def __init__(self, cfg: Config, parts: TrainingParts, recorder: Recorder, history: list[EpochResult],
                  plan: budget.BudgetPlan | None = None, show_progress: bool = True) -> None:
         self._cfg, self._parts, self._recorder, self.history = cfg, parts, recorder, history
         self._plan, self._show_progress = plan, show_progress
+        self._replans: list[budget.Replan] = []
+        self._epoch_ended_at = budget.process_age_s()  # the wall clock, as the budget counts it
 
     @property
     def sync_every(self) -> int:
@@ -61,16 +68,26 @@ class RunHooks(FitHooks):
                  result.epoch, self._cfg.epochs, result.lr, result.train_loss, result.train_acc, valid,
                  result.examples_per_sec, result.seconds)
         if self._plan is not None:
-            self._warn_if_late(result.epoch)
+            self._keep_to_budget(result.epoch)
         self._recorder.scalars("epoch", result.epoch, {
             "train_loss": result.train_loss, "train_acc": result.train_acc, "valid_acc": result.valid_acc,
             "lr": result.lr, "images_per_s": result.examples_per_sec, "seconds": result.seconds})
         self._recorder.epoch_end(self._parts.net, self._parts.trainer, self.history)
 
-    def _warn_if_late(self, epoch: int) -> None:
-        pace = sum(h.seconds for h in self.history) / len(self.history)
-        late = budget.projected_overrun_s(self._plan, epoch, pace)
-        if late > 0:
-            log.warning("at this pace (%.0f s an epoch, %.0f planned) training and the submission will end %.1f "
-                        "min after the %.0f-minute budget: the machine has slowed down since the start",
-                        pace, self._plan.mean_epoch_s, late / 60, self._plan.budget_s / 60)
+    def last_epoch(self, planned: int) -> int:
+        return min(planned, self._cfg.epochs)
+
+    def _keep_to_budget(self, epoch: int) -> None:
+        """Cut the run short if, at the pace of the epoch just finished, it would end after its budget.
+        Before the epoch's checkpoint is written, so that the checkpoint holds the new length."""
+        now = budget.process_age_s()
+        decided = budget.replan(self._plan, self._cfg.epochs, epoch, now - self._epoch_ended_at, now)
+        self._epoch_ended_at = now
+        if decided.uncut_end_s <= decided.budget_s:
+            return
+        log.warning("%s", decided.summary())
+        if decided.epochs < self._cfg.epochs:
+            self._cfg = dataclasses.replace(self._cfg, epochs=decided.epochs)
+            shorten(self._parts, self._cfg)
+            self._replans.append(decided)
+            self._recorder.settings_changed(self._cfg, {"time_budget_replans": [r.as_record() for r in self._replans]})
