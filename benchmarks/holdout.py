@@ -30,25 +30,35 @@ from common import ROOT, machine, run_measured
 SCORER = os.path.join(ROOT, "..", "shared", "tools", "kaggle_layout.py")
 
 
-def measure(data_dir: str, preset: str, seed: int, work: str, dtype: str, flags: list[str]) -> dict:
+def measure(data_dir: str, preset: str, seed: int, work: str, dtype: str, flags: list[str],
+            contend_after: float | None = None) -> dict:
     run, cache = os.path.join(work, f"{preset}-s{seed}"), os.path.join(work, f"cache-{preset}-s{seed}")
     shutil.rmtree(run, ignore_errors=True)
     shutil.rmtree(cache, ignore_errors=True)  # cold: the split and the decode are timed too
     scripts = os.path.join(ROOT, "scripts")
-    trained = run_measured([sys.executable, os.path.join(scripts, "train.py"), "--preset", preset, "--data-dir",
-                            data_dir, "--seed", str(seed), "--cache-dir", cache, "--out", run, "--no-progress",
-                            *flags])
-    submitted = run_measured([sys.executable, os.path.join(scripts, "submit.py"), "--run", run, "--precision", dtype,
-                              "--no-progress"])
+    # a host slowing down mid-run, made on purpose: one busy process from then until the submission is written
+    rival = None if contend_after is None else subprocess.Popen(
+        [sys.executable, "-c", f"import time; time.sleep({contend_after * 60})\nwhile True: pass"])
+    try:
+        trained = run_measured([sys.executable, os.path.join(scripts, "train.py"), "--preset", preset, "--data-dir",
+                                data_dir, "--seed", str(seed), "--cache-dir", cache, "--out", run, "--no-progress",
+                                *flags])
+        submitted = run_measured([sys.executable, os.path.join(scripts, "submit.py"), "--run", run, "--precision",
+                                  dtype, "--no-progress"])
+    finally:
+        if rival is not None:
+            rival.kill()
     scored = run_measured([sys.executable, SCORER, data_dir, "--score", os.path.join(run, "submission.csv")])
     accuracy = float(re.search(r"accuracy ([0-9.]+)", scored.stdout).group(1))
     with open(os.path.join(run, "config.json"), encoding="utf-8") as f:
-        config = json.load(f)["config"]
-    with open(os.path.join(run, "config.json"), encoding="utf-8") as f:
         record = json.load(f)
+    config = record["config"]
+    cuts = record.get("time_budget_replans")  # the budget cut the run short: the host slowed down
     return {"preset": preset, "seed": seed, "flags": flags, "dtype": dtype, "epochs": config["epochs"],
             "time_budget": config.get("time_budget", 0), "precision_used": record.get("precision_used", "float32"),
             "startup": record.get("startup"),
+            **({"planned_epochs": cuts[0]["epochs_before"], "time_budget_replans": cuts} if cuts else {}),
+            **({"contend_after_min": contend_after} if contend_after is not None else {}),
             "tta": config["tta"], "train_s": trained.seconds, "submit_s": submitted.seconds,
             "total_s": trained.seconds + submitted.seconds, "holdout_acc": accuracy,
             "peak_memory": max(trained.peak_memory, submitted.peak_memory), "machine": machine(),
@@ -61,14 +71,18 @@ def table(rows: list[dict]) -> str:
     """Markdown: one line per (preset, flags, dtype, commit), with mean and spread over its seeds."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["preset"], " ".join(row["flags"]), row["dtype"], row.get("commit")), []).append(row)
+        contended = [f"--contend-after {row['contend_after_min']:g}"] if "contend_after_min" in row else []
+        key = (row["preset"], " ".join(row["flags"] + contended), row["dtype"], row.get("commit"))
+        groups.setdefault(key, []).append(row)
     lines = ["| preset (extra flags) | epochs | TTA | seeds | wall clock, min (mean; range) | holdout accuracy "
              "(mean; range) |", "| --- | --- | --- | --- | --- | --- |"]
     for (preset, flags, dtype, commit), runs in groups.items():
         minutes = [r["total_s"] / 60 for r in runs]
         accuracy = [r["holdout_acc"] for r in runs]
         at = f" (at {commit})" if commit else ""
-        lines.append(f"| `{preset}`{f' `{flags}`' if flags else ''}, {dtype} prediction{at} | {runs[0]['epochs']} | "
+        first = runs[0]
+        epochs = f"{first['planned_epochs']} cut to {first['epochs']}" if "planned_epochs" in first else first["epochs"]
+        lines.append(f"| `{preset}`{f' `{flags}`' if flags else ''}, {dtype} prediction{at} | {epochs} | "
                      f"{runs[0]['tta']} | {', '.join(str(r['seed']) for r in runs)} | {statistics.mean(minutes):.1f}; "
                      f"{min(minutes):.1f}–{max(minutes):.1f} | **{statistics.mean(accuracy):.4f}**; "
                      f"{min(accuracy):.4f}–{max(accuracy):.4f} |")
@@ -85,12 +99,14 @@ def main() -> int:
     parser.add_argument("--work", default=os.path.join(ROOT, "runs", "holdout"), help="run and cache directories")
     parser.add_argument("--results", default=os.path.join(ROOT, "benchmarks", "holdout.jsonl"))
     parser.add_argument("--table", action="store_true", help="print the table of --results and exit")
+    parser.add_argument("--contend-after", type=float, metavar="MIN",
+                        help="slow the host on purpose: a busy process from MIN minutes in until the submission")
     args, flags = parser.parse_known_args()  # unknown flags go to train.py
     if not args.table:
         if not args.data_dir:
             parser.error("--data-dir is required to measure")
         for seed in args.seeds:
-            row = measure(args.data_dir, args.preset, seed, args.work, args.dtype, flags)
+            row = measure(args.data_dir, args.preset, seed, args.work, args.dtype, flags, args.contend_after)
             print(json.dumps(row), flush=True)
             with open(args.results, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
