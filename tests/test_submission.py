@@ -1,4 +1,5 @@
 """Submission rows: ids from file names, numeric order, class names, atomic write."""
+import dataclasses
 import os
 
 import mxnet as mx
@@ -12,6 +13,7 @@ from gluon_cifar import CIFAR10_CLASSES, STARTUP
 from gluon_cifar.data.kaggle import read_test
 from gluon_cifar.data.transforms import MEAN, STD
 from gluon_cifar.errors import ConfigError, GluonCifarError
+from gluon_cifar.inference import predict
 from gluon_cifar.inference.predict import (
     cast_for_inference,
     predict_files,
@@ -92,3 +94,17 @@ def test_bfloat16_inference_agrees_with_float32_and_its_misuses_are_named():
         decide("float16", ["cpu", "cpu"], STARTUP, "predict")
     with pytest.raises(ValueError, match="float32 or bfloat16"):
         cast_for_inference(net, "float16", ctxs)
+
+
+@pytest.mark.parametrize("compute, faster, said", [
+    (False, False, "bfloat16 is emulated"),
+    (True, False, "computes bfloat16 without AMX: measured no faster"),
+    (True, True, None),
+])
+def test_forced_bfloat16_prediction_warns_where_auto_would_not_choose_it(monkeypatch, caplog, compute, faster, said):
+    monkeypatch.setattr(predict, "STARTUP", dataclasses.replace(STARTUP, bf16_compute=compute, bf16_faster=faster))
+    net = build_model("fastnet_small", 10, [mx.cpu()], seed=0, sample=np.zeros((64, 3, 32, 32), np.float32))
+    with caplog.at_level("WARNING"):
+        cast_for_inference(net, "bfloat16", [mx.cpu()])
+    warned = [r.getMessage() for r in caplog.records if "float32 (--precision auto here)" in r.getMessage()]
+    assert [said in w for w in warned] == ([True] if said else [])

@@ -42,8 +42,11 @@ def cast_for_inference(net: gluon.HybridBlock, dtype: str, ctxs: list[mx.Context
         raise ValueError(f"inference computes in {' or '.join(COMPUTED_IN_PREDICTION)}, not {dtype!r}")
     if dtype == "float32":
         return net
-    if not STARTUP.bf16_compute:
-        log.warning("this CPU has no AVX512-BF16/AMX: bfloat16 is emulated and may be slower than float32")
+    if not STARTUP.bf16_faster:  # forced: --precision auto would have chosen float32 here
+        log.warning("%s: float32 (--precision auto here) is exact and at least as fast", (
+            "this CPU has no AVX512-BF16/AMX: bfloat16 is emulated and may be slower than float32"
+            if not STARTUP.bf16_compute else
+            "this CPU computes bfloat16 without AMX: measured no faster than float32 (0.96x, docs/BENCHMARKS.md)"))
     # The conversion rewrites the graph of a hybridized forward pass (even for a run trained
     # with --no-hybridize: inference computes the same either way).
     net.hybridize(static_alloc=True)
