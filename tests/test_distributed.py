@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow  # starts parameter-server jobs
 
 LAUNCH = [sys.executable, os.path.join(ROOT, "scripts", "launch.py")]
 TRAIN = [sys.executable, os.path.join(ROOT, "scripts", "train.py")]
-SMALL = ["--model", "cifar_resnet20_v1", "--epochs", "4", "--batch-size", "64", "--lr", "0.1", "--lr-period", "2",
+SMALL = ["--model", "cifar_resnet20_v1", "--epochs", "2", "--batch-size", "64", "--lr", "0.1", "--lr-period", "1",
          "--lr-decay", "0.5", "--no-progress"]
 
 
@@ -47,11 +47,11 @@ def test_two_workers_train_like_one_process_and_write_the_run_once(real_layout, 
     digests = re.findall(r"worker (\d) of 2: trained weights digest (\w+)", result.stdout)
     assert sorted(rank for rank, _ in digests) == ["0", "1"]
     assert digests[0][1] == digests[1][1], "the workers ended with different weights"
-    validated = re.findall(r"^\[(worker \d)\] .* epoch \d/4: .* valid acc", result.stdout, re.MULTILINE)
-    assert len(validated) == 4 and len(set(validated)) == 1, "one worker (rank 0) validates, once per epoch"
+    validated = re.findall(r"^\[(worker \d)\] .* epoch \d/2: .* valid acc", result.stdout, re.MULTILINE)
+    assert len(validated) == 2 and len(set(validated)) == 1, "one worker (rank 0) validates, once per epoch"
 
     metrics = pd.read_csv(run / "metrics.csv")
-    assert metrics["lr"].tolist() == pytest.approx([0.1, 0.1, 0.05, 0.05])
+    assert metrics["lr"].tolist() == pytest.approx([0.1, 0.05])
     assert (metrics["examples"] == 448).all()  # rank 0's half of 920 images, in whole batches of 32
     assert json.loads((run / "config.json").read_text())["workers"] == 2
 
@@ -60,7 +60,7 @@ def test_two_workers_train_like_one_process_and_write_the_run_once(real_layout, 
     reference = pd.read_csv(tmp_path / "single" / "metrics.csv")
     # Same global batch (2 x 32 vs 64): the runs differ only in BatchNorm batches and shuffling
     # within each worker's half, so training accuracy must be close. Validation accuracy on 80
-    # images after 4 epochs is too noisy to compare tightly.
+    # images after 2 epochs is too noisy to compare tightly.
     assert abs(metrics["train_acc"].iloc[-1] - reference["train_acc"].iloc[-1]) < 0.1
     assert metrics["train_loss"].iloc[-1] < metrics["train_loss"].iloc[0]
     assert metrics["valid_acc"].iloc[-1] >= 0.1 and reference["valid_acc"].iloc[-1] >= 0.1
