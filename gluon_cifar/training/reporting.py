@@ -40,7 +40,7 @@ class RunHooks(FitHooks):
         self._cfg, self._parts, self._recorder, self.history = cfg, parts, recorder, history
         self._plan, self._show_progress = plan, show_progress
         self._replans: list[budget.Replan] = []
-        self._epoch_ended_at = budget.process_age_s()  # the wall clock, as the budget counts it
+        self._epoch_ended_at: float | None = None  # the wall clock, as the budget counts it
 
     @property
     def sync_every(self) -> int:
@@ -79,10 +79,14 @@ class RunHooks(FitHooks):
 
     def _keep_to_budget(self, epoch: int) -> None:
         """Cut the run short if, at the pace of the epoch just finished, it would end after its budget.
-        Before the epoch's checkpoint is written, so that the checkpoint holds the new length."""
-        now = budget.process_age_s()
-        decided = budget.replan(self._plan, self._cfg.epochs, epoch, now - self._epoch_ended_at, now)
+        Before the epoch's checkpoint is written, so that the checkpoint holds the new length. The
+        first epoch is not judged: it carries one-off costs (first passes, workers starting) that the
+        plan's measurement leaves out on purpose, and on short epochs they would look like a slowdown."""
+        now, last = budget.process_age_s(), self._epoch_ended_at
         self._epoch_ended_at = now
+        if last is None:
+            return
+        decided = budget.replan(self._plan, self._cfg.epochs, epoch, now - last, now)
         if decided.uncut_end_s <= decided.budget_s:
             return
         log.warning("%s", decided.summary())
