@@ -62,10 +62,6 @@ class BudgetPlan:
     tta_considered: tuple[tuple[str, int], ...] = ()  # with --tta auto: (views, epochs they leave) each
     min_epochs: int = 1  # the fewest the run may train (its warm-up and one epoch of decay)
 
-    @property
-    def mean_epoch_s(self) -> float:
-        return (self.planned_total_s - self.elapsed_s - self.predict_s) / self.epochs
-
     def as_record(self) -> dict[str, float | int]:
         return asdict(self)
 
@@ -147,6 +143,7 @@ class Replan:
     uncut_end_s: float  # when the run would end, its submission included, at that pace with epochs_before
     end_s: float  # the same with `epochs`
     budget_s: float
+    tta: str = ""  # the test-time views from now on: --tta auto's six give way to two below SIX_VIEWS_FROM_EPOCHS
 
     def as_record(self) -> dict[str, float | int]:
         return asdict(self)
@@ -156,7 +153,9 @@ class Replan:
         if self.epochs < self.epochs_before:
             cut = (f"training ends after epoch {self.epochs} instead of {self.epochs_before} (the learning rate and "
                    f"the averaging finish on the shorter schedule), to end at {self.end_s / 60:.1f} min"
-                   + (": still late, but the schedule needs this epoch" if self.end_s > self.budget_s else ""))
+                   + (": still late, but the schedule needs this epoch" if self.end_s > self.budget_s else "")
+                   + (f"; the submission predicts with {self.tta} views (six pay from {SIX_VIEWS_FROM_EPOCHS} "
+                      "epochs on)" if self.tta == "flip" else ""))
         return (f"epoch {self.after_epoch} took {self.slowdown:.2f}x its planned time: at this pace the run and its "
                 f"submission would end at {self.uncut_end_s / 60:.1f} min, after the {self.budget_s / 60:g}-minute "
                 f"budget; {cut}")
@@ -172,7 +171,9 @@ def replan(plan: BudgetPlan, epochs: int, done: int, last_epoch_s: float, age_s:
     `age_s` seconds into the process: `epochs` while the remaining epochs and the prediction, at that
     epoch's pace relative to the plan, still end inside the budget; else the most that fill SAFETY of
     the time left, and never fewer than plan.min_epochs or `done + 1` (the schedule needs an epoch to
-    wind down in). A machine that got faster keeps its epochs: the budget is a limit, not a target."""
+    wind down in). A machine that got faster keeps its epochs: the budget is a limit, not a target.
+    Six test-time views that `--tta auto` chose for the planned epochs give way to two if the cut
+    leaves fewer than SIX_VIEWS_FROM_EPOCHS (they cost a young network accuracy)."""
     slowdown = last_epoch_s / planned_epoch_s(plan, done)
 
     def left_s(last: int) -> float:  # training epochs done+1..last, then the prediction, at this pace
@@ -181,7 +182,10 @@ def replan(plan: BudgetPlan, epochs: int, done: int, last_epoch_s: float, age_s:
     least, chosen = max(done + 1, plan.min_epochs), epochs
     if age_s + left_s(epochs) > plan.budget_s and least < epochs:
         chosen = max((n for n in range(least, epochs) if left_s(n) <= SAFETY * (plan.budget_s - age_s)), default=least)
-    return Replan(done, epochs, chosen, slowdown, age_s + left_s(epochs), age_s + left_s(chosen), plan.budget_s)
+    tta = plan.tta
+    if plan.tta_considered and tta == "flip-shift" and chosen < SIX_VIEWS_FROM_EPOCHS:
+        tta = "flip"
+    return Replan(done, epochs, chosen, slowdown, age_s + left_s(epochs), age_s + left_s(chosen), plan.budget_s, tta)
 
 
 def measure_rate(run_batches: Callable[[Iterable], int], batches: Iterable, warmup: int = 2, chunk: int = 1,

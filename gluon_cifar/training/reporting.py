@@ -91,7 +91,7 @@ class RunHooks(FitHooks):
             return
         log.warning("%s", decided.summary())
         if decided.epochs < self._cfg.epochs:
-            self._cfg = dataclasses.replace(self._cfg, epochs=decided.epochs)
+            self._cfg = dataclasses.replace(self._cfg, epochs=decided.epochs, tta=decided.tta or self._cfg.tta)
             shorten(self._parts, self._cfg)
             self._replans.append(decided)
             self._recorder.settings_changed(self._cfg, {"time_budget_replans": [r.as_record() for r in self._replans]})
