@@ -234,8 +234,9 @@ STOPS = {"ctrl-c": (lambda pid: os.killpg(pid, signal.SIGINT), 130, "interrupted
 def test_ctrl_c_says_how_to_resume_in_one_line_and_resume_finishes(tmp_path, stop):
     send, code, word = STOPS[stop]
     run = tmp_path / "run"
-    victim = start(*STEADY, "--epochs", "2", "--out", run, start_new_session=True)  # its own group, like a shell job
-    wait_for(run / checkpoint.LAST, victim)  # after epoch 1: stopped in epoch 2
+    victim = start(*STEADY, "--epochs", "1", "--checkpoint-every", "4", "--out", run,
+                   start_new_session=True)  # its own group, like a shell job
+    wait_for(run / checkpoint.LAST, victim)  # after batch 4 of 14: stopped part-way
     send(victim.pid)
     _, err = victim.communicate(timeout=120)
     assert victim.returncode == code, err
@@ -243,7 +244,7 @@ def test_ctrl_c_says_how_to_resume_in_one_line_and_resume_finishes(tmp_path, sto
     assert "Traceback" not in err
     resumed = run_script("train.py", "--resume", run, "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
-    assert len(pd.read_csv(run / "metrics.csv")) == 2
+    assert len(pd.read_csv(run / "metrics.csv")) == 1
 
 
 @pytest.mark.parametrize("stop", STOPS)

@@ -13,6 +13,8 @@ examples:
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import os
 
 from .. import workflow
@@ -23,6 +25,8 @@ from ..flags import add_config_arguments, config_from_args, config_overrides
 from ..presets import PRESETS
 from ..runs import rundir
 from ..training.records import EpochResult
+
+log = logging.getLogger(__name__)
 
 
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -95,7 +99,19 @@ def repeat_config(args: argparse.Namespace) -> Config:
     saved = rundir.saved_config(path).to_dict()
     if args.time_budget is None:
         saved["time_budget"] = 0.0
+        _warn_if_cut_short(path)
     return config_from_args(args, "d2l", base=saved)
+
+
+def _warn_if_cut_short(path: str) -> None:
+    """A run its time budget cut short trained its first epochs on a longer schedule than its last:
+    repeating its final epoch count is another run, not that one bit for bit."""
+    with open(path, encoding="utf-8") as f:
+        cuts = json.load(f).get("time_budget_replans")
+    if cuts:
+        log.warning("%s: the time budget cut that run short (%d epochs planned, %d trained); repeating it trains "
+                    "%d epochs on their own schedule from the start, close to it but not bit for bit",
+                    path, cuts[0]["epochs_before"], cuts[-1]["epochs"], cuts[-1]["epochs"])
 
 
 def summary(history: list[EpochResult], out: str) -> str:
