@@ -83,7 +83,7 @@ def table(rows: list[dict]) -> str:
         first = runs[0]
         epochs = f"{first['planned_epochs']} cut to {first['epochs']}" if "planned_epochs" in first else first["epochs"]
         lines.append(f"| `{preset}`{f' `{flags}`' if flags else ''}, {dtype} prediction{at} | {epochs} | "
-                     f"{runs[0]['tta']} | {', '.join(str(r['seed']) for r in runs)} | {statistics.mean(minutes):.1f}; "
+                     f"{first['tta']} | {', '.join(str(r['seed']) for r in runs)} | {statistics.mean(minutes):.1f}; "
                      f"{min(minutes):.1f}–{max(minutes):.1f} | **{statistics.mean(accuracy):.4f}**; "
                      f"{min(accuracy):.4f}–{max(accuracy):.4f} |")
     return "\n".join(lines)
