@@ -14,6 +14,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # MXNET_OMP_MAX_THREADS (gluon_cifar/runtime.py): the baseline must run as it would on its own.
 PRISTINE_ENV = dict(os.environ)
 BASELINE = os.path.join(ROOT, "..", "shared", "baseline", "d2l_reference.py")
+SHARED = os.path.join(ROOT, "..", "shared")
+PEER = os.path.join(SHARED, "tools", "airbench_cpu.py")  # airbench94 in PyTorch: runs in its own venv
+LAYOUT_TOOL = os.path.join(SHARED, "tools", "kaggle_layout.py")  # makes holdout layouts and scores them
 
 
 def machine() -> str:

@@ -11,11 +11,18 @@ table is made from all of them:
   python benchmarks/holdout.py --data-dir /data/full --preset cpu-fast --seeds 0 1 2
   python benchmarks/holdout.py --table --results benchmarks/holdout.jsonl
 
+With --peer-python (a venv with torch, numpy and Pillow), each seed also runs the peer's full recipe
+(../shared/tools/airbench_cpu.py: airbench94, 9.9 epochs, 6 test-time views) on the same split: it
+trains on the layout's training images and scores the same holdout, timed the same way (its
+process from a cold cache to its score). The two sides alternate which goes first from seed to seed,
+so that a host whose speed drifts hits both alike.
+
 Runs one process at a time: on a shared 2-core machine anything else running skews the times.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import re
@@ -24,10 +31,16 @@ import statistics
 import subprocess
 import sys
 import time
+import zipfile
 
-from common import ROOT, machine, run_measured
+from common import LAYOUT_TOOL, PEER, ROOT, machine, run_measured
 
-SCORER = os.path.join(ROOT, "..", "shared", "tools", "kaggle_layout.py")
+
+def stamp() -> dict:
+    """Where and when a row was measured."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return {"machine": machine(), "commit": commit.stdout.strip() or None,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
 def measure(data_dir: str, preset: str, seed: int, work: str, dtype: str, flags: list[str],
@@ -48,7 +61,7 @@ def measure(data_dir: str, preset: str, seed: int, work: str, dtype: str, flags:
     finally:
         if rival is not None:
             rival.kill()
-    scored = run_measured([sys.executable, SCORER, data_dir, "--score", os.path.join(run, "submission.csv")])
+    scored = run_measured([sys.executable, LAYOUT_TOOL, data_dir, "--score", os.path.join(run, "submission.csv")])
     accuracy = float(re.search(r"accuracy ([0-9.]+)", scored.stdout).group(1))
     with open(os.path.join(run, "config.json"), encoding="utf-8") as f:
         record = json.load(f)
@@ -61,10 +74,47 @@ def measure(data_dir: str, preset: str, seed: int, work: str, dtype: str, flags:
             **({"contend_after_min": contend_after} if contend_after is not None else {}),
             "tta": config["tta"], "train_s": trained.seconds, "submit_s": submitted.seconds,
             "total_s": trained.seconds + submitted.seconds, "holdout_acc": accuracy,
-            "peak_memory": max(trained.peak_memory, submitted.peak_memory), "machine": machine(),
-            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                     text=True).stdout.strip() or None,
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            "peak_memory": max(trained.peak_memory, submitted.peak_memory), **stamp()}
+
+
+def peer_zips(data_dir: str, out: str) -> tuple[str, str]:
+    """The layout's training images and its scored holdout as the peer's two zips (train/<class>/<id>.jpg
+    and test/<class>/<id>.jpg), so that both sides learn from and are scored on the same pixels. The
+    members hold the layout's PNG bytes: Pillow decodes by content, the peer picks members by suffix."""
+    answers = os.path.abspath(data_dir).rstrip("/") + ".answers.csv"  # kaggle_layout.py keeps it beside DIR
+    sources = {"train": (os.path.join(data_dir, "trainLabels.csv"), os.path.join(data_dir, "train")),
+               "test": (answers, os.path.join(data_dir, "test"))}
+    zips = []
+    for split, (labels_csv, folder) in sources.items():
+        path = os.path.join(out, f"peer-{split}.zip")
+        zips.append(path)
+        if os.path.exists(path):
+            continue
+        with open(labels_csv, encoding="utf-8") as f:
+            labels = list(csv.DictReader(f))
+        with zipfile.ZipFile(path + ".part", "w", zipfile.ZIP_STORED) as archive:
+            for row in labels:
+                archive.write(os.path.join(folder, f"{row['id']}.png"), f"{split}/{row['label']}/{row['id']}.jpg")
+        os.replace(path + ".part", path)
+    return zips[0], zips[1]
+
+
+def measure_peer(python: str, data_dir: str, seed: int, work: str) -> dict:
+    """The peer's full run on the layout's split: its wall clock from a cold cache and its TTA accuracy."""
+    os.makedirs(work, exist_ok=True)
+    train_zip, test_zip = peer_zips(data_dir, work)
+    cache, report = os.path.join(work, f"peer-cache-s{seed}"), os.path.join(work, f"peer-s{seed}.json")
+    shutil.rmtree(cache, ignore_errors=True)  # cold, like ours: decoding the images is timed too
+    ran = run_measured([python, PEER, "--train-zip", train_zip, "--test-zip", test_zip, "--seed", str(seed),
+                        "--no-epoch-eval", "--cache-dir", cache, "--json-out", report])
+    with open(report, encoding="utf-8") as f:
+        result = json.load(f)
+    return {"preset": "peer", "seed": seed, "flags": [], "dtype": result["dtype"], "epochs": result["epochs"],
+            "time_budget": 0, "precision_used": result["dtype"], "tta": "flip-shift", "train_s": ran.seconds,
+            "submit_s": 0.0, "total_s": ran.seconds, "holdout_acc": result["tta_test_acc"],
+            "holdout_acc_without_tta": result["test_acc"], "torch": result["torch"],
+            "epoch_img_per_s": [e["img_per_s"] for e in result["epochs_log"]], "peak_memory": ran.peak_memory,
+            **stamp()}
 
 
 def table(rows: list[dict]) -> str:
@@ -82,7 +132,9 @@ def table(rows: list[dict]) -> str:
         at = f" (at {commit})" if commit else ""
         first = runs[0]
         epochs = f"{first['planned_epochs']} cut to {first['epochs']}" if "planned_epochs" in first else first["epochs"]
-        lines.append(f"| `{preset}`{f' `{flags}`' if flags else ''}, {dtype} prediction{at} | {epochs} | "
+        name = (f"peer: airbench94 in PyTorch, {dtype}" if preset == "peer" else
+                f"`{preset}`{f' `{flags}`' if flags else ''}, {dtype} prediction")
+        lines.append(f"| {name}{at} | {epochs} | "
                      f"{first['tta']} | {', '.join(str(r['seed']) for r in runs)} | {statistics.mean(minutes):.1f}; "
                      f"{min(minutes):.1f}–{max(minutes):.1f} | **{statistics.mean(accuracy):.4f}**; "
                      f"{min(accuracy):.4f}–{max(accuracy):.4f} |")
@@ -101,15 +153,31 @@ def main() -> int:
     parser.add_argument("--table", action="store_true", help="print the table of --results and exit")
     parser.add_argument("--contend-after", type=float, metavar="MIN",
                         help="slow the host on purpose: a busy process from MIN minutes in until the submission")
+    parser.add_argument("--peer-python", metavar="PYTHON",
+                        help="also run the peer's full recipe on the same split, with this venv's python")
+    parser.add_argument("--peer-time", action="store_true",
+                        help="with --peer-python: ours gets the last peer run's wall clock as its --time-budget "
+                             "(accuracy at equal time; the first seed runs the peer first)")
     args, flags = parser.parse_known_args()  # unknown flags go to train.py
     if not args.table:
         if not args.data_dir:
             parser.error("--data-dir is required to measure")
-        for seed in args.seeds:
-            row = measure(args.data_dir, args.preset, seed, args.work, args.dtype, flags, args.contend_after)
-            print(json.dumps(row), flush=True)
-            with open(args.results, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
+        if args.peer_time and not args.peer_python:
+            parser.error("--peer-time needs --peer-python")
+        peer_minutes = None
+        for index, seed in enumerate(args.seeds):
+            sides = ["ours"] if not args.peer_python else ["peer", "ours"] if index % 2 == 0 else ["ours", "peer"]
+            for side in sides:
+                if side == "peer":
+                    row = measure_peer(args.peer_python, args.data_dir, seed, args.work)
+                    peer_minutes = row["total_s"] / 60
+                else:
+                    budget = ["--time-budget", f"{peer_minutes:.2f}"] if args.peer_time else []
+                    row = measure(args.data_dir, args.preset, seed, args.work, args.dtype, flags + budget,
+                                  args.contend_after)
+                print(json.dumps(row), flush=True)
+                with open(args.results, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(row) + "\n")
     with open(args.results, encoding="utf-8") as f:
         print(table([json.loads(line) for line in f if line.strip()]))
     return 0

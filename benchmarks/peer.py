@@ -26,11 +26,8 @@ import sys
 import tempfile
 import time
 
-from common import ROOT, machine, run_measured
+from common import LAYOUT_TOOL, PEER, ROOT, SHARED, machine, run_measured
 
-SHARED = os.path.join(ROOT, "..", "shared")
-PEER = os.path.join(SHARED, "tools", "airbench_cpu.py")
-LAYOUT_TOOL = os.path.join(SHARED, "tools", "kaggle_layout.py")
 TRAIN_ZIP = os.path.join(SHARED, "data", "cifar10_train_jpg.zip")
 
 
