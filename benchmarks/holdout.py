@@ -66,7 +66,7 @@ def measure(data_dir: str, preset: str, seed: int, work: str, dtype: str, flags:
     with open(os.path.join(run, "config.json"), encoding="utf-8") as f:
         record = json.load(f)
     config = record["config"]
-    cuts = record.get("time_budget_replans")  # the budget cut the run short: the host slowed down
+    cuts = record.get("time_budget_replans")  # the budget changed the run's length: the host's speed changed
     return {"preset": preset, "seed": seed, "flags": flags, "dtype": dtype, "epochs": config["epochs"],
             "time_budget": config.get("time_budget", 0), "precision_used": record.get("precision_used", "float32"),
             "startup": record.get("startup"),
@@ -131,7 +131,10 @@ def table(rows: list[dict]) -> str:
         accuracy = [r["holdout_acc"] for r in runs]
         at = f" (at {commit})" if commit else ""
         first = runs[0]
-        epochs = f"{first['planned_epochs']} cut to {first['epochs']}" if "planned_epochs" in first else first["epochs"]
+        epochs = first["epochs"]
+        if "planned_epochs" in first:
+            change = "cut" if first["epochs"] < first["planned_epochs"] else "lengthened"
+            epochs = f"{first['planned_epochs']} {change} to {first['epochs']}"
         name = (f"peer: airbench94 in PyTorch, {dtype}" if preset == "peer" else
                 f"`{preset}`{f' `{flags}`' if flags else ''}, {dtype} prediction")
         lines.append(f"| {name}{at} | {epochs} | "

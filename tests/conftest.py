@@ -1,4 +1,5 @@
 import os
+import runpy
 import subprocess
 import sys
 
@@ -60,6 +61,21 @@ def real_layout(tmp_path_factory):
     subprocess.run([sys.executable, KAGGLE_LAYOUT, str(out), "--train", "1000", "--holdout", "50"],
                    check=True, capture_output=True)
     return str(out)
+
+
+def run_in_process(script, *args, capsys):
+    """Run scripts/`script` with `args` in this process, as `python scripts/X.py` would; return (exit code,
+    stderr). For error paths that stop before training: they cost no MXNet start-up this way."""
+    argv = sys.argv
+    sys.argv = [script, *map(str, args)]
+    try:
+        runpy.run_path(os.path.join(ROOT, "scripts", script), run_name="__main__")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        sys.argv = argv
+    return code, capsys.readouterr().err
 
 
 def run_script(name, *args, env=None, timeout=900):

@@ -16,6 +16,7 @@ from PIL import Image
 
 from gluon_cifar.data.split import warn_if_unbalanced
 from tests.conftest import ROOT, write_layout
+from tests.conftest import run_in_process as run
 
 pytestmark = pytest.mark.slow  # trains tiny networks in this process, one per case
 
@@ -25,18 +26,6 @@ LABELS = {i: ("cat" if i % 2 else "dog") for i in range(1, 13)}  # 12 images: 10
 TRAIN = ["--model", "cifar_resnet20_v1", "--epochs", "1", "--batch-size", "4", "--precision", "float32", "--no-progress"]
 
 
-def run(script, *args, capsys):
-    """Run scripts/`script` with `args`; return (exit code, stderr)."""
-    argv = sys.argv
-    sys.argv = [script, *map(str, args)]
-    try:
-        runpy.run_path(os.path.join(ROOT, "scripts", script), run_name="__main__")
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    finally:
-        sys.argv = argv
-    return code, capsys.readouterr().err
 
 
 def save_png(path, size=(32, 32), mode="RGB"):

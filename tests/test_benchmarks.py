@@ -1,9 +1,13 @@
 """The benchmark commands run (tiny sizes), so they do not rot; their numbers are not tested."""
+import csv
+import io
 import os
 import subprocess
 import sys
+import zipfile
 
 import pytest
+from PIL import Image
 
 from tests.conftest import ROOT
 
@@ -56,3 +60,21 @@ def test_compute_tuning_benchmark_runs():
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "| batch 64 |" in result.stdout and "GFLOP/s" in result.stdout
+
+
+def test_the_peer_learns_from_and_is_scored_on_the_same_images_as_ours(real_layout, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
+    import holdout
+
+    zips = holdout.peer_zips(real_layout, str(tmp_path))
+    labels = {"train": os.path.join(real_layout, "trainLabels.csv"), "test": real_layout + ".answers.csv"}
+    for split, path in zip(("train", "test"), zips):
+        with open(labels[split], encoding="utf-8") as f:
+            expected = {f"{split}/{row['label']}/{row['id']}.jpg": row["id"] for row in csv.DictReader(f)}
+        with zipfile.ZipFile(path) as archive:
+            assert sorted(archive.namelist()) == sorted(expected)  # 1,000 and 50: every image, once
+            for member, image_id in expected.items():
+                with open(os.path.join(real_layout, split, f"{image_id}.png"), "rb") as f:
+                    assert archive.read(member) == f.read(), member  # the same pixels as ours, losslessly
+            assert Image.open(io.BytesIO(archive.read(member))).size == (32, 32)  # the peer's Pillow reads it
+    assert sorted(os.listdir(tmp_path)) == ["peer-test.zip", "peer-train.zip"]  # no part-written file left

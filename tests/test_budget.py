@@ -174,6 +174,30 @@ def test_six_views_chosen_by_auto_give_way_to_two_when_a_cut_leaves_a_young_netw
     assert "the submission predicts with flip views" in early[1].summary()
 
 
+def seed0_plan():
+    """The 24.35-minute holdout run of 2026-12-03 on the AMX Xeon (docs/BENCHMARKS.md): 6 epochs planned
+    from 239 img/s while the whitening bias learns and 258 after; flip views over 5,000 test images."""
+    chosen = plan(1461.0, 122.84, 238.636, 44_032, 0, 5_000, 360.645, 3, 258.19, 3, "flip")
+    assert chosen.epochs == 6 and chosen.planned_total_s == pytest.approx(1221.9, abs=0.5)
+    return chosen
+
+
+def test_a_run_ahead_of_its_plan_before_its_decay_begins_gets_the_epochs_that_fit():
+    """That run's epoch 2 took 167.0 s of the 184.5 planned; it ended at 18.9 minutes of 24.35 with
+    6 epochs. Lengthened after epoch 2 (the warm-up's last), 7 end inside the plan's own margin; 8 do not."""
+    chosen = seed0_plan()
+    age = 122.84 + 162.49 + 167.01  # the preparation, epochs 1 and 2 as they ran
+    longer = replan(chosen, 6, 2, 167.01, age, may_lengthen=True)
+    assert longer.slowdown == pytest.approx(0.905, abs=0.001) and longer.uncut_end_s < chosen.budget_s
+    assert longer.epochs == 7 and longer.end_s <= SAFETY * chosen.budget_s
+    assert longer.end_s + longer.slowdown * chosen.later_epoch_s > SAFETY * chosen.budget_s  # 8 would not
+    assert longer.tta == "flip"  # the views it was planned and timed with
+    assert "training goes on to epoch 7 instead of 6" in longer.summary()
+    assert replan(chosen, 6, 2, 167.01, age).epochs == 6  # not where the schedule would jump
+    on_pace = replan(chosen, 6, 2, chosen.epoch_s, chosen.elapsed_s + 2 * chosen.epoch_s, may_lengthen=True)
+    assert on_pace.epochs == 6  # on pace: the plan's margin is kept, not spent
+
+
 def test_a_slowed_run_is_cut_short_on_the_shorter_schedule_and_says_so_in_its_files(tmp_path, monkeypatch, caplog):
     """The whole mechanism on two contexts, with the clock the budget reads faked: epoch 1 on pace, epoch 2
     twice as slow. 6 planned epochs would end at 140 s of a 100-second budget; 3 end at 80."""
@@ -211,6 +235,43 @@ def test_a_slowed_run_is_cut_short_on_the_shorter_schedule_and_says_so_in_its_fi
     assert saved.config["epochs"] == 3 and saved.progress.epoch == 4  # a resume knows the run is done
 
 
+def test_a_run_well_ahead_of_its_plan_is_lengthened_on_the_longer_schedule(tmp_path, monkeypatch, caplog):
+    """The same mechanism the other way: epoch 2, the warm-up's last, takes half its planned time, so 12
+    epochs end inside 90% of the 100-second budget instead of 6; every rate is then the 12-epoch run's."""
+    ctxs = [mx.cpu(0), mx.cpu(1)]
+    net = gluon.nn.HybridSequential()
+    net.add(gluon.nn.Conv2D(4, 3, in_channels=3), gluon.nn.GlobalAvgPool2D(), gluon.nn.Dense(10, in_units=4))
+    net.initialize(mx.init.Xavier(), ctx=ctxs)
+    rng = np.random.default_rng(0)
+    data = [(mx.nd.array(rng.normal(size=(6, 3, 8, 8))), mx.nd.array(rng.integers(0, 10, 6))) for _ in range(4)]
+    cfg = Config(epochs=6, lr=0.1, schedule="linear", warmup_epochs=2, lookahead_every=2, time_budget=100 / MIN)
+    parts = build_training(cfg, ctxs, connect("auto", ctxs), net, data)
+    planned = BudgetPlan(budget_s=100.0, elapsed_s=20.0, train_images_per_s=2.4, epoch_s=10.0, test_images=100,
+                         predict_images_per_s=20.0, predict_s=5.0, epochs=6, planned_total_s=85.0, min_epochs=3)
+    clock = iter([30.0] + [35.0 + 5 * k for k in range(11)])  # 5 s an epoch from epoch 2 on
+    monkeypatch.setattr(budget, "process_age_s", lambda: next(clock))
+    history = []
+    with caplog.at_level("INFO"), open_run(str(tmp_path / "run"), cfg, list("abcdefghij"), "labels:files",
+                                           {"n_train": 24}) as recorder:
+        hooks = RunHooks(cfg, parts, recorder, history, planned, show_progress=False)
+        fit(parts, ctxs, cfg.epochs, hooks=hooks)
+    assert [h.epoch for h in history] == list(range(1, 13))
+    assert "epoch 2 took 0.50x its planned time" in caplog.text
+    assert "training goes on to epoch 12 instead of 6" in caplog.text
+    longer = dataclasses.replace(cfg, epochs=12)
+    assert [h.lr for h in history] == [learning_rate(longer, e * len(data) + 1, len(data)) for e in range(12)]
+    last_update = 12 * len(data)
+    assert parts.trainer.learning_rate == parts.learning_rate(last_update) == 0.0
+    assert parts.lookahead.decay(last_update) == 1.0 and parts.lookahead.decay(6 * len(data)) < 1.0
+    with open(tmp_path / "run" / "config.json") as f:
+        record = json.load(f)
+    assert record["config"]["epochs"] == 12
+    (longer_plan,) = record["time_budget_replans"]
+    assert (longer_plan["after_epoch"], longer_plan["epochs_before"], longer_plan["epochs"]) == (2, 6, 12)
+    assert (longer_plan["slowdown"], longer_plan["uncut_end_s"], longer_plan["end_s"]) == (0.5, 57.5, 87.5)
+    assert checkpoint.read(str(tmp_path / "run" / checkpoint.LAST)).config["epochs"] == 12
+
+
 def test_measured_rate_excludes_the_warm_up_batches():
     def run(batches):
         n = 0
@@ -237,7 +298,7 @@ def test_a_budgeted_run_and_its_submission_end_inside_the_budget(tmp_path):
     with open(tmp_path / "run" / "config.json") as f:
         record = json.load(f)
     chosen = record["time_budget_plan"]
-    cuts = record.get("time_budget_replans", [])  # only if this machine slowed down during the run
+    cuts = record.get("time_budget_replans", [])  # only if this machine's speed changed during the run
     assert record["config"]["epochs"] == (cuts[-1]["epochs"] if cuts else chosen["epochs"]) >= 3
     assert record["config"]["time_budget"] == budget_min
     assert "time budget 1.0 min" in trained.stderr and f"{chosen['epochs']} epochs" in trained.stderr
@@ -252,9 +313,10 @@ def test_a_budgeted_run_and_its_submission_end_inside_the_budget(tmp_path):
     assert chosen["epochs"] == left[chosen["tta"]] and f"--tta auto chose {chosen['tta']}" in trained.stderr
 
     # the measuring leaves no trace: the same seed and epoch count without a budget, bit for bit
-    # (unless the run was cut short: its last epochs then followed a shorter schedule than its first)
+    # (unless the budget changed the run's length: its first epochs then followed another schedule)
     if cuts:
-        pytest.skip(f"the machine slowed down and the budget cut the run short ({cuts}): no fixed-epoch twin")
+        pytest.skip(f"the machine's speed changed and the budget changed the run's length ({cuts}): no "
+                    "fixed-epoch twin")
     fixed = run_script("train.py", "--demo", "--preset", "cpu-fast", "--model", "fastnet_small", "--batch-size", "64",
                        "--epochs", chosen["epochs"], "--out", tmp_path / "fixed", "--no-progress")
     assert fixed.returncode == 0, fixed.stderr

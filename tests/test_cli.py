@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from tests.conftest import KAGGLE_LAYOUT, run_script
+from tests.conftest import KAGGLE_LAYOUT, run_in_process, run_script
 
 pytestmark = pytest.mark.slow  # runs the scripts as processes
 
@@ -87,48 +87,50 @@ def test_submit_retrains_on_every_labelled_image_and_leaves_the_run_as_it_was(tm
     assert (pd.read_csv(run / "submission.csv")["label"] == demo_answers(run)["label"]).mean() > 0.2
 
 
-def test_missing_data_dir_is_a_clear_error(tmp_path):
-    result = run_script("train.py", "--data-dir", tmp_path / "nope", "--out", tmp_path / "run")
-    assert result.returncode == 2
-    assert f"{tmp_path / 'nope'} does not exist" in result.stderr and "Traceback" not in result.stderr
+# The error paths below stop before any training: they run in this process (no MXNet start-up each).
+def test_missing_data_dir_is_a_clear_error(tmp_path, capsys):
+    code, err = run_in_process("train.py", "--data-dir", tmp_path / "nope", "--out", tmp_path / "run", capsys=capsys)
+    assert code == 2
+    assert f"{tmp_path / 'nope'} does not exist" in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
 
 
-def test_training_needs_a_data_dir_or_demo_said_outright(tmp_path):
-    result = run_script("train.py", "--epochs", "1", "--out", tmp_path / "run")
-    assert result.returncode == 2 and "give --data-dir DIR" in result.stderr and "--demo" in result.stderr
+def test_training_needs_a_data_dir_or_demo_said_outright(tmp_path, capsys):
+    code, err = run_in_process("train.py", "--epochs", "1", "--out", tmp_path / "run", capsys=capsys)
+    assert code == 2 and "give --data-dir DIR" in err and "--demo" in err
     assert not (tmp_path / "run").exists()
 
 
-def test_gpus_without_gpus_is_a_clear_error(tmp_path):
-    result = run_script("train.py", "--demo", "--gpus", "0", "--out", tmp_path / "run")
-    assert result.returncode == 2
-    assert "GPU 0 is not available" in result.stderr and "--cpus" in result.stderr
+def test_gpus_without_gpus_is_a_clear_error(tmp_path, capsys):
+    code, err = run_in_process("train.py", "--demo", "--gpus", "0", "--out", tmp_path / "run", capsys=capsys)
+    assert code == 2
+    assert "GPU 0 is not available" in err and "--cpus" in err
 
 
-def test_unknown_model_fails_before_writing_anything(tmp_path):
-    result = run_script("train.py", "--demo", "--model", "resnet1000", "--out", tmp_path / "run")
-    assert result.returncode == 2 and "unknown model 'resnet1000'" in result.stderr
-    assert "cifar_resnet56_v1" in result.stderr and not (tmp_path / "run").exists()
+def test_unknown_model_fails_before_writing_anything(tmp_path, capsys):
+    code, err = run_in_process("train.py", "--demo", "--model", "resnet1000", "--out", tmp_path / "run", capsys=capsys)
+    assert code == 2 and "unknown model 'resnet1000'" in err
+    assert "cifar_resnet56_v1" in err and not (tmp_path / "run").exists()
 
 
-def test_bad_setting_is_a_clear_error(tmp_path):
-    result = run_script("train.py", "--demo", "--valid-ratio", "1.5", "--out", tmp_path / "run")
-    assert result.returncode == 2 and "--valid-ratio must be in [0, 1), got 1.5" in result.stderr
+def test_bad_setting_is_a_clear_error(tmp_path, capsys):
+    code, err = run_in_process("train.py", "--demo", "--valid-ratio", "1.5", "--out", tmp_path / "run", capsys=capsys)
+    assert code == 2 and "--valid-ratio must be in [0, 1), got 1.5" in err
 
 
-def test_submit_from_a_directory_that_is_not_a_run(tmp_path):
-    result = run_script("submit.py", "--run", tmp_path)
-    assert result.returncode == 2 and "config.json does not exist" in result.stderr
+def test_submit_from_a_directory_that_is_not_a_run(tmp_path, capsys):
+    code, err = run_in_process("submit.py", "--run", tmp_path, capsys=capsys)
+    assert code == 2 and "config.json does not exist" in err
 
 
-def test_submit_to_an_unwritable_place_fails_before_predicting(tmp_path):
+def test_submit_to_an_unwritable_place_fails_before_predicting(tmp_path, capsys):
     run = tmp_path / "run"
     trained = run_script("train.py", "--demo", *SMALL_MODEL, "--epochs", "1", "--out", run, "--no-progress")
     assert trained.returncode == 0, trained.stderr
-    result = run_script("submit.py", "--run", run, "--out", tmp_path / "missing" / "submission.csv")
-    assert result.returncode == 2 and "is not a writable directory" in result.stderr
-    assert "predict" not in result.stderr  # no progress bar: it stopped before the 300k-image work
+    code, err = run_in_process("submit.py", "--run", run, "--out", tmp_path / "missing" / "submission.csv",
+                               capsys=capsys)
+    assert code == 2 and "is not a writable directory" in err
+    assert "predict" not in err  # no progress bar: it stopped before the 300k-image work
 
 
 def test_the_console_command_runs_each_command():

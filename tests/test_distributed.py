@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, run_script
+from tests.conftest import ROOT, run_in_process, run_script
 
 pytestmark = pytest.mark.slow  # starts parameter-server jobs
 
@@ -92,9 +92,10 @@ def test_a_dead_worker_stops_the_whole_job(tmp_path):
             os.kill(pid, 0)  # every process is gone, none left waiting for the dead worker
 
 
-def test_dist_kvstore_outside_the_launcher_is_a_clear_error(tmp_path):
-    result = run_script("train.py", "--demo", "--kvstore", "dist_sync", "--out", tmp_path / "run")
-    assert result.returncode == 2 and "runs under scripts/launch.py" in result.stderr
+def test_dist_kvstore_outside_the_launcher_is_a_clear_error(tmp_path, capsys):
+    code, err = run_in_process("train.py", "--demo", "--kvstore", "dist_sync", "--out", tmp_path / "run",
+                               capsys=capsys)
+    assert code == 2 and "runs under scripts/launch.py" in err
     assert not (tmp_path / "run").exists()
 
 

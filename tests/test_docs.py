@@ -30,7 +30,7 @@ EXTERNAL_FILES = {
 }
 # Flags of other programs the docs show (pip, pytest, python, tar/7z, ssh, the kaggle CLI, nvidia tools).
 EXTERNAL_FLAGS = {"--no-deps", "--quiet", "--disable-pip-version-check", "--upgrade", "--index-url",
-                  "--extra-index-url", "--help", "--version", "--user", "--rm", "--logdir"}
+                  "--extra-index-url", "--help", "--version", "--user", "--rm", "--logdir", "--durations"}
 FILE_SUFFIXES = {"py", "md", "json", "jsonl", "csv", "zip", "7z", "png", "txt", "params", "states", "log", "ipynb",
                  "cfg", "onnx", "npy", "lock", "tmp"}
 

@@ -24,7 +24,7 @@ from gluon_cifar.training.engine import train_one_epoch
 from gluon_cifar.training.optim import make_trainer
 from gluon_cifar.training.parts import TrainingParts
 from gluon_cifar.training.records import EpochProgress
-from tests.conftest import ROOT, run_script
+from tests.conftest import ROOT, run_in_process, run_script
 from tests.test_engine import batches, small_net
 
 pytestmark = pytest.mark.slow  # trains, kills and resumes runs
@@ -93,24 +93,24 @@ def test_kill_minus_9_mid_epoch_then_resume_ends_exactly_like_an_uninterrupted_r
     assert not [n for n in os.listdir(run) if n.startswith(".")], "temporary files left behind"
 
 
-def test_resume_extends_a_finished_run_and_refuses_other_changes(tmp_path):
+def test_resume_extends_a_finished_run_and_refuses_other_changes(tmp_path, capsys):
     run = tmp_path / "run"
     assert run_script("train.py", *SMALL, "--epochs", "1", "--out", run).returncode == 0
-    finished = run_script("train.py", "--resume", run)
-    assert finished.returncode == 2 and "already finished its 1 epochs; pass --epochs" in finished.stderr
-    changed = run_script("train.py", "--resume", run, "--lr", "0.1", "--epochs", "2")
-    assert changed.returncode == 2 and "cannot change --lr (0.02 -> 0.1)" in changed.stderr
+    code, err = run_in_process("train.py", "--resume", run, capsys=capsys)  # refusals stop before training
+    assert code == 2 and "already finished its 1 epochs; pass --epochs" in err
+    code, err = run_in_process("train.py", "--resume", run, "--lr", "0.1", "--epochs", "2", capsys=capsys)
+    assert code == 2 and "cannot change --lr (0.02 -> 0.1)" in err
     longer = run_script("train.py", "--resume", run, "--epochs", "2", "--no-progress")
     assert longer.returncode == 0, longer.stderr
     assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1, 2]
     assert json.loads((run / "config.json").read_text())["config"]["epochs"] == 2
-    again = run_script("train.py", *SMALL, "--epochs", "1", "--out", run)
-    assert again.returncode == 2 and f"{run} already holds a run: continue it with --resume" in again.stderr
+    code, err = run_in_process("train.py", *SMALL, "--epochs", "1", "--out", run, capsys=capsys)
+    assert code == 2 and f"{run} already holds a run: continue it with --resume" in err
 
 
-def test_resume_errors_name_the_problem(tmp_path):
-    not_a_run = run_script("train.py", "--resume", tmp_path)
-    assert not_a_run.returncode == 2 and "config.json does not exist" in not_a_run.stderr
+def test_resume_errors_name_the_problem(tmp_path, capsys):
+    code, err = run_in_process("train.py", "--resume", tmp_path, capsys=capsys)
+    assert code == 2 and "config.json does not exist" in err
 
     run = tmp_path / "run"
     assert run_script("train.py", *SMALL, "--epochs", "1", "--out", run).returncode == 0

@@ -9,7 +9,7 @@ from gluon_cifar.config import Config
 from gluon_cifar.models import build_model
 from gluon_cifar.training.averaging import Lookahead
 from gluon_cifar.training.optim import SmoothedCrossEntropy, make_loss, make_trainer
-from gluon_cifar.training.schedules import learning_rate
+from gluon_cifar.training.schedules import learning_rate, lengthens_smoothly
 
 
 def lr_schedule(cfg, batches_per_epoch):
@@ -68,6 +68,27 @@ def test_learning_rate_equals_gluoncvs_schedulers_at_every_update(settings, batc
     reference = _gluoncv_schedule(cfg, batches)
     for step in range(1, cfg.epochs * batches + 3):
         assert learning_rate(cfg, step, batches) == reference(step), step
+
+
+def test_a_run_may_be_lengthened_until_its_decay_begins_without_any_rate_changing():
+    """What a time budget relies on to give a fast run more epochs: the longer run's rates are the ones this
+    run used so far. cpu-fast's shape: 2 warm-up epochs, then a line."""
+    batches = 10
+
+    def rates(cfg, epochs, updates):
+        return [learning_rate(Config(**{**cfg.to_dict(), "epochs": epochs}), u, batches) for u in range(1, updates + 1)]
+
+    for schedule in ("linear", "cosine"):
+        cfg = Config(lr=2.0, epochs=6, schedule=schedule, warmup_epochs=2)
+        for done in (1, 2):
+            assert lengthens_smoothly(cfg, done)
+            assert rates(cfg, 6, done * batches) == rates(cfg, 9, done * batches)
+        longer, planned = rates(cfg, 9, 21), rates(cfg, 6, 21)
+        assert longer[19] == planned[19] == 2.0 and planned[20] < longer[20] < 2.0  # from the peak, a gentler slope
+        assert not lengthens_smoothly(cfg, 3)  # the decay has begun: a longer one would jump back up
+        assert rates(cfg, 9, 3 * batches + 1)[-1] > rates(cfg, 6, 3 * batches + 1)[-1] * 1.1
+    step = Config(lr=0.1, epochs=6, lr_period=2, lr_decay=0.5)  # steps on fixed epochs: any time
+    assert lengthens_smoothly(step, 5) and rates(step, 6, 51) == rates(step, 9, 51)
 
 
 def test_nesterov_selects_the_nag_optimizer():

@@ -99,19 +99,20 @@ def repeat_config(args: argparse.Namespace) -> Config:
     saved = rundir.saved_config(path).to_dict()
     if args.time_budget is None:
         saved["time_budget"] = 0.0
-        _warn_if_cut_short(path)
+        _warn_if_replanned(path)
     return config_from_args(args, "d2l", base=saved)
 
 
-def _warn_if_cut_short(path: str) -> None:
-    """A run its time budget cut short trained its first epochs on a longer schedule than its last:
-    repeating its final epoch count is another run, not that one bit for bit."""
+def _warn_if_replanned(path: str) -> None:
+    """A run whose time budget changed its length trained its first epochs on another schedule than its
+    last: repeating its final epoch count is another run, not that one bit for bit."""
     with open(path, encoding="utf-8") as f:
-        cuts = json.load(f).get("time_budget_replans")
-    if cuts:
-        log.warning("%s: the time budget cut that run short (%d epochs planned, %d trained); repeating it trains "
-                    "%d epochs on their own schedule from the start, close to it but not bit for bit",
-                    path, cuts[0]["epochs_before"], cuts[-1]["epochs"], cuts[-1]["epochs"])
+        replans = json.load(f).get("time_budget_replans")
+    if replans:
+        planned, trained = replans[0]["epochs_before"], replans[-1]["epochs"]
+        log.warning("%s: the time budget %s (%d epochs planned, %d trained); repeating it trains %d epochs on their "
+                    "own schedule from the start, close to it but not bit for bit", path,
+                    "cut that run short" if trained < planned else "lengthened that run", planned, trained, trained)
 
 
 def summary(history: list[EpochResult], out: str) -> str:

@@ -25,7 +25,7 @@ class Lookahead:
                  max_decay: float = MAX_DECAY) -> None:
         self._params = list(net.collect_params().values())
         self._every, self._batches_per_epoch = every, batches_per_epoch
-        self.epochs = epochs  # the run's length, which the decay grows over; a time budget may shorten it
+        self.epochs = epochs  # the run's length, which the decay grows over; a time budget may change it
         self._max_decay = max_decay
         self._average: list[list[nd.NDArray]] | None = None  # per parameter, per context
 

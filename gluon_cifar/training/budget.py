@@ -13,7 +13,8 @@ prediction of every test image fit in the budget with a safety margin. With `--t
 chooses the test-time views (`choose_tta`): airbench's 6 where the network trains long enough
 for them to help and they cost at most one epoch, else the image and its mirror. After each epoch the run
 compares its pace with the plan (`replan`): where the machine has slowed so much that the rest would
-end after the budget, the run is cut short, to the epochs that fit at the new pace.
+end after the budget, the run is cut short, to the epochs that fit at the new pace; where it runs so far
+ahead that more epochs fit, and its learning rate has not begun to fall, it gets them.
 The measuring (workflow/budget.py) happens before the run directory is opened, and the run
 rewinds after it: with the chosen epochs it is bit for bit the run `--epochs N --time-budget 0`
 gives. This module is the arithmetic alone.
@@ -138,7 +139,7 @@ class Replan:
 
     after_epoch: int
     epochs_before: int
-    epochs: int  # the new last epoch (< epochs_before: the run was cut short)
+    epochs: int  # the new last epoch (< epochs_before: the run was cut short; >: lengthened)
     slowdown: float  # the epoch just finished took this many times its planned seconds
     uncut_end_s: float  # when the run would end, its submission included, at that pace with epochs_before
     end_s: float  # the same with `epochs`
@@ -149,6 +150,12 @@ class Replan:
         return asdict(self)
 
     def summary(self) -> str:
+        if self.epochs > self.epochs_before:
+            return (f"epoch {self.after_epoch} took {self.slowdown:.2f}x its planned time: at this pace the run and "
+                    f"its submission would end at {self.uncut_end_s / 60:.1f} min of the {self.budget_s / 60:g}-"
+                    f"minute budget; training goes on to epoch {self.epochs} instead of {self.epochs_before} (its "
+                    f"learning rate has not begun to fall: no rate it used changes), to end at {self.end_s / 60:.1f} "
+                    "min")
         cut = "no epoch is left to cut"
         if self.epochs < self.epochs_before:
             cut = (f"training ends after epoch {self.epochs} instead of {self.epochs_before} (the learning rate and "
@@ -166,14 +173,18 @@ def planned_epoch_s(plan: BudgetPlan, epoch: int) -> float:
     return plan.later_epoch_s if plan.first_epochs and epoch > plan.first_epochs else plan.epoch_s
 
 
-def replan(plan: BudgetPlan, epochs: int, done: int, last_epoch_s: float, age_s: float) -> Replan:
+def replan(plan: BudgetPlan, epochs: int, done: int, last_epoch_s: float, age_s: float,
+           may_lengthen: bool = False) -> Replan:
     """The run's length after `done` of its `epochs` epochs, the last taking `last_epoch_s` (wall clock),
     `age_s` seconds into the process: `epochs` while the remaining epochs and the prediction, at that
     epoch's pace relative to the plan, still end inside the budget; else the most that fill SAFETY of
     the time left, and never fewer than plan.min_epochs or `done + 1` (the schedule needs an epoch to
-    wind down in). A machine that got faster keeps its epochs: the budget is a limit, not a target.
+    wind down in). With `may_lengthen` (the schedule can take more epochs without a jump:
+    schedules.lengthens_smoothly), a run ahead of its plan gets the most epochs that end inside SAFETY
+    of the whole budget at its pace: the plan's own margin, so a run merely on pace keeps its length.
     Six test-time views that `--tta auto` chose for the planned epochs give way to two if the cut
-    leaves fewer than SIX_VIEWS_FROM_EPOCHS (they cost a young network accuracy)."""
+    leaves fewer than SIX_VIEWS_FROM_EPOCHS (they cost a young network accuracy); a longer run keeps
+    the views it was planned with (they were timed, six were not)."""
     slowdown = last_epoch_s / planned_epoch_s(plan, done)
 
     def left_s(last: int) -> float:  # training epochs done+1..last, then the prediction, at this pace
@@ -182,6 +193,9 @@ def replan(plan: BudgetPlan, epochs: int, done: int, last_epoch_s: float, age_s:
     least, chosen = max(done + 1, plan.min_epochs), epochs
     if age_s + left_s(epochs) > plan.budget_s and least < epochs:
         chosen = max((n for n in range(least, epochs) if left_s(n) <= SAFETY * (plan.budget_s - age_s)), default=least)
+    elif may_lengthen and slowdown > 0:
+        while age_s + left_s(chosen + 1) <= SAFETY * plan.budget_s:
+            chosen += 1
     tta = plan.tta
     if plan.tta_considered and tta == "flip-shift" and chosen < SIX_VIEWS_FROM_EPOCHS:
         tta = "flip"

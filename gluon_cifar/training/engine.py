@@ -40,7 +40,8 @@ class FitHooks:
 
     def last_epoch(self, planned: int) -> int:
         """The epoch to end with, asked after each on_epoch_end: `planned` (fit's `epochs`, or what this
-        said before), or an earlier one where the run must end sooner (a time budget on a slowed machine)."""
+        said before), or another where a time budget changed the run's length (cut short on a slowed
+        machine, lengthened early on a fast one)."""
         return planned
 
 

@@ -1,6 +1,6 @@
 """What a run does between batches: a progress bar, a log line per epoch, the run cut short when the
-machine slows down so much that it would miss its time budget, and the recorder's writes at the
-moments they are due."""
+machine slows down so much that it would miss its time budget (or lengthened, early, when it runs well
+ahead of it), and the recorder's writes at the moments they are due."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,8 +12,9 @@ from ..config import Config
 from ..progress import progress_bar
 from . import budget
 from .engine import FitHooks
-from .parts import TrainingParts, shorten
+from .parts import TrainingParts, reschedule
 from .records import EpochProgress, EpochResult
+from .schedules import lengthens_smoothly
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ class Recorder(Protocol):
 class RunHooks(FitHooks):
     """fit's hooks for a run of `cfg`: `history` holds the finished epochs (a resumed run's too: the
     run's one history), and the checkpoint cadence is decided here alone. With a time budget's `plan`,
-    each epoch's pace is held against it (budget.replan), and the run is cut short if it must be."""
+    each epoch's pace is held against it (budget.replan), and the run is cut short if it must be, or
+    lengthened if it may."""
 
     def __init__(self, cfg: Config, parts: TrainingParts, recorder: Recorder, history: list[EpochResult],
                  plan: budget.BudgetPlan | None = None, show_progress: bool = True) -> None:
@@ -75,23 +77,26 @@ class RunHooks(FitHooks):
         self._recorder.epoch_end(self._parts.net, self._parts.trainer, self.history)
 
     def last_epoch(self, planned: int) -> int:
-        return min(planned, self._cfg.epochs)
+        return self._cfg.epochs
 
     def _keep_to_budget(self, epoch: int) -> None:
-        """Cut the run short if, at the pace of the epoch just finished, it would end after its budget.
-        Before the epoch's checkpoint is written, so that the checkpoint holds the new length. The
-        first epoch is not judged: it carries one-off costs (first passes, workers starting) that the
-        plan's measurement leaves out on purpose, and on short epochs they would look like a slowdown."""
+        """Cut the run short if, at the pace of the epoch just finished, it would end after its budget;
+        lengthen it if it runs so far ahead that more epochs fit and its schedule allows it. Before the
+        epoch's checkpoint is written, so that the checkpoint holds the new length. The first epoch is
+        not judged: it carries one-off costs (first passes, workers starting) that the plan's
+        measurement leaves out on purpose, and on short epochs they would look like a slowdown."""
         now, last = budget.process_age_s(), self._epoch_ended_at
         self._epoch_ended_at = now
         if last is None:
             return
-        decided = budget.replan(self._plan, self._cfg.epochs, epoch, now - last, now)
-        if decided.uncut_end_s <= decided.budget_s:
+        decided = budget.replan(self._plan, self._cfg.epochs, epoch, now - last, now,
+                                may_lengthen=lengthens_smoothly(self._cfg, epoch))
+        if decided.epochs == self._cfg.epochs:
+            if decided.uncut_end_s > decided.budget_s:
+                log.warning("%s", decided.summary())  # late, with no epoch left to cut
             return
-        log.warning("%s", decided.summary())
-        if decided.epochs < self._cfg.epochs:
-            self._cfg = dataclasses.replace(self._cfg, epochs=decided.epochs, tta=decided.tta or self._cfg.tta)
-            shorten(self._parts, self._cfg)
-            self._replans.append(decided)
-            self._recorder.settings_changed(self._cfg, {"time_budget_replans": [r.as_record() for r in self._replans]})
+        (log.warning if decided.epochs < self._cfg.epochs else log.info)("%s", decided.summary())
+        self._cfg = dataclasses.replace(self._cfg, epochs=decided.epochs, tta=decided.tta or self._cfg.tta)
+        reschedule(self._parts, self._cfg)
+        self._replans.append(decided)
+        self._recorder.settings_changed(self._cfg, {"time_budget_replans": [r.as_record() for r in self._replans]})

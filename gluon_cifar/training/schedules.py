@@ -33,3 +33,11 @@ def learning_rate(cfg: Config, step: int, batches_per_epoch: int) -> float:
     if cfg.schedule == "cosine":
         return cfg.lr * ((1 + math.cos(math.pi * decayed / last)) / 2)  # half a cosine, from lr to 0
     return cfg.lr * (1 - decayed / last)  # "linear": a straight line from lr to 0
+
+
+def lengthens_smoothly(cfg: Config, done_epochs: int) -> bool:
+    """Whether a run of `cfg` that has trained `done_epochs` epochs can be given more without its learning
+    rate jumping: every rate it has used is the longer run's too, and it goes on down the longer run's
+    decay. True for a step decay (its steps fall on fixed epochs), and for a warm-up followed by a decay
+    until the decay begins (after that, the longer decay would go on from a higher rate)."""
+    return cfg.schedule == "step" or done_epochs <= cfg.warmup_epochs
