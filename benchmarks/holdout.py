@@ -15,7 +15,10 @@ With --peer-python (a venv with torch, numpy and Pillow), each seed also runs th
 (../shared/tools/airbench_cpu.py: airbench94, 9.9 epochs, 6 test-time views) on the same split: it
 trains on the layout's training images and scores the same holdout, timed the same way (its
 process from a cold cache to its score). The two sides alternate which goes first from seed to seed,
-so that a host whose speed drifts hits both alike.
+so that a host whose speed drifts hits both alike; --peer-time gives ours the last peer run's wall
+clock as its --time-budget (accuracy at equal time):
+
+  python benchmarks/holdout.py --data-dir /data/hold5k --seeds 0 1 --peer-python /venvs/torch/bin/python --peer-time
 
 Runs one process at a time: on a shared 2-core machine anything else running skews the times.
 """

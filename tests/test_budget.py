@@ -198,35 +198,43 @@ def test_a_run_ahead_of_its_plan_before_its_decay_begins_gets_the_epochs_that_fi
     assert on_pace.epochs == 6  # on pace: the plan's margin is kept, not spent
 
 
-def test_a_slowed_run_is_cut_short_on_the_shorter_schedule_and_says_so_in_its_files(tmp_path, monkeypatch, caplog):
-    """The whole mechanism on two contexts, with the clock the budget reads faked: epoch 1 on pace, epoch 2
-    twice as slow. 6 planned epochs would end at 140 s of a 100-second budget; 3 end at 80."""
+def fit_on_a_faked_clock(run, monkeypatch, cfg, min_epochs, ages):
+    """cfg's run of a tiny network on two contexts (4 batches an epoch) into `run`, its budget's clock
+    reading `ages` after each epoch. The plan: 6 epochs of 10 s from 20 s in, a 5-second prediction,
+    a 100-second budget. Returns the parts, the history and config.json's record."""
     ctxs = [mx.cpu(0), mx.cpu(1)]
     net = gluon.nn.HybridSequential()
     net.add(gluon.nn.Conv2D(4, 3, in_channels=3), gluon.nn.GlobalAvgPool2D(), gluon.nn.Dense(10, in_units=4))
     net.initialize(mx.init.Xavier(), ctx=ctxs)
     rng = np.random.default_rng(0)
     data = [(mx.nd.array(rng.normal(size=(6, 3, 8, 8))), mx.nd.array(rng.integers(0, 10, 6))) for _ in range(4)]
-    cfg = Config(epochs=6, lr=0.1, schedule="linear", warmup_epochs=1, lookahead_every=2, time_budget=100 / MIN)
     parts = build_training(cfg, ctxs, connect("auto", ctxs), net, data)
     planned = BudgetPlan(budget_s=100.0, elapsed_s=20.0, train_images_per_s=2.4, epoch_s=10.0, test_images=100,
-                         predict_images_per_s=20.0, predict_s=5.0, epochs=6, planned_total_s=85.0, min_epochs=2)
-    clock = iter([30.0, 50.0, 70.0])  # after each epoch (the first is not judged: one-off costs)
+                         predict_images_per_s=20.0, predict_s=5.0, epochs=6, planned_total_s=85.0,
+                         min_epochs=min_epochs)
+    clock = iter(ages)
     monkeypatch.setattr(budget, "process_age_s", lambda: next(clock))
     history = []
-    with caplog.at_level("WARNING"), open_run(str(tmp_path / "run"), cfg, list("abcdefghij"), "labels:files",
-                                              {"n_train": 24}) as recorder:
-        hooks = RunHooks(cfg, parts, recorder, history, planned, show_progress=False)
-        fit(parts, ctxs, cfg.epochs, hooks=hooks)
+    with open_run(str(run), cfg, list("abcdefghij"), "labels:files", {"n_train": 24}) as recorder:
+        fit(parts, ctxs, cfg.epochs, hooks=RunHooks(cfg, parts, recorder, history, planned, show_progress=False))
+    with open(run / "config.json") as f:
+        return parts, history, json.load(f)
+
+
+def test_a_slowed_run_is_cut_short_on_the_shorter_schedule_and_says_so_in_its_files(tmp_path, monkeypatch, caplog):
+    """The whole mechanism, with the clock the budget reads faked: epoch 1 on pace, epoch 2 twice as
+    slow. 6 planned epochs would end at 140 s of a 100-second budget; 3 end at 80."""
+    cfg = Config(epochs=6, lr=0.1, schedule="linear", warmup_epochs=1, lookahead_every=2, time_budget=100 / MIN)
+    with caplog.at_level("WARNING"):  # after each epoch; the first is not judged (one-off costs)
+        parts, history, record = fit_on_a_faked_clock(tmp_path / "run", monkeypatch, cfg, 2, [30.0, 50.0, 70.0])
     assert [h.epoch for h in history] == [1, 2, 3]
     assert "epoch 2 took 2.00x its planned time" in caplog.text
     assert "training ends after epoch 3 instead of 6" in caplog.text
-    last_update = 3 * len(data)
+    batches = parts.batches_per_epoch
+    last_update = 3 * batches
     assert parts.trainer.learning_rate == parts.learning_rate(last_update) == 0.0  # decayed all the way
     assert parts.lookahead.decay(last_update) == 1.0  # and the weights are the average
-    assert history[2].lr < learning_rate(cfg, 2 * len(data) + 1, len(data))  # below the 6-epoch schedule's
-    with open(tmp_path / "run" / "config.json") as f:
-        record = json.load(f)
+    assert history[2].lr < learning_rate(cfg, 2 * batches + 1, batches)  # below the 6-epoch schedule's
     assert record["config"]["epochs"] == 3 and record["n_train"] == 24  # what it recorded before is kept
     (cut,) = record["time_budget_replans"]
     assert (cut["after_epoch"], cut["epochs_before"], cut["epochs"]) == (2, 6, 3)
@@ -238,33 +246,18 @@ def test_a_slowed_run_is_cut_short_on_the_shorter_schedule_and_says_so_in_its_fi
 def test_a_run_well_ahead_of_its_plan_is_lengthened_on_the_longer_schedule(tmp_path, monkeypatch, caplog):
     """The same mechanism the other way: epoch 2, the warm-up's last, takes half its planned time, so 12
     epochs end inside 90% of the 100-second budget instead of 6; every rate is then the 12-epoch run's."""
-    ctxs = [mx.cpu(0), mx.cpu(1)]
-    net = gluon.nn.HybridSequential()
-    net.add(gluon.nn.Conv2D(4, 3, in_channels=3), gluon.nn.GlobalAvgPool2D(), gluon.nn.Dense(10, in_units=4))
-    net.initialize(mx.init.Xavier(), ctx=ctxs)
-    rng = np.random.default_rng(0)
-    data = [(mx.nd.array(rng.normal(size=(6, 3, 8, 8))), mx.nd.array(rng.integers(0, 10, 6))) for _ in range(4)]
     cfg = Config(epochs=6, lr=0.1, schedule="linear", warmup_epochs=2, lookahead_every=2, time_budget=100 / MIN)
-    parts = build_training(cfg, ctxs, connect("auto", ctxs), net, data)
-    planned = BudgetPlan(budget_s=100.0, elapsed_s=20.0, train_images_per_s=2.4, epoch_s=10.0, test_images=100,
-                         predict_images_per_s=20.0, predict_s=5.0, epochs=6, planned_total_s=85.0, min_epochs=3)
-    clock = iter([30.0] + [35.0 + 5 * k for k in range(11)])  # 5 s an epoch from epoch 2 on
-    monkeypatch.setattr(budget, "process_age_s", lambda: next(clock))
-    history = []
-    with caplog.at_level("INFO"), open_run(str(tmp_path / "run"), cfg, list("abcdefghij"), "labels:files",
-                                           {"n_train": 24}) as recorder:
-        hooks = RunHooks(cfg, parts, recorder, history, planned, show_progress=False)
-        fit(parts, ctxs, cfg.epochs, hooks=hooks)
+    with caplog.at_level("INFO"):  # 5 s an epoch from epoch 2 on
+        parts, history, record = fit_on_a_faked_clock(tmp_path / "run", monkeypatch, cfg, 3,
+                                                      [30.0] + [35.0 + 5 * k for k in range(11)])
     assert [h.epoch for h in history] == list(range(1, 13))
     assert "epoch 2 took 0.50x its planned time" in caplog.text
     assert "training goes on to epoch 12 instead of 6" in caplog.text
-    longer = dataclasses.replace(cfg, epochs=12)
-    assert [h.lr for h in history] == [learning_rate(longer, e * len(data) + 1, len(data)) for e in range(12)]
-    last_update = 12 * len(data)
+    batches, longer = parts.batches_per_epoch, dataclasses.replace(cfg, epochs=12)
+    assert [h.lr for h in history] == [learning_rate(longer, e * batches + 1, batches) for e in range(12)]
+    last_update = 12 * batches
     assert parts.trainer.learning_rate == parts.learning_rate(last_update) == 0.0
-    assert parts.lookahead.decay(last_update) == 1.0 and parts.lookahead.decay(6 * len(data)) < 1.0
-    with open(tmp_path / "run" / "config.json") as f:
-        record = json.load(f)
+    assert parts.lookahead.decay(last_update) == 1.0 and parts.lookahead.decay(6 * batches) < 1.0
     assert record["config"]["epochs"] == 12
     (longer_plan,) = record["time_budget_replans"]
     assert (longer_plan["after_epoch"], longer_plan["epochs_before"], longer_plan["epochs"]) == (2, 6, 12)
