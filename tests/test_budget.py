@@ -29,6 +29,7 @@ from gluon_cifar.training.engine import fit
 from gluon_cifar.training.parts import build_training
 from gluon_cifar.training.reporting import RunHooks
 from gluon_cifar.training.schedules import learning_rate
+from gluon_cifar.workflow.budget import PREDICT_SAMPLE, prediction_sample
 from tests.conftest import run_script
 
 MIN = 60.0
@@ -79,30 +80,32 @@ def test_auto_tta_takes_six_views_where_they_cost_no_epoch_of_enough():
     for budget_min, test_images in ((45, 10_000), (25, 5_000)):  # the real test set, the holdout
         flip, flip_shift = plans_by_views(budget_min, test_images)
         assert flip.epochs == flip_shift.epochs >= SIX_VIEWS_FROM_EPOCHS
-        chosen = choose_tta(flip, flip_shift)
+        chosen = choose_tta(flip, flip_shift, flip_shift.predict_s)
         assert chosen.tta == "flip-shift" and chosen.epochs == flip.epochs
         assert chosen.predict_s == flip_shift.predict_s > flip.predict_s  # planned with the views it chose
         assert chosen.tta_considered == (("flip", flip.epochs), ("flip-shift", flip.epochs))
+        assert chosen.predict_s_by_tta == (("flip", flip.predict_s), ("flip-shift", flip_shift.predict_s))
         assert f"--tta auto chose flip-shift (flip would leave {flip.epochs} epochs)" in chosen.summary()
 
 
 def test_auto_tta_keeps_two_views_where_six_cost_epochs_or_the_network_is_young():
     flip, flip_shift = plans_by_views(45, 300_000)  # Kaggle's whole test folder: 6 views cost 6 epochs
     assert (flip.epochs, flip_shift.epochs) == (15, 9)
-    chosen = choose_tta(flip, flip_shift)
+    chosen = choose_tta(flip, flip_shift, flip_shift.predict_s)
     assert chosen.tta == "flip" and chosen.epochs == 15 and chosen.predict_s == flip.predict_s
     assert "--tta auto chose flip (flip-shift would leave 9 epochs)" in chosen.summary()
-    refused = choose_tta(flip, None)  # six views did not fit the warm-up at all
+    refused = choose_tta(flip, None, flip_shift.predict_s)  # six views did not fit the warm-up at all
     assert refused.tta == "flip" and refused.tta_considered == (("flip", 15), ("flip-shift", 0))
+    assert dict(refused.predict_s_by_tta)["flip-shift"] == flip_shift.predict_s  # for a replan to weigh again
     young, young_six = plans_by_views(15, 5_000)  # 5 epochs either way: 6 views measured worse there
-    assert young.epochs == young_six.epochs == 5 and choose_tta(young, young_six).tta == "flip"
+    assert young.epochs == young_six.epochs == 5 and choose_tta(young, young_six, young_six.predict_s).tta == "flip"
 
 
 def test_auto_tta_gives_up_at_most_one_epoch_and_only_for_enough():
     def apart(flip_epochs: int, six_epochs: int) -> str:
         flip = plan(60 * MIN, 0.0, 100.0, 1_000, 0, 0, 1.0, 1, tta="flip")
         return choose_tta(dataclasses.replace(flip, epochs=flip_epochs),
-                          dataclasses.replace(flip, epochs=six_epochs, tta="flip-shift")).tta
+                          dataclasses.replace(flip, epochs=six_epochs, tta="flip-shift"), flip.predict_s).tta
     assert apart(SIX_VIEWS_FROM_EPOCHS + 1, SIX_VIEWS_FROM_EPOCHS) == "flip-shift"
     assert apart(SIX_VIEWS_FROM_EPOCHS, SIX_VIEWS_FROM_EPOCHS - 1) == "flip"  # 8 left: too young
     assert apart(SIX_VIEWS_FROM_EPOCHS + 2, SIX_VIEWS_FROM_EPOCHS) == "flip"  # two epochs lost
@@ -165,7 +168,8 @@ def test_a_cut_keeps_an_epoch_to_wind_down_in_and_the_warm_up():
 
 def test_six_views_chosen_by_auto_give_way_to_two_when_a_cut_leaves_a_young_network():
     own = holdout_plan()  # --tta flip-shift asked for outright: kept whatever the cut
-    auto = dataclasses.replace(own, tta_considered=(("flip", 14), ("flip-shift", 14)))
+    auto = dataclasses.replace(own, tta_considered=(("flip", 14), ("flip-shift", 14)),
+                               predict_s_by_tta=(("flip", 0.8 * own.predict_s), ("flip-shift", own.predict_s)))
     late = 576 / 345 * own.later_epoch_s
     assert replan(auto, 14, 10, late, age_after(own, 9) + late).tta == "flip-shift"  # 12 epochs: still pays
     early = [replan(p, 14, 2, 3 * p.epoch_s, p.elapsed_s + 5 * p.epoch_s) for p in (own, auto)]
@@ -198,10 +202,42 @@ def test_a_run_ahead_of_its_plan_before_its_decay_begins_gets_the_epochs_that_fi
     assert on_pace.epochs == 6  # on pace: the plan's margin is kept, not spent
 
 
-def fit_on_a_faked_clock(run, monkeypatch, cfg, min_epochs, ages):
+def test_a_lengthened_run_takes_six_views_where_they_now_pay():
+    """The 24.35-minute run at 961c880 (docs/BENCHMARKS.md): planned 8 epochs from 322 img/s, flip views
+    (six would also have left 8: too young), lengthened to 10 after epoch 2 at 0.82x its plan, and still
+    predicted with 2 views; 6 scored 0.24 points more on those weights. Six views timed at 262 img/s."""
+    flip = plan(1461.0, 100.27, 322.042, 44_032, 0, 5_000, 405.309, 3, 319.562, 3, "flip")
+    six = plan(1461.0, 100.27, 322.042, 44_032, 0, 5_000, 262.0, 3, 319.562, 3, "flip-shift")
+    chosen = choose_tta(flip, six, six.predict_s)
+    assert (flip.epochs, six.epochs, chosen.tta) == (8, 8, "flip")
+    age = 100.27 + 129.256 + 112.495  # the preparation, epochs 1 and 2 as they ran
+    longer = replan(chosen, 8, 2, 112.495, age, "flip", may_lengthen=True)
+    assert (longer.epochs, longer.tta, longer.tta_before) == (10, "flip-shift", "flip") and longer.changes_views
+    assert longer.end_s == pytest.approx(age + longer.slowdown * (chosen.epoch_s + 7 * chosen.later_epoch_s
+                                                                  + six.predict_s))  # epoch 3, then 4-10
+    assert longer.end_s <= SAFETY * chosen.budget_s
+    assert "training goes on to epoch 10 instead of 8" in longer.summary()
+    assert "the submission predicts with flip-shift views" in longer.summary()
+    # --tta flip given outright: the views stay; six views that would cost an epoch or leave 8: two stay
+    assert replan(flip, 8, 2, 112.495, age, may_lengthen=True).tta == "flip"
+    dear = dataclasses.replace(chosen, predict_s_by_tta=(("flip", flip.predict_s), ("flip-shift", 400.0)))
+    assert replan(dear, 8, 2, 112.495, age, "flip", may_lengthen=True).tta == "flip"
+    # 9 epochs planned with two views (six, slow here, would leave 8); a run a little ahead keeps its 9
+    # epochs and gains the six views: a replan of the views alone
+    def with_views(tta: str, rate: float) -> BudgetPlan:
+        return plan(26 * MIN, 100.27, 322.042, 44_032, 0, 5_000, rate, 3, 319.562, 3, tta)
+    six_slow = with_views("flip-shift", 60.0)
+    nine = choose_tta(with_views("flip", 405.309), six_slow, six_slow.predict_s)
+    assert (nine.tta, nine.tta_considered) == ("flip", (("flip", 9), ("flip-shift", 8)))
+    same = replan(nine, 9, 2, 0.95 * nine.epoch_s, nine.elapsed_s + 2 * 0.95 * nine.epoch_s, "flip", may_lengthen=True)
+    assert (same.epochs, same.tta) == (9, "flip-shift") and same.end_s <= SAFETY * nine.budget_s
+    assert "training keeps its 9 epochs" in same.summary() and "predicts with flip-shift views" in same.summary()
+
+
+def fit_on_a_faked_clock(run, monkeypatch, cfg, min_epochs, ages, **plan_fields):
     """cfg's run of a tiny network on two contexts (4 batches an epoch) into `run`, its budget's clock
     reading `ages` after each epoch. The plan: 6 epochs of 10 s from 20 s in, a 5-second prediction,
-    a 100-second budget. Returns the parts, the history and config.json's record."""
+    a 100-second budget, and `plan_fields`. Returns the parts, the history and config.json's record."""
     ctxs = [mx.cpu(0), mx.cpu(1)]
     net = gluon.nn.HybridSequential()
     net.add(gluon.nn.Conv2D(4, 3, in_channels=3), gluon.nn.GlobalAvgPool2D(), gluon.nn.Dense(10, in_units=4))
@@ -211,7 +247,7 @@ def fit_on_a_faked_clock(run, monkeypatch, cfg, min_epochs, ages):
     parts = build_training(cfg, ctxs, connect("auto", ctxs), net, data)
     planned = BudgetPlan(budget_s=100.0, elapsed_s=20.0, train_images_per_s=2.4, epoch_s=10.0, test_images=100,
                          predict_images_per_s=20.0, predict_s=5.0, epochs=6, planned_total_s=85.0,
-                         min_epochs=min_epochs)
+                         min_epochs=min_epochs, **plan_fields)
     clock = iter(ages)
     monkeypatch.setattr(budget, "process_age_s", lambda: next(clock))
     history = []
@@ -245,11 +281,15 @@ def test_a_slowed_run_is_cut_short_on_the_shorter_schedule_and_says_so_in_its_fi
 
 def test_a_run_well_ahead_of_its_plan_is_lengthened_on_the_longer_schedule(tmp_path, monkeypatch, caplog):
     """The same mechanism the other way: epoch 2, the warm-up's last, takes half its planned time, so 12
-    epochs end inside 90% of the 100-second budget instead of 6; every rate is then the 12-epoch run's."""
-    cfg = Config(epochs=6, lr=0.1, schedule="linear", warmup_epochs=2, lookahead_every=2, time_budget=100 / MIN)
+    epochs end inside 90% of the 100-second budget instead of 6; every rate is then the 12-epoch run's.
+    --tta auto had chosen two views for 6 epochs; six (a 6-second prediction) fit the 12 and pay there."""
+    cfg = Config(epochs=6, lr=0.1, schedule="linear", warmup_epochs=2, lookahead_every=2, time_budget=100 / MIN,
+                 tta="flip")
+    views = {"tta": "flip", "tta_considered": (("flip", 6), ("flip-shift", 6)),
+             "predict_s_by_tta": (("flip", 5.0), ("flip-shift", 6.0))}
     with caplog.at_level("INFO"):  # 5 s an epoch from epoch 2 on
         parts, history, record = fit_on_a_faked_clock(tmp_path / "run", monkeypatch, cfg, 3,
-                                                      [30.0] + [35.0 + 5 * k for k in range(11)])
+                                                      [30.0] + [35.0 + 5 * k for k in range(11)], **views)
     assert [h.epoch for h in history] == list(range(1, 13))
     assert "epoch 2 took 0.50x its planned time" in caplog.text
     assert "training goes on to epoch 12 instead of 6" in caplog.text
@@ -258,10 +298,12 @@ def test_a_run_well_ahead_of_its_plan_is_lengthened_on_the_longer_schedule(tmp_p
     last_update = 12 * batches
     assert parts.trainer.learning_rate == parts.learning_rate(last_update) == 0.0
     assert parts.lookahead.decay(last_update) == 1.0 and parts.lookahead.decay(6 * batches) < 1.0
-    assert record["config"]["epochs"] == 12
+    assert "the submission predicts with flip-shift views" in caplog.text
+    assert (record["config"]["epochs"], record["config"]["tta"]) == (12, "flip-shift")  # what submit.py reads
     (longer_plan,) = record["time_budget_replans"]
     assert (longer_plan["after_epoch"], longer_plan["epochs_before"], longer_plan["epochs"]) == (2, 6, 12)
-    assert (longer_plan["slowdown"], longer_plan["uncut_end_s"], longer_plan["end_s"]) == (0.5, 57.5, 87.5)
+    assert (longer_plan["slowdown"], longer_plan["uncut_end_s"], longer_plan["end_s"]) == (0.5, 57.5, 88.0)
+    assert (longer_plan["tta_before"], longer_plan["tta"]) == ("flip", "flip-shift")
     assert checkpoint.read(str(tmp_path / "run" / checkpoint.LAST)).config["epochs"] == 12
 
 
@@ -278,6 +320,12 @@ def test_measured_rate_excludes_the_warm_up_batches():
     assert 300 < rate < 520  # 500 img/s, less the loop's own overhead
 
 
+def test_the_prediction_is_timed_on_a_sample_scaled_to_the_test_set():
+    assert prediction_sample(300_000) == PREDICT_SAMPLE == 4096  # Kaggle's test folder
+    assert prediction_sample(5_000) == 1_024  # the holdout: timing 4,096 of 5,000 cost what predicting them does
+    assert prediction_sample(50) == 1_024  # (the predictor stops at the test set's end)
+
+
 @pytest.mark.slow
 def test_a_budgeted_run_and_its_submission_end_inside_the_budget(tmp_path):
     budget_min = 2.0  # 1 minute stopped fitting 3 demo epochs on the slowed Xeon (0.8 min of preparation alone)
@@ -291,7 +339,8 @@ def test_a_budgeted_run_and_its_submission_end_inside_the_budget(tmp_path):
     with open(tmp_path / "run" / "config.json") as f:
         record = json.load(f)
     chosen = record["time_budget_plan"]
-    cuts = record.get("time_budget_replans", [])  # only if this machine's speed changed during the run
+    replans = record.get("time_budget_replans", [])  # only if this machine's speed changed during the run
+    cuts = [r for r in replans if r["epochs"] != r["epochs_before"]]  # (not those that changed the views only)
     assert record["config"]["epochs"] == (cuts[-1]["epochs"] if cuts else chosen["epochs"]) >= 3
     assert record["config"]["time_budget"] == budget_min
     assert f"time budget {budget_min:.1f} min" in trained.stderr and f"{chosen['epochs']} epochs" in trained.stderr
@@ -303,7 +352,7 @@ def test_a_budgeted_run_and_its_submission_end_inside_the_budget(tmp_path):
     left = dict(chosen["tta_considered"])
     six_pay = left["flip-shift"] >= SIX_VIEWS_FROM_EPOCHS and left["flip"] - left["flip-shift"] <= 1
     assert chosen["tta"] == ("flip-shift" if six_pay else "flip")
-    assert record["config"]["tta"] == (cuts[-1]["tta"] if cuts else chosen["tta"])  # a cut may drop six views
+    assert record["config"]["tta"] == (replans[-1]["tta"] if replans else chosen["tta"])  # a replan may change them
     assert chosen["epochs"] == left[chosen["tta"]] and f"--tta auto chose {chosen['tta']}" in trained.stderr
 
     # the measuring leaves no trace: the same seed and epoch count without a budget, bit for bit

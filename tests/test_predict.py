@@ -161,6 +161,12 @@ def test_config_repeats_a_run_bit_for_bit_and_refuses_another_versions(run, tmp_
         repeated_cut = repeat_config(train_parser().parse_args(["--config", str(tmp_path / "cut.json"), "--out", "x"]))
     assert repeated_cut.epochs == 2 and repeated_cut.time_budget == 0
     assert "cut that run short (5 epochs planned, 2 trained)" in caplog.text and "not bit for bit" in caplog.text
+    views_only = dict(cut, time_budget_replans=[{"after_epoch": 2, "epochs_before": 2, "epochs": 2}])
+    (tmp_path / "views.json").write_text(json.dumps(views_only))  # a budget that changed the views alone
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        repeat_config(train_parser().parse_args(["--config", str(tmp_path / "views.json"), "--out", "x"]))
+    assert "time budget" not in caplog.text  # the training was the planned one: nothing to warn of
     old = json.loads(open(os.path.join(run, "config.json")).read())
     old["config"]["mixup"] = 0.2
     old["versions"]["gluon_cifar"] = "9.9.9"

@@ -108,8 +108,8 @@ def _warn_if_replanned(path: str) -> None:
     last: repeating its final epoch count is another run, not that one bit for bit."""
     with open(path, encoding="utf-8") as f:
         replans = json.load(f).get("time_budget_replans")
-    if replans:
-        planned, trained = replans[0]["epochs_before"], replans[-1]["epochs"]
+    planned, trained = (replans[0]["epochs_before"], replans[-1]["epochs"]) if replans else (0, 0)
+    if planned != trained:  # a replan that changed only the test-time views left the training as it was
         log.warning("%s: the time budget %s (%d epochs planned, %d trained); repeating it trains %d epochs on their "
                     "own schedule from the start, close to it but not bit for bit", path,
                     "cut that run short" if trained < planned else "lengthened that run", planned, trained, trained)

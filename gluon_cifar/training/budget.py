@@ -62,6 +62,8 @@ class BudgetPlan:
     tta: str = ""  # the test-time views predict_s was timed with ("": the run's own, not chosen here)
     tta_considered: tuple[tuple[str, int], ...] = ()  # with --tta auto: (views, epochs they leave) each
     min_epochs: int = 1  # the fewest the run may train (its warm-up and one epoch of decay)
+    # With --tta auto: (views, predict_s with them) each, so that a run lengthened later can weigh them again.
+    predict_s_by_tta: tuple[tuple[str, float], ...] = ()
 
     def as_record(self) -> dict[str, float | int]:
         return asdict(self)
@@ -116,7 +118,7 @@ def plan(budget_s: float, elapsed_s: float, train_images_per_s: float, train_ima
     epoch_s = epoch_at(train_images_per_s)
     later_epoch_s = epoch_at(later_images_per_s) if later_images_per_s else None
     first_epochs = first_epochs if later_epoch_s is not None else 0
-    predict_s = STARTUP_ALLOWANCE_S + test_images / predict_images_per_s if test_images else 0.0
+    predict_s = prediction_s(test_images, predict_images_per_s)
     epochs = choose_epochs(budget_s, elapsed_s, epoch_s, predict_s, min_epochs, later_epoch_s, first_epochs)
     total = elapsed_s + training_s(epochs, epoch_s, later_epoch_s, first_epochs) + predict_s
     return BudgetPlan(budget_s, elapsed_s, train_images_per_s, epoch_s, test_images, predict_images_per_s,
@@ -124,13 +126,25 @@ def plan(budget_s: float, elapsed_s: float, train_images_per_s: float, train_ima
                       min_epochs=min_epochs)
 
 
-def choose_tta(flip: BudgetPlan, flip_shift: BudgetPlan | None) -> BudgetPlan:
-    """`--tta auto`: the plan with flip-shift's 6 views if it keeps at least SIX_VIEWS_FROM_EPOCHS
-    epochs and costs at most one; else the plan with flip. Both as `plan` made them for the same run;
-    flip_shift None: it left too few epochs (`plan` refused it)."""
+def prediction_s(test_images: int, predict_images_per_s: float) -> float:
+    """Seconds submit.py takes over `test_images` at that speed, its start-up included (0: no test images)."""
+    return STARTUP_ALLOWANCE_S + test_images / predict_images_per_s if test_images else 0.0
+
+
+def six_views_pay(flip_epochs: int, six_views_epochs: int) -> bool:
+    """`--tta auto`'s rule: flip-shift's 6 views where they leave at least SIX_VIEWS_FROM_EPOCHS epochs
+    and cost at most one against flip's 2."""
+    return six_views_epochs >= SIX_VIEWS_FROM_EPOCHS and flip_epochs - six_views_epochs <= 1
+
+
+def choose_tta(flip: BudgetPlan, flip_shift: BudgetPlan | None, six_views_predict_s: float) -> BudgetPlan:
+    """`--tta auto`: the plan with flip-shift's 6 views if `six_views_pay`, else the plan with flip.
+    Both as `plan` made them for the same run; flip_shift None: it left too few epochs (`plan` refused
+    it); six_views_predict_s: its prediction's seconds all the same, kept for `replan`."""
     left = flip_shift.epochs if flip_shift else 0
-    chosen = flip_shift if flip_shift and left >= SIX_VIEWS_FROM_EPOCHS and flip.epochs - left <= 1 else flip
-    return replace(chosen, tta_considered=(("flip", flip.epochs), ("flip-shift", left)))
+    chosen = flip_shift if flip_shift and six_views_pay(flip.epochs, left) else flip
+    return replace(chosen, tta_considered=(("flip", flip.epochs), ("flip-shift", left)),
+                   predict_s_by_tta=(("flip", flip.predict_s), ("flip-shift", six_views_predict_s)))
 
 
 @dataclass(frozen=True)
@@ -142,29 +156,36 @@ class Replan:
     epochs: int  # the new last epoch (< epochs_before: the run was cut short; >: lengthened)
     slowdown: float  # the epoch just finished took this many times its planned seconds
     uncut_end_s: float  # when the run would end, its submission included, at that pace with epochs_before
-    end_s: float  # the same with `epochs`
+    end_s: float  # the same with `epochs` (and `tta`)
     budget_s: float
-    tta: str = ""  # the test-time views from now on: --tta auto's six give way to two below SIX_VIEWS_FROM_EPOCHS
+    tta: str = ""  # the test-time views from now on, where --tta auto chose them: see `replan`
+    tta_before: str = ""
 
     def as_record(self) -> dict[str, float | int]:
         return asdict(self)
 
+    @property
+    def changes_views(self) -> bool:
+        return bool(self.tta_before) and self.tta != self.tta_before
+
     def summary(self) -> str:
+        pace = (f"epoch {self.after_epoch} took {self.slowdown:.2f}x its planned time: at this pace the run and its "
+                "submission")
+        six = (f"; the submission predicts with {self.tta} views (six pay from {SIX_VIEWS_FROM_EPOCHS} epochs on"
+               + (", and they fit)" if self.tta == "flip-shift" else ")")) if self.changes_views else ""
         if self.epochs > self.epochs_before:
-            return (f"epoch {self.after_epoch} took {self.slowdown:.2f}x its planned time: at this pace the run and "
-                    f"its submission would end at {self.uncut_end_s / 60:.1f} min of the {self.budget_s / 60:g}-"
-                    f"minute budget; training goes on to epoch {self.epochs} instead of {self.epochs_before} (its "
-                    f"learning rate has not begun to fall: no rate it used changes), to end at {self.end_s / 60:.1f} "
-                    "min")
+            return (f"{pace} would end at {self.uncut_end_s / 60:.1f} min of the {self.budget_s / 60:g}-minute "
+                    f"budget; training goes on to epoch {self.epochs} instead of {self.epochs_before} (its learning "
+                    f"rate has not begun to fall: no rate it used changes), to end at {self.end_s / 60:.1f} min{six}")
+        if self.epochs == self.epochs_before and self.end_s <= self.budget_s:
+            return (f"{pace} would end at {self.uncut_end_s / 60:.1f} min of the {self.budget_s / 60:g}-minute "
+                    f"budget; training keeps its {self.epochs} epochs, to end at {self.end_s / 60:.1f} min{six}")
         cut = "no epoch is left to cut"
         if self.epochs < self.epochs_before:
             cut = (f"training ends after epoch {self.epochs} instead of {self.epochs_before} (the learning rate and "
                    f"the averaging finish on the shorter schedule), to end at {self.end_s / 60:.1f} min"
-                   + (": still late, but the schedule needs this epoch" if self.end_s > self.budget_s else "")
-                   + (f"; the submission predicts with {self.tta} views (six pay from {SIX_VIEWS_FROM_EPOCHS} "
-                      "epochs on)" if self.tta == "flip" else ""))
-        return (f"epoch {self.after_epoch} took {self.slowdown:.2f}x its planned time: at this pace the run and its "
-                f"submission would end at {self.uncut_end_s / 60:.1f} min, after the {self.budget_s / 60:g}-minute "
+                   + (": still late, but the schedule needs this epoch" if self.end_s > self.budget_s else "") + six)
+        return (f"{pace} would end at {self.uncut_end_s / 60:.1f} min, after the {self.budget_s / 60:g}-minute "
                 f"budget; {cut}")
 
 
@@ -173,33 +194,48 @@ def planned_epoch_s(plan: BudgetPlan, epoch: int) -> float:
     return plan.later_epoch_s if plan.first_epochs and epoch > plan.first_epochs else plan.epoch_s
 
 
-def replan(plan: BudgetPlan, epochs: int, done: int, last_epoch_s: float, age_s: float,
+def replan(plan: BudgetPlan, epochs: int, done: int, last_epoch_s: float, age_s: float, tta: str = "",
            may_lengthen: bool = False) -> Replan:
     """The run's length after `done` of its `epochs` epochs, the last taking `last_epoch_s` (wall clock),
-    `age_s` seconds into the process: `epochs` while the remaining epochs and the prediction, at that
-    epoch's pace relative to the plan, still end inside the budget; else the most that fill SAFETY of
-    the time left, and never fewer than plan.min_epochs or `done + 1` (the schedule needs an epoch to
-    wind down in). With `may_lengthen` (the schedule can take more epochs without a jump:
-    schedules.lengthens_smoothly), a run ahead of its plan gets the most epochs that end inside SAFETY
-    of the whole budget at its pace: the plan's own margin, so a run merely on pace keeps its length.
-    Six test-time views that `--tta auto` chose for the planned epochs give way to two if the cut
-    leaves fewer than SIX_VIEWS_FROM_EPOCHS (they cost a young network accuracy); a longer run keeps
-    the views it was planned with (they were timed, six were not)."""
+    `age_s` seconds into the process, predicting with `tta` (default: the plan's views): `epochs` while
+    the remaining epochs and the prediction, at that epoch's pace relative to the plan, still end inside
+    the budget; else the most that fill SAFETY of the time left, and never fewer than plan.min_epochs or
+    `done + 1` (the schedule needs an epoch to wind down in). With `may_lengthen` (the schedule can take
+    more epochs without a jump: schedules.lengthens_smoothly), a run ahead of its plan gets the most
+    epochs that end inside SAFETY of the whole budget at its pace: the plan's own margin, so a run merely
+    on pace keeps its length.
+    Where `--tta auto` chose the views (both were timed), they are weighed again by `six_views_pay`: six
+    give way to two if a cut leaves fewer than SIX_VIEWS_FROM_EPOCHS (they cost a young network accuracy),
+    and a run ahead of its plan takes six in place of two where, at its pace, they pay (the plan could
+    not afford them)."""
     slowdown = last_epoch_s / planned_epoch_s(plan, done)
+    tta = tta or plan.tta
+    views = dict(plan.predict_s_by_tta)
+    predict_s = views.get(tta, plan.predict_s)
 
-    def left_s(last: int) -> float:  # training epochs done+1..last, then the prediction, at this pace
-        return slowdown * (sum(planned_epoch_s(plan, e) for e in range(done + 1, last + 1)) + plan.predict_s)
+    def left_s(last: int, predicting_s: float = predict_s) -> float:  # epochs done+1..last, then the prediction
+        return slowdown * (sum(planned_epoch_s(plan, e) for e in range(done + 1, last + 1)) + predicting_s)
 
-    least, chosen = max(done + 1, plan.min_epochs), epochs
+    def longest(predicting_s: float) -> int:  # the most epochs, from `epochs` on, that end inside the margin
+        last = epochs
+        while age_s + left_s(last + 1, predicting_s) <= SAFETY * plan.budget_s:
+            last += 1
+        return last
+
+    least, chosen, chosen_tta = max(done + 1, plan.min_epochs), epochs, tta
     if age_s + left_s(epochs) > plan.budget_s and least < epochs:
         chosen = max((n for n in range(least, epochs) if left_s(n) <= SAFETY * (plan.budget_s - age_s)), default=least)
+        if views and tta == "flip-shift" and chosen < SIX_VIEWS_FROM_EPOCHS:
+            chosen_tta = "flip"
     elif may_lengthen and slowdown > 0:
-        while age_s + left_s(chosen + 1) <= SAFETY * plan.budget_s:
-            chosen += 1
-    tta = plan.tta
-    if plan.tta_considered and tta == "flip-shift" and chosen < SIX_VIEWS_FROM_EPOCHS:
-        tta = "flip"
-    return Replan(done, epochs, chosen, slowdown, age_s + left_s(epochs), age_s + left_s(chosen), plan.budget_s, tta)
+        chosen = longest(predict_s)
+        if views and tta == "flip":
+            six = longest(views["flip-shift"])
+            if six_views_pay(chosen, six) and age_s + left_s(six, views["flip-shift"]) <= SAFETY * plan.budget_s:
+                chosen, chosen_tta = six, "flip-shift"
+    return Replan(done, epochs, chosen, slowdown, age_s + left_s(epochs),
+                  age_s + left_s(chosen, views.get(chosen_tta, predict_s)), plan.budget_s, chosen_tta,
+                  tta if views else "")
 
 
 def measure_rate(run_batches: Callable[[Iterable], int], batches: Iterable, warmup: int = 2, chunk: int = 1,

@@ -81,7 +81,8 @@ class RunHooks(FitHooks):
 
     def _keep_to_budget(self, epoch: int) -> None:
         """Cut the run short if, at the pace of the epoch just finished, it would end after its budget;
-        lengthen it if it runs so far ahead that more epochs fit and its schedule allows it. Before the
+        lengthen it if it runs so far ahead that more epochs fit and its schedule allows it; weigh the
+        test-time views again where --tta auto chose them (budget.replan). Before the
         epoch's checkpoint is written, so that the checkpoint holds the new length. The first epoch is
         not judged: it carries one-off costs (first passes, workers starting) that the plan's
         measurement leaves out on purpose, and on short epochs they would look like a slowdown."""
@@ -89,9 +90,9 @@ class RunHooks(FitHooks):
         self._epoch_ended_at = now
         if last is None:
             return
-        decided = budget.replan(self._plan, self._cfg.epochs, epoch, now - last, now,
+        decided = budget.replan(self._plan, self._cfg.epochs, epoch, now - last, now, self._cfg.tta,
                                 may_lengthen=lengthens_smoothly(self._cfg, epoch))
-        if decided.epochs == self._cfg.epochs:
+        if decided.epochs == self._cfg.epochs and not decided.changes_views:
             if decided.uncut_end_s > decided.budget_s:
                 log.warning("%s", decided.summary())  # late, with no epoch left to cut
             return

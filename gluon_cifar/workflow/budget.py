@@ -34,7 +34,9 @@ from ..training import budget
 from ..training.engine import train_one_epoch
 from ..training.parts import TrainingParts
 
-PREDICT_SAMPLE = 4096  # test images whose prediction is timed
+# Test images whose prediction is timed: at most a fifth of the test set, for timing most of a small one
+# (the 5,000-image holdout) would cost about what predicting it does; at least two batches.
+PREDICT_SAMPLE = 4096
 
 
 def plan_budget(cfg: Config, ctxs: list[mx.Context], data: TrainingData, probe: TrainingParts) -> budget.BudgetPlan:
@@ -71,7 +73,7 @@ def plan_budget(cfg: Config, ctxs: list[mx.Context], data: TrainingData, probe: 
         flip_shift = plan_with("flip-shift")
     except ConfigError:
         flip_shift = None  # six views would leave too few epochs
-    return budget.choose_tta(flip, flip_shift)
+    return budget.choose_tta(flip, flip_shift, budget.prediction_s(n_test, predict_rates["flip-shift"]))
 
 
 def prediction_speeds(cfg: Config, n_classes: int, ctxs: list[mx.Context], data_dir: str,
@@ -92,8 +94,13 @@ def prediction_speeds(cfg: Config, n_classes: int, ctxs: list[mx.Context], data_
     for tta in ttas:
         run(net, SubmitOptions.batch_size, tta)  # warm-up: graph, oneDNN primitives, decoding workers
         start = time.perf_counter()  # one pass like submit's, its decoding workers' start included
-        rates[tta] = run(net, PREDICT_SAMPLE, tta) / (time.perf_counter() - start)
+        rates[tta] = run(net, prediction_sample(n_test), tta) / (time.perf_counter() - start)
     return n_test, rates
+
+
+def prediction_sample(test_images: int) -> int:
+    """How many of `test_images` the prediction speed is timed on."""
+    return min(PREDICT_SAMPLE, max(2 * SubmitOptions.batch_size, test_images // 5))
 
 
 def _sample_predictor(data_dir: str, cfg: Config, ctxs: list[mx.Context]
@@ -111,5 +118,6 @@ def _sample_predictor(data_dir: str, cfg: Config, ctxs: list[mx.Context]
         _, paths = read_test(data_dir)
     except LayoutError:
         return None  # a layout without test images: nothing to predict
-    spread = paths[::max(1, len(paths) // PREDICT_SAMPLE)][:PREDICT_SAMPLE]
+    sample = prediction_sample(len(paths))
+    spread = paths[::max(1, len(paths) // sample)][:sample]
     return len(paths), lambda net, n, tta: len(predict_files(net, spread[:n], ctxs, batch, workers, tta=tta))
