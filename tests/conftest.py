@@ -63,6 +63,28 @@ def real_layout(tmp_path_factory):
     return str(out)
 
 
+# A small network's cpu-fast run on the demo data: seconds, not minutes
+SMALL_RUN = ["--preset", "cpu-fast", "--model", "fastnet_small", "--batch-size", "128", "--warmup-epochs", "1",
+             "--precision", "float32", "--no-progress"]
+
+
+def train_small_run(tmp_path_factory, seed, epochs):
+    """A finished SMALL_RUN of `epochs` epochs (1: no warm-up) with `seed`; returns its directory."""
+    out = tmp_path_factory.mktemp("small") / f"run{seed}"
+    warmup = ["--warmup-epochs", "0"] if epochs == 1 else []  # (the warm-up must end before the run does)
+    trained = run_script("train.py", "--demo", *SMALL_RUN, *warmup, "--epochs", epochs, "--seed", seed, "--out", out,
+                         env={"GLUON_CIFAR_CACHE": str(tmp_path_factory.mktemp("cache"))})
+    assert trained.returncode == 0, trained.stderr
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def half_trained_run(tmp_path_factory):
+    """A small run trained for one epoch (seed 1), shared by the tests that only read it: none may write
+    into it (a submission goes to --out elsewhere)."""
+    return train_small_run(tmp_path_factory, 1, 1)
+
+
 def run_in_process(script, *args, capsys):
     """Run scripts/`script` with `args` in this process, as `python scripts/X.py` would; return (exit code,
     stderr). For error paths that stop before training: they cost no MXNet start-up this way."""

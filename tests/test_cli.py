@@ -123,11 +123,8 @@ def test_submit_from_a_directory_that_is_not_a_run(tmp_path, capsys):
     assert code == 2 and "config.json does not exist" in err
 
 
-def test_submit_to_an_unwritable_place_fails_before_predicting(tmp_path, capsys):
-    run = tmp_path / "run"
-    trained = run_script("train.py", "--demo", *SMALL_MODEL, "--epochs", "1", "--out", run, "--no-progress")
-    assert trained.returncode == 0, trained.stderr
-    code, err = run_in_process("submit.py", "--run", run, "--out", tmp_path / "missing" / "submission.csv",
+def test_submit_to_an_unwritable_place_fails_before_predicting(half_trained_run, tmp_path, capsys):
+    code, err = run_in_process("submit.py", "--run", half_trained_run, "--out", tmp_path / "missing" / "submission.csv",
                                capsys=capsys)
     assert code == 2 and "is not a writable directory" in err
     assert "predict" not in err  # no progress bar: it stopped before the 300k-image work

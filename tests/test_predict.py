@@ -17,11 +17,7 @@ from gluon_cifar.commands.train import main as train_command
 from gluon_cifar.commands.train import repeat_config
 from gluon_cifar.data.user_images import find_images, load_image
 from gluon_cifar.errors import LayoutError
-from tests.conftest import run_script
-
-SMALL = ["--preset", "cpu-fast", "--model", "fastnet_small", "--batch-size", "128", "--warmup-epochs", "1",
-         "--precision", "float32", "--no-progress"]
-
+from tests.conftest import run_script, train_small_run
 
 # ---- making any image a CIFAR-10-sized one (no network needed)
 
@@ -58,24 +54,15 @@ def test_inputs_expand_to_files_once_and_name_what_matches_nothing(tmp_path):
 
 # ---- with a trained run
 
-def _trained(tmp_path_factory, seed, epochs):
-    out = tmp_path_factory.mktemp("predict") / f"run{seed}"
-    warmup = ["--warmup-epochs", "0"] if epochs == 1 else []  # (the warm-up must end before the run does)
-    trained = run_script("train.py", "--demo", *SMALL, *warmup, "--epochs", epochs, "--seed", seed, "--out", out,
-                         env={"GLUON_CIFAR_CACHE": str(tmp_path_factory.mktemp("cache"))})
-    assert trained.returncode == 0, trained.stderr
-    return str(out)
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    return _trained(tmp_path_factory, 0, 2)
+    return train_small_run(tmp_path_factory, 0, 2)
 
 
-@pytest.fixture(scope="module")
-def other_run(tmp_path_factory):
+@pytest.fixture
+def other_run(half_trained_run):
     """Another seed, half trained: it disagrees with `run` on some images, so its votes show."""
-    return _trained(tmp_path_factory, 1, 1)
+    return half_trained_run
 
 
 @pytest.mark.slow

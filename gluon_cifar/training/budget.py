@@ -14,7 +14,8 @@ chooses the test-time views (`choose_tta`): airbench's 6 where the network train
 for them to help and they cost at most one epoch, else the image and its mirror. After each epoch the run
 compares its pace with the plan (`replan`): where the machine has slowed so much that the rest would
 end after the budget, the run is cut short, to the epochs that fit at the new pace; where it runs so far
-ahead that more epochs fit, and its learning rate has not begun to fall, it gets them.
+ahead that more epochs fit, and its learning rate has not begun to fall, it gets them (and, with
+`--tta auto`, the six views if at its pace they now fit and pay).
 The measuring (workflow/budget.py) happens before the run directory is opened, and the run
 rewinds after it: with the chosen epochs it is bit for bit the run `--epochs N --time-budget 0`
 gives. This module is the arithmetic alone.
