@@ -71,7 +71,8 @@ class Config:
                                     "image flipped in every other epoch); all but book need --loader decoded",
                           "data", choices=("book", "pad-crop", "pad-crop-cutout", "reflect-shift-altflip"))
     # optimisation: SGD with momentum; the book's schedule multiplies lr by lr_decay every lr_period epochs
-    epochs: int = setting(20, "passes over the training split (chosen by --time-budget when that is set)")
+    epochs: float = setting(20, "passes over the training split, a fraction allowed (9.9: the last pass stops "
+                                 "after 90%% of its batches, as airbench's); chosen by --time-budget when that is set")
     time_budget: float = setting(0.0, "minutes for this training plus the prediction of the test folder by "
                                        "scripts/submit.py: the speed is measured on the first steps and --epochs "
                                        "chosen to fit (0: train --epochs; an explicit --epochs turns a preset's "
@@ -120,6 +121,9 @@ class Config:
                                         "epoch ends)", "checkpoints")
     tensorboard: bool = setting(True, "write TensorBoard event files to RUN/tensorboard at every metrics read and "
                                       "epoch (needs the tensorboard extra: tensorboardX)", "checkpoints")
+
+    def __post_init__(self) -> None:
+        self.epochs = whole_if_integral(self.epochs)  # 10, not 10.0, in config.json and messages
 
     def validate(self) -> "Config":
         check_fields(self)
@@ -189,6 +193,11 @@ def _upgraded(values: dict[str, Any]) -> dict[str, Any]:
     """Settings saved by older versions, in today's terms: `amp: true` is `precision: float16`."""
     values = dict(values)
     return {**values, "precision": "float16"} if values.pop("amp", False) else values
+
+
+def whole_if_integral(value: float) -> float:
+    """`value` as an int where it is whole (a run length of 10.0 epochs is 10), else unchanged."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def check_fields(settings: Any) -> None:

@@ -45,8 +45,9 @@ CPU_FAST: dict[str, Any] = {
     # mirror (flip) for Kaggle's 300,000 (6 views would cost 6 epochs) and short budgets: training/budget.py,
     # choose_tta. Without a budget: flip
     "tta": "auto",
-    # epochs: as many as fit in 45 minutes with the prediction, measured on this machine before the run
-    # (workflow/budget.py, plan_budget; training/budget.py, plan); 10 when --epochs is given instead
+    # epochs: as many as fit in 45 minutes with the prediction, to a tenth (the last one stops part-way),
+    # measured on this machine before the run (workflow/budget.py, plan_budget; training/budget.py, plan);
+    # 10 when --epochs is given instead
     "time_budget": 45.0,
     "epochs": 10,
     # arithmetic: `precision` stays "auto": bfloat16 where it measured faster (precision.py, decide)

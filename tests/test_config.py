@@ -26,6 +26,14 @@ def test_flags_override_preset_and_types_are_parsed():
     assert cfg.epochs == 5 and cfg.lr == 0.1 and cfg.hybridize is False and cfg.lr_period == 2
 
 
+def test_a_fractional_epoch_count_is_kept_and_a_whole_one_stays_whole(tmp_path):
+    assert config_from_args(parse("--epochs", "9.9")).epochs == 9.9  # airbench's length
+    whole = config_from_args(parse("--epochs", "10.0"))
+    assert whole.epochs == 10 and isinstance(whole.epochs, int)  # "10 epochs" in messages and config.json
+    whole.save(str(tmp_path / "config.json"))
+    assert '"epochs": 10,' in (tmp_path / "config.json").read_text()
+
+
 def test_saved_config_reloads_equal(tmp_path):
     cfg = config_from_args(parse("--seed", "7", "--gpus", "0,1", "--data-dir", "/d"))
     cfg.save(str(tmp_path / "config.json"), {"classes": ["a"]})

@@ -8,6 +8,7 @@ from mxnet import gluon, nd
 
 from gluon_cifar.config import Config
 from gluon_cifar.models import build_model
+from gluon_cifar.training.averaging import Lookahead
 from gluon_cifar.training.engine import FitHooks, evaluate, fit, train_one_epoch
 from gluon_cifar.training.optim import make_trainer
 from gluon_cifar.training.parts import TrainingParts
@@ -97,6 +98,34 @@ def test_fit_reports_per_epoch_and_decays_lr():
     assert [h.lr for h in history] == pytest.approx([0.5, 0.25, 0.125])
     assert all(h.examples == 16 and h.examples_per_sec > 0 for h in history)
     assert all(h.valid_acc is not None and 0 <= h.valid_acc <= 1 for h in history)
+
+
+def test_a_fractional_run_over_three_contexts_stops_part_way_and_ends_on_the_average():
+    """2.6 epochs of 4 uneven batches (7 images over 3 contexts): 11 updates, the last epoch 3 batches;
+    the rate falls to 0 at the 11th and the lookahead sets the weights to its average there."""
+    ctxs = [mx.cpu(0), mx.cpu(1), mx.cpu(2)]
+    net = small_net(ctxs)
+    cfg = Config(lr=0.5, epochs=2.6, schedule="linear", warmup_epochs=1)
+    steps = []
+
+    def schedule(step):
+        steps.append(step)
+        return learning_rate(cfg, step, 4)
+
+    parts = TrainingParts(net, make_trainer(net, cfg), gluon.loss.SoftmaxCrossEntropyLoss(), batches([7] * 4),
+                          lookahead=Lookahead(net, 2, 4, cfg.epochs), schedule=schedule)
+    history = []
+
+    class Collect(FitHooks):
+        def on_epoch_end(self, result):
+            history.append(result)
+
+    fit(parts, ctxs, cfg.epochs, hooks=Collect())
+    assert set(steps) == set(range(1, 12)) and parts.trainer.learning_rate == 0.0  # (fit asks epoch starts too)
+    assert [(h.epoch, h.examples) for h in history] == [(1, 28), (2, 28), (3, 21)]
+    for param, averages in zip(net.collect_params().values(), parts.lookahead._average):  # (its running average)
+        for weight, average in zip(param.list_data(), averages):
+            np.testing.assert_array_equal(weight.asnumpy(), average.asnumpy())
 
 
 def test_evaluate_counts_every_sample_including_partial_batch():

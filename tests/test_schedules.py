@@ -9,7 +9,7 @@ from gluon_cifar.config import Config
 from gluon_cifar.models import build_model
 from gluon_cifar.training.averaging import Lookahead
 from gluon_cifar.training.optim import SmoothedCrossEntropy, make_loss, make_trainer
-from gluon_cifar.training.schedules import learning_rate, lengthens_smoothly
+from gluon_cifar.training.schedules import epoch_batches, last_epoch, learning_rate, lengthens_smoothly, total_updates
 
 
 def lr_schedule(cfg, batches_per_epoch):
@@ -89,6 +89,36 @@ def test_a_run_may_be_lengthened_until_its_decay_begins_without_any_rate_changin
         assert rates(cfg, 9, 3 * batches + 1)[-1] > rates(cfg, 6, 3 * batches + 1)[-1] * 1.1
     step = Config(lr=0.1, epochs=6, lr_period=2, lr_decay=0.5)  # steps on fixed epochs: any time
     assert lengthens_smoothly(step, 5) and rates(step, 6, 51) == rates(step, 9, 51)
+
+
+def test_a_fractional_run_stops_part_way_through_its_last_epoch_as_airbench_counts():
+    assert total_updates(9.9, 43) == 426 and last_epoch(9.9) == 10  # airbench: ceil(43 * 9.9) updates
+    assert epoch_batches(9.9, 43, 9) == 43 and epoch_batches(9.9, 43, 10) == 39
+    assert total_updates(9.3, 43) == 400  # not 401: 9.3 * 43 is 399.90000000000003 in floats
+    assert (total_updates(10, 43), last_epoch(10), epoch_batches(10, 43, 10)) == (430, 10, 43)
+    assert total_updates(2.01, 43) == 87 and epoch_batches(2.01, 43, 3) == 1
+    cfg = Config(lr=1.5, epochs=9.3, schedule="linear", warmup_epochs=2)
+    lrs = np.array([learning_rate(cfg, u, 43) for u in range(1, 401)])
+    assert lrs[85] == pytest.approx(1.5) and lrs[-1] == lrs[-2] == pytest.approx(0, abs=1e-9)  # down to 0 at 400
+    np.testing.assert_allclose(np.diff(lrs[86:399]), -1.5 / 313, rtol=1e-6)
+    whole = np.array([learning_rate(Config(**{**cfg.to_dict(), "epochs": 9}), u, 43) for u in range(1, 401)])
+    np.testing.assert_array_equal(lrs[:86], whole[:86])  # the same warm-up; a gentler line after it
+    tiny = Config(lr=1.0, epochs=3, schedule="linear", warmup_epochs=2)  # one batch an epoch: a decay of one
+    assert [learning_rate(tiny, u, 1) for u in (1, 2, 3)] == [1.0, 1.0, 1.0]  # update (it divided by 0)
+
+
+def test_lookahead_averages_on_a_fractional_runs_last_update():
+    """9 updates of a 2.25-epoch run of 4 batches: the 9th (epoch 3, batch 1) is no multiple of `every`
+    and no epoch's end, but the run's last: the weights become the average there."""
+    net = gluon.nn.Dense(1, in_units=1)
+    net.initialize(ctx=mx.cpu())
+    lookahead = Lookahead(net, every=3, batches_per_epoch=4, epochs=2.25)
+    assert lookahead.decay(8) < 1.0 == lookahead.decay(9)
+    net.weight.set_data(nd.array([[1.0]]))
+    lookahead(2, 4)  # the average starts here
+    net.weight.set_data(nd.array([[5.0]]))
+    lookahead(3, 1)
+    assert net.weight.data().asscalar() == 1.0
 
 
 def test_nesterov_selects_the_nag_optimizer():

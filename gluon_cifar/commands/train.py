@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             raise Interrupted(f"continue with: python scripts/train.py --resume {out}", terminated) from None
         raise Interrupted("before the first checkpoint: nothing was kept; start again", terminated) from None
     if trained.wrote:  # distributed workers other than rank 0 write nothing, and say nothing here
-        print(summary(trained.history, out))
+        print(summary(trained.history, out, trained.epochs))
     return 0
 
 
@@ -110,16 +110,17 @@ def _warn_if_replanned(path: str) -> None:
         replans = json.load(f).get("time_budget_replans")
     planned, trained = (replans[0]["epochs_before"], replans[-1]["epochs"]) if replans else (0, 0)
     if planned != trained:  # a replan that changed only the test-time views left the training as it was
-        log.warning("%s: the time budget %s (%d epochs planned, %d trained); repeating it trains %d epochs on their "
+        log.warning("%s: the time budget %s (%g epochs planned, %g trained); repeating it trains %g epochs on their "
                     "own schedule from the start, close to it but not bit for bit", path,
                     "cut that run short" if trained < planned else "lengthened that run", planned, trained, trained)
 
 
-def summary(history: list[EpochResult], out: str) -> str:
-    """The end of a run in a few lines: its result, its files, and the next command."""
+def summary(history: list[EpochResult], out: str, epochs: float | None = None) -> str:
+    """The end of a run `epochs` long (default: its last epoch's number) in a few lines: its result, its
+    files, and the next command."""
     last = history[-1]
     result = (f"valid acc {last.valid_acc:.4f}" if last.valid_acc is not None
               else f"train acc {last.train_acc:.4f} (no validation: --valid-ratio 0)")
     files = "".join(f"\n  {os.path.join(out, name)}" for name in sorted(os.listdir(out)))
-    return (f"\n{result} after {last.epoch} epochs. Run directory {out}:{files}\n"
+    return (f"\n{result} after {last.epoch if epochs is None else epochs:g} epochs. Run directory {out}:{files}\n"
             f"next: python scripts/submit.py --run {out}   (or scripts/export.py {out} --format onnx)")

@@ -8,12 +8,15 @@ the average. BatchNorm's running statistics are averaged with the weights they b
 (Zhang et al., "Lookahead Optimizer", 2019, with the decay schedule of airbench.)
 
 At every averaging step the weights equal the average, and steps fall on multiples of `every`
-within an epoch and on each epoch's last batch, so a checkpoint taken there holds the whole
-state: a resumed run calls `start_from_weights` once the checkpoint is restored.
+within an epoch, on each epoch's last batch and on the run's last update (a fractional last epoch
+ends part-way), so a checkpoint taken there holds the whole state: a resumed run calls
+`start_from_weights` once the checkpoint is restored.
 """
 from __future__ import annotations
 
 from mxnet import gluon, nd
+
+from .schedules import total_updates
 
 MAX_DECAY = 0.95 ** 5
 
@@ -21,7 +24,7 @@ MAX_DECAY = 0.95 ** 5
 class Lookahead:
     """Call `lookahead(epoch, batch)` after every update (fit's `after_step`); 1-based both."""
 
-    def __init__(self, net: gluon.Block, every: int, batches_per_epoch: int, epochs: int,
+    def __init__(self, net: gluon.Block, every: int, batches_per_epoch: int, epochs: float,
                  max_decay: float = MAX_DECAY) -> None:
         self._params = list(net.collect_params().values())
         self._every, self._batches_per_epoch = every, batches_per_epoch
@@ -30,7 +33,7 @@ class Lookahead:
         self._average: list[list[nd.NDArray]] | None = None  # per parameter, per context
 
     def decay(self, step: int) -> float:
-        total = self._batches_per_epoch * self.epochs
+        total = total_updates(self.epochs, self._batches_per_epoch)
         return 1.0 if step >= total else self._max_decay * (step / total) ** 3
 
     def start_from_weights(self) -> None:
@@ -39,9 +42,11 @@ class Lookahead:
         self._average = [[d.copy() for d in p.list_data()] for p in self._params]
 
     def __call__(self, epoch: int, batch: int) -> None:
-        if batch % self._every and batch != self._batches_per_epoch:
+        step = (epoch - 1) * self._batches_per_epoch + batch
+        if batch % self._every and batch != self._batches_per_epoch and step < total_updates(
+                self.epochs, self._batches_per_epoch):
             return
-        decay = self.decay((epoch - 1) * self._batches_per_epoch + batch)
+        decay = self.decay(step)
         if self._average is None:  # the first averaging step of a fresh run starts from its weights
             self.start_from_weights()
         for param, averages in zip(self._params, self._average):

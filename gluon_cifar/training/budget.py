@@ -8,8 +8,9 @@ fixed epoch count, the run measures on this machine, before training starts:
 - the prediction speed of the test images as `scripts/submit.py` will run it (same precision
   choice, test-time augmentation, batch size and decoding workers) on a sample of them;
 
-and chooses the largest number of epochs for which the time already spent, the epochs, and the
-prediction of every test image fit in the budget with a safety margin. With `--tta auto` it also
+and chooses the longest run, to a tenth of an epoch (the last one may stop part-way, as airbench's 9.9),
+for which the time already spent, the epochs, and the prediction of every test image fit in the
+budget with a safety margin. With `--tta auto` it also
 chooses the test-time views (`choose_tta`): airbench's 6 where the network trains long enough
 for them to help and they cost at most one epoch, else the image and its mirror. After each epoch the run
 compares its pace with the plan (`replan`): where the machine has slowed so much that the rest would
@@ -29,6 +30,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Callable, Iterable, Iterator
 
+from ..config import whole_if_integral
 from ..errors import ConfigError
 
 # The plan fills this share of the budget. Measured on a shared 2-core machine (docs/BENCHMARKS.md):
@@ -40,6 +42,26 @@ VALIDATION_COST = 1 / 3  # a validation image costs about a forward pass: a thir
 # the 5,000-image holdout): at 9 and 10 epochs they add 0.16-0.22 points (4 runs, 3 seeds), more than the
 # 10th epoch adds (+0.04); at 5 epochs they cost 0.18 (the shifted views of a network that young mislead it).
 SIX_VIEWS_FROM_EPOCHS = 9
+# The plan's grain: run lengths in tenths of an epoch. Whole epochs left up to an epoch of a short budget
+# unused (73% of 14.8 minutes, docs/BENCHMARKS.md); a tenth is a few seconds to a minute.
+TENTHS = 10
+
+
+def in_tenths(epochs: float) -> float:
+    """`epochs` rounded down to a tenth (an int where whole: 9, 9.3)."""
+    return whole_if_integral(math.floor(epochs * TENTHS + 1e-6) / TENTHS)
+
+
+def _tenth_more(epochs: float) -> float:
+    """`epochs` and a tenth, in tenths."""
+    return in_tenths(epochs + 1 / TENTHS)
+
+
+def _tenths(start: float, below: float) -> Iterator[float]:
+    """start, a tenth more, ..., while shorter than `below`."""
+    while start < below:
+        yield start
+        start = _tenth_more(start)
 
 
 @dataclass(frozen=True)
@@ -53,7 +75,7 @@ class BudgetPlan:
     test_images: int
     predict_images_per_s: float
     predict_s: float  # submit.py over the whole test folder, start-up included
-    epochs: int
+    epochs: float  # in tenths (in_tenths)
     planned_total_s: float
     # Epochs after the first `first_epochs` (a fastnet's, once its whitening bias is frozen) run at
     # `later_images_per_s`, `later_epoch_s` each; first_epochs 0: every epoch is epoch_s.
@@ -61,7 +83,7 @@ class BudgetPlan:
     later_images_per_s: float = 0.0
     later_epoch_s: float = 0.0
     tta: str = ""  # the test-time views predict_s was timed with ("": the run's own, not chosen here)
-    tta_considered: tuple[tuple[str, int], ...] = ()  # with --tta auto: (views, epochs they leave) each
+    tta_considered: tuple[tuple[str, float], ...] = ()  # with --tta auto: (views, epochs they leave) each
     min_epochs: int = 1  # the fewest the run may train (its warm-up and one epoch of decay)
     # With --tta auto: (views, predict_s with them) each, so that a run lengthened later can weigh them again.
     predict_s_by_tta: tuple[tuple[str, float], ...] = ()
@@ -73,31 +95,33 @@ class BudgetPlan:
         later = (f", {self.later_epoch_s / 60:.1f} min ({self.later_images_per_s:.0f} img/s) after the first "
                  f"{self.first_epochs}" if self.first_epochs else "")
         return (f"time budget {self.budget_s / 60:.1f} min: {self.elapsed_s / 60:.1f} min spent preparing, "
-                f"{self.epochs} epochs of {self.epoch_s / 60:.1f} min ({self.train_images_per_s:.0f} img/s){later}, "
+                f"{self.epochs:g} epochs of {self.epoch_s / 60:.1f} min ({self.train_images_per_s:.0f} img/s){later}, "
                 f"prediction of {self.test_images:,} test images {self.predict_s / 60:.1f} min "
                 f"({self.predict_images_per_s:.0f} img/s{f', {self.tta} TTA' if self.tta else ''}): "
                 f"{self.planned_total_s / 60:.1f} min planned{self._tta_choice()}")
 
     def _tta_choice(self) -> str:
-        others = [f"{tta} would leave {epochs}" for tta, epochs in self.tta_considered if tta != self.tta]
+        others = [f"{tta} would leave {epochs:g}" for tta, epochs in self.tta_considered if tta != self.tta]
         return f"; --tta auto chose {self.tta} ({', '.join(others)} epochs)" if others else ""
 
 
-def training_s(epochs: int, epoch_s: float, later_epoch_s: float | None = None, first_epochs: int = 0) -> float:
-    """Seconds of `epochs` epochs: epoch_s each, or the first `first_epochs` so and the rest later_epoch_s."""
+def training_s(epochs: float, epoch_s: float, later_epoch_s: float | None = None, first_epochs: int = 0) -> float:
+    """Seconds of `epochs` epochs (a fraction too): epoch_s each, or the first `first_epochs` so and the rest
+    later_epoch_s."""
     if later_epoch_s is None:
         return epochs * epoch_s
     return min(epochs, first_epochs) * epoch_s + max(epochs - first_epochs, 0) * later_epoch_s
 
 
 def choose_epochs(budget_s: float, elapsed_s: float, epoch_s: float, predict_s: float, min_epochs: int,
-                  later_epoch_s: float | None = None, first_epochs: int = 0) -> int:
-    """The most epochs that fit: elapsed + their training_s + predict_s <= SAFETY * budget.
+                  later_epoch_s: float | None = None, first_epochs: int = 0) -> float:
+    """The most epochs, in tenths, that fit: elapsed + their training_s + predict_s <= SAFETY * budget.
     ConfigError if not even `min_epochs` fit."""
     left = max(SAFETY * budget_s - elapsed_s - predict_s, 0.0)
-    epochs = math.floor(left / epoch_s)
+    epochs = left / epoch_s
     if later_epoch_s is not None and epochs >= first_epochs:
-        epochs = first_epochs + math.floor((left - first_epochs * epoch_s) / later_epoch_s)
+        epochs = first_epochs + (left - first_epochs * epoch_s) / later_epoch_s
+    epochs = in_tenths(epochs)
     if epochs < min_epochs:
         needed = (elapsed_s + predict_s + training_s(min_epochs, epoch_s, later_epoch_s, first_epochs)) / SAFETY
         raise ConfigError(f"--time-budget {budget_s / 60:g} min does not fit {min_epochs} epoch(s) on this machine "
@@ -132,10 +156,10 @@ def prediction_s(test_images: int, predict_images_per_s: float) -> float:
     return STARTUP_ALLOWANCE_S + test_images / predict_images_per_s if test_images else 0.0
 
 
-def six_views_pay(flip_epochs: int, six_views_epochs: int) -> bool:
+def six_views_pay(flip_epochs: float, six_views_epochs: float) -> bool:
     """`--tta auto`'s rule: flip-shift's 6 views where they leave at least SIX_VIEWS_FROM_EPOCHS epochs
     and cost at most one against flip's 2."""
-    return six_views_epochs >= SIX_VIEWS_FROM_EPOCHS and flip_epochs - six_views_epochs <= 1
+    return six_views_epochs >= SIX_VIEWS_FROM_EPOCHS and round(flip_epochs - six_views_epochs, 6) <= 1
 
 
 def choose_tta(flip: BudgetPlan, flip_shift: BudgetPlan | None, six_views_predict_s: float) -> BudgetPlan:
@@ -153,8 +177,8 @@ class Replan:
     """A run's length decided again after an epoch; saved in config.json's `time_budget_replans`."""
 
     after_epoch: int
-    epochs_before: int
-    epochs: int  # the new last epoch (< epochs_before: the run was cut short; >: lengthened)
+    epochs_before: float
+    epochs: float  # the new length, in tenths (< epochs_before: the run was cut short; >: lengthened)
     slowdown: float  # the epoch just finished took this many times its planned seconds
     uncut_end_s: float  # when the run would end, its submission included, at that pace with epochs_before
     end_s: float  # the same with `epochs` (and `tta`)
@@ -176,56 +200,60 @@ class Replan:
                + (", and they fit)" if self.tta == "flip-shift" else ")")) if self.changes_views else ""
         if self.epochs > self.epochs_before:
             return (f"{pace} would end at {self.uncut_end_s / 60:.1f} min of the {self.budget_s / 60:g}-minute "
-                    f"budget; training goes on to epoch {self.epochs} instead of {self.epochs_before} (its learning "
-                    f"rate has not begun to fall: no rate it used changes), to end at {self.end_s / 60:.1f} min{six}")
+                    f"budget; training goes on for {self.epochs:g} epochs instead of {self.epochs_before:g} (its "
+                    "learning rate has not begun to fall: no rate it used changes), to end at "
+                    f"{self.end_s / 60:.1f} min{six}")
         if self.epochs == self.epochs_before and self.end_s <= self.budget_s:
             return (f"{pace} would end at {self.uncut_end_s / 60:.1f} min of the {self.budget_s / 60:g}-minute "
-                    f"budget; training keeps its {self.epochs} epochs, to end at {self.end_s / 60:.1f} min{six}")
+                    f"budget; training keeps its {self.epochs:g} epochs, to end at {self.end_s / 60:.1f} min{six}")
         cut = "no epoch is left to cut"
         if self.epochs < self.epochs_before:
-            cut = (f"training ends after epoch {self.epochs} instead of {self.epochs_before} (the learning rate and "
-                   f"the averaging finish on the shorter schedule), to end at {self.end_s / 60:.1f} min"
+            cut = (f"training ends after {self.epochs:g} epochs instead of {self.epochs_before:g} (the learning rate "
+                   f"and the averaging finish on the shorter schedule), to end at {self.end_s / 60:.1f} min"
                    + (": still late, but the schedule needs this epoch" if self.end_s > self.budget_s else "") + six)
         return (f"{pace} would end at {self.uncut_end_s / 60:.1f} min, after the {self.budget_s / 60:g}-minute "
                 f"budget; {cut}")
 
 
-def planned_epoch_s(plan: BudgetPlan, epoch: int) -> float:
-    """The seconds `plan` gave epoch `epoch` (1-based)."""
-    return plan.later_epoch_s if plan.first_epochs and epoch > plan.first_epochs else plan.epoch_s
+def planned_s(plan: BudgetPlan, start: float, end: float) -> float:
+    """The seconds `plan` gives training from `start` epochs done to `end` (fractions too)."""
+    def until(epochs: float) -> float:
+        return training_s(epochs, plan.epoch_s, plan.later_epoch_s if plan.first_epochs else None, plan.first_epochs)
+    return until(end) - until(start)
 
 
-def replan(plan: BudgetPlan, epochs: int, done: int, last_epoch_s: float, age_s: float, tta: str = "",
+def replan(plan: BudgetPlan, epochs: float, done: int, last_epoch_s: float, age_s: float, tta: str = "",
            may_lengthen: bool = False) -> Replan:
     """The run's length after `done` of its `epochs` epochs, the last taking `last_epoch_s` (wall clock),
     `age_s` seconds into the process, predicting with `tta` (default: the plan's views): `epochs` while
     the remaining epochs and the prediction, at that epoch's pace relative to the plan, still end inside
-    the budget; else the most that fill SAFETY of the time left, and never fewer than plan.min_epochs or
-    `done + 1` (the schedule needs an epoch to wind down in). With `may_lengthen` (the schedule can take
-    more epochs without a jump: schedules.lengthens_smoothly), a run ahead of its plan gets the most
-    epochs that end inside SAFETY of the whole budget at its pace: the plan's own margin, so a run merely
-    on pace keeps its length.
+    the budget; else the most, in tenths, that fill SAFETY of the time left, and never fewer than
+    plan.min_epochs or `done + 1` (the schedule needs an epoch to wind down in). With `may_lengthen`
+    (the schedule can take more epochs without a jump: schedules.lengthens_smoothly), a run ahead of its
+    plan gets the most epochs, in tenths, that end inside SAFETY of the whole budget at its pace: the
+    plan's own margin, so a run merely on pace keeps its length.
     Where `--tta auto` chose the views (both were timed), they are weighed again by `six_views_pay`: six
     give way to two if a cut leaves fewer than SIX_VIEWS_FROM_EPOCHS (they cost a young network accuracy),
     and a run ahead of its plan takes six in place of two where, at its pace, they pay (the plan could
     not afford them)."""
-    slowdown = last_epoch_s / planned_epoch_s(plan, done)
+    slowdown = last_epoch_s / planned_s(plan, done - 1, min(done, epochs))  # the run's last epoch: its share
     tta = tta or plan.tta
     views = dict(plan.predict_s_by_tta)
     predict_s = views.get(tta, plan.predict_s)
 
-    def left_s(last: int, predicting_s: float = predict_s) -> float:  # epochs done+1..last, then the prediction
-        return slowdown * (sum(planned_epoch_s(plan, e) for e in range(done + 1, last + 1)) + predicting_s)
+    def left_s(length: float, predicting_s: float = predict_s) -> float:  # training up to `length`, predicting
+        return slowdown * (planned_s(plan, min(done, length), length) + predicting_s)  # done: a part-way epoch's
 
-    def longest(predicting_s: float) -> int:  # the most epochs, from `epochs` on, that end inside the margin
-        last = epochs
-        while age_s + left_s(last + 1, predicting_s) <= SAFETY * plan.budget_s:
-            last += 1
-        return last
+    def longest(predicting_s: float) -> float:  # the longest run, from `epochs` on, that ends inside the margin
+        length = epochs
+        while age_s + left_s(_tenth_more(length), predicting_s) <= SAFETY * plan.budget_s:
+            length = _tenth_more(length)
+        return length
 
     least, chosen, chosen_tta = max(done + 1, plan.min_epochs), epochs, tta
     if age_s + left_s(epochs) > plan.budget_s and least < epochs:
-        chosen = max((n for n in range(least, epochs) if left_s(n) <= SAFETY * (plan.budget_s - age_s)), default=least)
+        chosen = max((n for n in _tenths(least, epochs) if left_s(n) <= SAFETY * (plan.budget_s - age_s)),
+                     default=least)
         if views and tta == "flip-shift" and chosen < SIX_VIEWS_FROM_EPOCHS:
             chosen_tta = "flip"
     elif may_lengthen and slowdown > 0:

@@ -11,6 +11,7 @@ caller's, through `FitHooks`.
 """
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Callable, Iterable
 
@@ -23,6 +24,7 @@ from ..contexts import shard
 from ..errors import DivergenceError
 from .parts import TrainingParts
 from .records import EpochProgress, EpochResult
+from .schedules import epoch_batches, last_epoch
 
 
 class FitHooks:
@@ -38,10 +40,10 @@ class FitHooks:
     def on_epoch_end(self, result: EpochResult) -> None:
         """Called once per finished epoch, validation included."""
 
-    def last_epoch(self, planned: int) -> int:
-        """The epoch to end with, asked after each on_epoch_end: `planned` (fit's `epochs`, or what this
-        said before), or another where a time budget changed the run's length (cut short on a slowed
-        machine, lengthened early on a fast one)."""
+    def run_length(self, planned: float) -> float:
+        """The run's length in epochs, asked after each on_epoch_end: `planned` (fit's `epochs`, or what
+        this said before), or another where a time budget changed it (cut short on a slowed machine,
+        lengthened early on a fast one)."""
         return planned
 
 
@@ -174,23 +176,26 @@ def evaluate(net: gluon.Block, loader: Iterable, ctxs: list[mx.Context]) -> floa
     return accuracy(confusion_matrix(net, loader, ctxs))
 
 
-def fit(parts: TrainingParts, ctxs: list[mx.Context], epochs: int, *, sync_every: int = 50,
+def fit(parts: TrainingParts, ctxs: list[mx.Context], epochs: float, *, sync_every: int = 50,
         start: EpochProgress | None = None, hooks: FitHooks | None = None) -> None:
-    """Train up to epoch `epochs` (or hooks.last_epoch), evaluating on parts.valid_data after each (if
-    any); each epoch's EpochResult goes to hooks.on_epoch_end (the one history is the caller's).
+    """Train for `epochs` epochs (or hooks.run_length; a fraction stops the last epoch part-way),
+    evaluating on parts.valid_data after each (if any); each epoch's EpochResult goes to
+    hooks.on_epoch_end (the one history is the caller's).
 
     `start` resumes part-way: training begins in epoch `start.epoch` with its totals so far, and
     parts.train_data must already be positioned after `start.batches` batches of it.
     """
     hooks = hooks or FitHooks()
-    examples_per_epoch = parts.batches_per_epoch * getattr(parts.train_data, "batch_size", 0)
     first = start or EpochProgress()
     epoch = first.epoch
-    while epoch <= epochs:
+    while epoch <= last_epoch(epochs):
         state = first if epoch == first.epoch else EpochProgress(epoch)
         parts.start_epoch(epoch)
         lr = parts.learning_rate((epoch - 1) * parts.batches_per_epoch + 1)  # at the epoch's first update
-        bar = hooks.progress_bar(epoch, examples_per_epoch)
+        batches = epoch_batches(epochs, parts.batches_per_epoch, epoch)
+        stream = (parts.train_data if batches == parts.batches_per_epoch  # else the run's last, part-way
+                  else itertools.islice(parts.train_data, max(batches - state.batches, 0)))
+        bar = hooks.progress_bar(epoch, batches * getattr(parts.train_data, "batch_size", 0))
         if bar is not None:
             bar.update(state.examples)
 
@@ -200,7 +205,7 @@ def fit(parts: TrainingParts, ctxs: list[mx.Context], epochs: int, *, sync_every
                 bar.set_postfix(loss=f"{now.loss_sum / now.examples:.3f}", acc=f"{now.correct / now.examples:.3f}")
             hooks.on_sync(now)
 
-        train_loss, train_acc, examples = train_one_epoch(parts, parts.train_data, ctxs, sync_every=sync_every,
+        train_loss, train_acc, examples = train_one_epoch(parts, stream, ctxs, sync_every=sync_every,
                                                           on_sync=report, progress=state,
                                                           on_step=bar.update if bar is not None else None)
         if bar is not None:
@@ -210,5 +215,5 @@ def fit(parts: TrainingParts, ctxs: list[mx.Context], epochs: int, *, sync_every
         result = EpochResult(epoch, lr, train_loss, train_acc, valid_acc, examples, state.seconds,
                              examples / state.seconds, confusion)
         hooks.on_epoch_end(result)
-        epochs = hooks.last_epoch(epochs)
+        epochs = hooks.run_length(epochs)
         epoch += 1

@@ -66,7 +66,7 @@ class RunHooks(FitHooks):
     def on_epoch_end(self, result: EpochResult) -> None:
         self.history.append(result)
         valid = f", valid acc {result.valid_acc:.4f}" if result.valid_acc is not None else ""
-        log.info("epoch %d/%d: lr %.4g, train loss %.4f, train acc %.4f%s, %.1f examples/s, %.0f s",
+        log.info("epoch %d/%g: lr %.4g, train loss %.4f, train acc %.4f%s, %.1f examples/s, %.0f s",
                  result.epoch, self._cfg.epochs, result.lr, result.train_loss, result.train_acc, valid,
                  result.examples_per_sec, result.seconds)
         if self._plan is not None:
@@ -76,7 +76,7 @@ class RunHooks(FitHooks):
             "lr": result.lr, "images_per_s": result.examples_per_sec, "seconds": result.seconds})
         self._recorder.epoch_end(self._parts.net, self._parts.trainer, self.history)
 
-    def last_epoch(self, planned: int) -> int:
+    def run_length(self, planned: float) -> float:
         return self._cfg.epochs
 
     def _keep_to_budget(self, epoch: int) -> None:

@@ -28,6 +28,7 @@ from ..precision import decide
 from ..progress import progress_bar
 from ..runs import checkpoint, rundir
 from ..submit_options import SubmitOptions
+from ..training.schedules import last_epoch
 from .train import resume, resume_config, run_training, training_job, training_precision
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def _retrained(cfg: Config, classes: list[str], ctxs: list[mx.Context], data_dir
     last = os.path.join(out, checkpoint.LAST)
     if not os.path.exists(last):
         run_training(training_job(cfg, ctxs, data, precision, show_progress), out)
-    elif checkpoint.read(last).progress.epoch > cfg.epochs:
+    elif checkpoint.read(last).progress.epoch > last_epoch(cfg.epochs):
         log.info("reusing the finished retraining in %s", out)
     else:
         resume(out, resume_config(out, cfg.to_dict()), ctxs, show_progress, data_dir)

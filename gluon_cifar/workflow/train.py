@@ -42,6 +42,7 @@ from ..training.parts import (
 )
 from ..training.records import EpochProgress, EpochResult
 from ..training.reporting import RunHooks
+from ..training.schedules import last_epoch
 from .budget import plan_budget
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class Trained:
     out: str
     history: list[EpochResult]  # every epoch of the run (a resumed run's earlier ones too)
     wrote: bool  # False on distributed workers other than rank 0: they train and write nothing
+    epochs: float  # the run's length as it trained (a time budget's choice, replans included)
 
 
 def seed_everything(seed: int) -> None:
@@ -142,7 +144,7 @@ def run_training(job: TrainingJob, out: str, resume_from: checkpoint.Checkpoint 
             log.info("worker %d of %d: trained weights digest %s", cluster.rank, cluster.num_workers,
                      weights_digest(parts.net))
         recorder.finish(hooks.history)
-    return Trained(out, hooks.history, cluster.is_root)
+    return Trained(out, hooks.history, cluster.is_root, hooks.run_length(cfg.epochs))
 
 
 def _run_info(job: TrainingJob, plan: BudgetPlan | None) -> dict[str, Any]:
@@ -192,7 +194,7 @@ def resume(run: str, cfg: Config, ctxs: list[mx.Context], show_progress: bool = 
         raise ConfigError(f"{last.path} was written with other settings than {run}/config.json "
                           f"({', '.join(f'{k}: {a} vs {b}' for k, (a, b) in changed.items())}): it does not belong "
                           "to this run; start a new run")
-    if last.progress.epoch > cfg.epochs:
+    if last.progress.epoch > last_epoch(cfg.epochs):
         raise ConfigError(f"{run} already finished its {cfg.epochs} epochs; pass --epochs with a larger number "
                           "to train longer")
     part = rundir.info(run).get("train_part", "train")  # RUN/retrain trained on train_valid
