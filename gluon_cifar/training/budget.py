@@ -242,7 +242,7 @@ def replan(plan: BudgetPlan, epochs: float, done: int, last_epoch_s: float, age_
     predict_s = views.get(tta, plan.predict_s)
 
     def left_s(length: float, predicting_s: float = predict_s) -> float:  # training up to `length`, predicting
-        return slowdown * (planned_s(plan, min(done, length), length) + predicting_s)  # done: a part-way epoch's
+        return slowdown * (planned_s(plan, min(done, length), length) + predicting_s)  # (none after a part-way last)
 
     def longest(predicting_s: float) -> float:  # the longest run, from `epochs` on, that ends inside the margin
         length = epochs
