@@ -1,4 +1,5 @@
 """The multi-context path, exercised with several CPU contexts as if they were GPUs."""
+import dataclasses
 import functools
 
 import mxnet as mx
@@ -126,6 +127,9 @@ def test_a_fractional_run_over_three_contexts_stops_part_way_and_ends_on_the_ave
     for param, averages in zip(net.collect_params().values(), parts.lookahead._average):  # (its running average)
         for weight, average in zip(param.list_data(), averages):
             np.testing.assert_array_equal(weight.asnumpy(), average.asnumpy())
+    history.clear()  # a fraction below one update adds no epoch (it had none of its batches and stopped the run)
+    fit(dataclasses.replace(parts, schedule=None), ctxs, 2.0000001, hooks=Collect())
+    assert [h.epoch for h in history] == [1, 2]
 
 
 def test_evaluate_counts_every_sample_including_partial_batch():

@@ -24,7 +24,7 @@ from ..contexts import shard
 from ..errors import DivergenceError
 from .parts import TrainingParts
 from .records import EpochProgress, EpochResult
-from .schedules import epoch_batches, last_epoch
+from .schedules import epoch_batches
 
 
 class FitHooks:
@@ -188,11 +188,12 @@ def fit(parts: TrainingParts, ctxs: list[mx.Context], epochs: float, *, sync_eve
     hooks = hooks or FitHooks()
     first = start or EpochProgress()
     epoch = first.epoch
-    while epoch <= last_epoch(epochs):
+    # total_updates decides which epochs have batches (schedules.last_epoch, without the batch count, may count
+    # one more for a fraction below an update: 2.0000001 epochs of 4 batches are 8 updates)
+    while (batches := epoch_batches(epochs, parts.batches_per_epoch, epoch)) > 0:
         state = first if epoch == first.epoch else EpochProgress(epoch)
         parts.start_epoch(epoch)
         lr = parts.learning_rate((epoch - 1) * parts.batches_per_epoch + 1)  # at the epoch's first update
-        batches = epoch_batches(epochs, parts.batches_per_epoch, epoch)
         stream = (parts.train_data if batches == parts.batches_per_epoch  # else the run's last, part-way
                   else itertools.islice(parts.train_data, max(batches - state.batches, 0)))
         bar = hooks.progress_bar(epoch, batches * getattr(parts.train_data, "batch_size", 0))
