@@ -16,7 +16,8 @@ With --peer-python (a venv with torch, numpy and Pillow), each seed also runs th
 trains on the layout's training images and scores the same holdout, timed the same way (its
 process from a cold cache to its score). The two sides alternate which goes first from seed to seed,
 so that a host whose speed drifts hits both alike; --peer-time gives ours the last peer run's wall
-clock as its --time-budget (accuracy at equal time):
+clock as its --time-budget (accuracy at equal time); --peer-epochs N shortens the peer's run (with
+--epochs N for ours: both recipes at one length):
 
   python benchmarks/holdout.py --data-dir /data/hold5k --seeds 0 1 --peer-python /venvs/torch/bin/python --peer-time
 
@@ -102,14 +103,16 @@ def peer_zips(data_dir: str, out: str) -> tuple[str, str]:
     return zips[0], zips[1]
 
 
-def measure_peer(python: str, data_dir: str, seed: int, work: str) -> dict:
-    """The peer's full run on the layout's split: its wall clock from a cold cache and its TTA accuracy."""
+def measure_peer(python: str, data_dir: str, seed: int, work: str, epochs: float | None = None) -> dict:
+    """The peer's full run on the layout's split (`epochs`: its own 9.9 unless given): its wall clock from a
+    cold cache and its TTA accuracy."""
     os.makedirs(work, exist_ok=True)
     train_zip, test_zip = peer_zips(data_dir, work)
     cache, report = os.path.join(work, f"peer-cache-s{seed}"), os.path.join(work, f"peer-s{seed}.json")
     shutil.rmtree(cache, ignore_errors=True)  # cold, like ours: decoding the images is timed too
     ran = run_measured([python, PEER, "--train-zip", train_zip, "--test-zip", test_zip, "--seed", str(seed),
-                        "--no-epoch-eval", "--cache-dir", cache, "--json-out", report])
+                        "--no-epoch-eval", "--cache-dir", cache, "--json-out", report,
+                        *(["--epochs", f"{epochs:g}"] if epochs else [])])
     with open(report, encoding="utf-8") as f:
         result = json.load(f)
     return {"preset": "peer", "seed": seed, "flags": [], "dtype": result["dtype"], "epochs": result["epochs"],
@@ -164,6 +167,8 @@ def main() -> int:
     parser.add_argument("--peer-time", action="store_true",
                         help="with --peer-python: ours gets the last peer run's wall clock as its --time-budget "
                              "(accuracy at equal time; the first seed runs the peer first)")
+    parser.add_argument("--peer-epochs", type=float, metavar="N",
+                        help="with --peer-python: the peer trains N epochs (default: its own 9.9)")
     args, flags = parser.parse_known_args()  # unknown flags go to train.py
     if not args.table:
         if not args.data_dir:
@@ -175,7 +180,7 @@ def main() -> int:
             sides = ["ours"] if not args.peer_python else ["peer", "ours"] if index % 2 == 0 else ["ours", "peer"]
             for side in sides:
                 if side == "peer":
-                    row = measure_peer(args.peer_python, args.data_dir, seed, args.work)
+                    row = measure_peer(args.peer_python, args.data_dir, seed, args.work, args.peer_epochs)
                     peer_minutes = row["total_s"] / 60
                 else:
                     budget = ["--time-budget", f"{peer_minutes:.2f}"] if args.peer_time else []
