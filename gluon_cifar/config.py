@@ -44,6 +44,13 @@ def cpus_setting() -> Any:
     return setting(1, "number of CPU contexts to split each batch over (ignored with --gpus)", "devices")
 
 
+def check_length_changes(changes: tuple[tuple[int, float], ...]) -> None:
+    afters = [after for after, _ in changes]
+    if any(a < 1 for a in afters) or afters != sorted(set(afters)):
+        raise ConfigError(f"length_changes must name increasing epochs from 1 on, got {list(changes)}: config.json was "
+                          "edited by hand? Restore it, or start a new run")
+
+
 @dataclass
 class Config:
     # data
@@ -121,9 +128,17 @@ class Config:
                                         "epoch ends)", "checkpoints")
     tensorboard: bool = setting(True, "write TensorBoard event files to RUN/tensorboard at every metrics read and "
                                       "epoch (needs the tensorboard extra: tensorboardX)", "checkpoints")
+    # Set by the run, not a flag: where a time budget changed the run's length once its learning rate had begun to
+    # fall, ((after_epoch, epochs_before), ...) in order. The rate goes on down from where it was
+    # (training/schedules.py, learning_rate), so a resumed run needs them to train as the run did.
+    length_changes: tuple[tuple[int, float], ...] = setting((), "the epochs after which a time budget changed the "
+                                                                "length of a decaying schedule, and the length before",
+                                                            flag=False, check=check_length_changes)
 
     def __post_init__(self) -> None:
         self.epochs = whole_if_integral(self.epochs)  # 10, not 10.0, in config.json and messages
+        # config.json holds them as lists
+        self.length_changes = tuple((int(after), whole_if_integral(before)) for after, before in self.length_changes)
 
     def validate(self) -> "Config":
         check_fields(self)
@@ -221,8 +236,10 @@ def check_at_least(settings: Any, low: int, *names: str) -> None:
 
 
 # Settings that may change when a run is resumed: none of them changes what is computed, except
-# `epochs`, which extends (or shortens) the schedule.
-RESUMABLE = ("epochs", "num_workers", "gpus", "cpus", "sync_every", "checkpoint_every", "tta", "tensorboard")
+# `epochs`, which extends (or shortens) the schedule, and `length_changes`, which a time budget records with it
+# (config.json has it a moment before the next checkpoint does).
+RESUMABLE = ("epochs", "num_workers", "gpus", "cpus", "sync_every", "checkpoint_every", "tta", "tensorboard",
+             "length_changes")
 
 
 def changed_settings(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:

@@ -19,8 +19,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] 
     flags the user gave override (presets, a saved run, the dataclass's defaults)."""
     groups: dict[str, argparse._ArgumentGroup] = {}
     for f in dataclasses.fields(settings):
-        if f.name in skip:
-            continue
+        if f.name in skip or not f.metadata.get("flag", True):
+            continue  # skipped, or set by the run itself
         group_name = f.metadata["group"]
         group = groups.get(group_name) or groups.setdefault(group_name, parser.add_argument_group(group_name))
         shown = f.default not in (None, "")  # those fields' help says what "unset" means

@@ -139,14 +139,16 @@ def age_after(chosen, epochs: int) -> float:
     return chosen.elapsed_s + 3 * chosen.epoch_s + (epochs - 3) * chosen.later_epoch_s
 
 
-def test_a_run_on_pace_or_faster_keeps_its_epochs():
+def test_a_run_on_pace_keeps_its_epochs_and_a_finished_one_is_not_lengthened():
     chosen = holdout_plan()
-    for done, slowdown in ((1, 1.0), (5, 1.0), (5, 0.6), (14, 1.0)):
-        kept = replan(chosen, 14.4, done, slowdown * (chosen.epoch_s if done <= 3 else chosen.later_epoch_s),
+    for done in (1, 5, 14):
+        kept = replan(chosen, 14.4, done, chosen.epoch_s if done <= 3 else chosen.later_epoch_s,
                       age_after(chosen, done))
         assert kept.epochs == 14.4 and kept.uncut_end_s == kept.end_s <= chosen.budget_s
     part_way = replan(chosen, 14.4, 15, 0.4 * chosen.later_epoch_s, age_after(chosen, 14.4))  # the last: 0.4 of one
     assert part_way.slowdown == pytest.approx(1.0) and part_way.end_s == pytest.approx(chosen.planned_total_s)
+    done = replan(chosen, 14.4, 15, 0.2 * chosen.later_epoch_s, age_after(chosen, 14.4) - 20)  # fast, but over
+    assert done.slowdown == pytest.approx(0.5) and done.epochs == 14.4
     on_pace = replan(chosen, 14.4, 5, chosen.later_epoch_s, age_after(chosen, 5))
     assert on_pace.end_s == pytest.approx(chosen.planned_total_s) and on_pace.slowdown == pytest.approx(1.0)
 
@@ -199,19 +201,18 @@ def seed0_plan():
     return chosen
 
 
-def test_a_run_ahead_of_its_plan_before_its_decay_begins_gets_the_epochs_that_fit():
+def test_a_run_ahead_of_its_plan_gets_the_epochs_that_fit():
     """That run's epoch 2 took 167.0 s of the 184.5 planned; it ended at 18.9 minutes of 24.35 with
     6 epochs. Lengthened after epoch 2 (the warm-up's last), 7.3 end inside the plan's own margin; 7.4 do not."""
     chosen = seed0_plan()
     age = 122.84 + 162.49 + 167.01  # the preparation, epochs 1 and 2 as they ran
-    longer = replan(chosen, 6.5, 2, 167.01, age, may_lengthen=True)
+    longer = replan(chosen, 6.5, 2, 167.01, age)
     assert longer.slowdown == pytest.approx(0.905, abs=0.001) and longer.uncut_end_s < chosen.budget_s
     assert longer.epochs == 7.3 and longer.end_s <= SAFETY * chosen.budget_s
     assert longer.end_s + longer.slowdown * chosen.later_epoch_s / 10 > SAFETY * chosen.budget_s  # 7.4 would not
     assert longer.tta == "flip"  # the views it was planned and timed with
     assert "training goes on for 7.3 epochs instead of 6.5" in longer.summary()
-    assert replan(chosen, 6.5, 2, 167.01, age).epochs == 6.5  # not where the schedule would jump
-    on_pace = replan(chosen, 6.5, 2, chosen.epoch_s, chosen.elapsed_s + 2 * chosen.epoch_s, may_lengthen=True)
+    on_pace = replan(chosen, 6.5, 2, chosen.epoch_s, chosen.elapsed_s + 2 * chosen.epoch_s)
     assert on_pace.epochs == 6.5  # on pace: the plan's margin is kept, not spent
 
 
@@ -225,7 +226,7 @@ def test_a_lengthened_run_takes_six_views_where_they_now_pay():
     chosen = choose_tta(flip, six, six.predict_s)
     assert (flip.epochs, six.epochs, chosen.tta) == (8.6, 8.5, "flip")
     age = 100.27 + 129.256 + 112.495  # the preparation, epochs 1 and 2 as they ran
-    longer = replan(chosen, 8.6, 2, 112.495, age, "flip", may_lengthen=True)
+    longer = replan(chosen, 8.6, 2, 112.495, age, "flip")
     assert (longer.epochs, longer.tta, longer.tta_before) == (10.3, "flip-shift", "flip") and longer.changes_views
     assert longer.end_s == pytest.approx(age + longer.slowdown * (chosen.epoch_s + 7.3 * chosen.later_epoch_s
                                                                   + six.predict_s))  # epoch 3, then 4-10.3
@@ -233,9 +234,9 @@ def test_a_lengthened_run_takes_six_views_where_they_now_pay():
     assert "training goes on for 10.3 epochs instead of 8.6" in longer.summary()
     assert "the submission predicts with flip-shift views" in longer.summary()
     # --tta flip given outright: the views stay; six views that would cost an epoch or leave 8: two stay
-    assert replan(flip, 8.6, 2, 112.495, age, may_lengthen=True).tta == "flip"
+    assert replan(flip, 8.6, 2, 112.495, age).tta == "flip"
     dear = dataclasses.replace(chosen, predict_s_by_tta=(("flip", flip.predict_s), ("flip-shift", 400.0)))
-    assert replan(dear, 8.6, 2, 112.495, age, "flip", may_lengthen=True).tta == "flip"
+    assert replan(dear, 8.6, 2, 112.495, age, "flip").tta == "flip"
     # 9.2 epochs planned with two views (six, slow here, would leave 8.7); a run a little ahead keeps its
     # 9.2 epochs and gains the six views: a replan of the views alone
     def with_views(tta: str, rate: float) -> BudgetPlan:
@@ -243,8 +244,7 @@ def test_a_lengthened_run_takes_six_views_where_they_now_pay():
     six_slow = with_views("flip-shift", 60.0)
     nine = choose_tta(with_views("flip", 405.309), six_slow, six_slow.predict_s)
     assert (nine.tta, nine.tta_considered) == ("flip", (("flip", 9.2), ("flip-shift", 8.7)))
-    same = replan(nine, 9.2, 2, 0.95 * nine.epoch_s, nine.elapsed_s + 2 * 0.95 * nine.epoch_s, "flip",
-                  may_lengthen=True)
+    same = replan(nine, 9.2, 2, 0.95 * nine.epoch_s, nine.elapsed_s + 2 * 0.95 * nine.epoch_s, "flip")
     assert (same.epochs, same.tta) == (9.2, "flip-shift") and same.end_s <= SAFETY * nine.budget_s
     assert "training keeps its 9.2 epochs" in same.summary() and "predicts with flip-shift views" in same.summary()
 
@@ -326,6 +326,38 @@ def test_a_run_well_ahead_of_its_plan_is_lengthened_on_the_longer_schedule(tmp_p
     assert longer_plan["end_s"] == pytest.approx(90.0)
     assert (longer_plan["tta_before"], longer_plan["tta"]) == ("flip", "flip-shift")
     assert checkpoint.read(str(tmp_path / "run" / checkpoint.LAST)).config["epochs"] == 12.4
+
+
+def test_a_run_lengthened_after_its_rate_began_to_fall_goes_on_down_from_it(tmp_path, monkeypatch, caplog):
+    """Lengthened twice once its decay has begun (warm-up: epoch 1): after epoch 2, on pace, to the 6.5
+    epochs the plan's margin holds (the faked plan says 6); after epoch 4, which took half its time, to
+    10.5. Every rate the run used is the one its saved config gives (what a resumed run trains with), no
+    rate ever rises after the warm-up, and it ends at 0 with the weights averaged."""
+    cfg = Config(epochs=6, lr=0.1, schedule="linear", warmup_epochs=1, lookahead_every=2, time_budget=100 / MIN)
+    used = []
+    set_rate = gluon.Trainer.set_learning_rate
+    monkeypatch.setattr(gluon.Trainer, "set_learning_rate",
+                        lambda trainer, lr: (used.append(lr), set_rate(trainer, lr)))
+    with caplog.at_level("INFO"):
+        parts, history, record = fit_on_a_faked_clock(tmp_path / "run", monkeypatch, cfg, 2,
+                                                      [30.0, 40.0, 50.0, 55.0, 60.0, 65.0, 70.0, 75.0, 80.0, 85.0,
+                                                       87.5])
+    assert "training goes on for 6.5 epochs instead of 6" in caplog.text
+    assert "epoch 4 took 0.50x its planned time" in caplog.text
+    assert "training goes on for 10.5 epochs instead of 6.5" in caplog.text
+    assert [h.epoch for h in history] == list(range(1, 12)) and history[-1].examples == 12  # 2 of 4 batches
+    saved = Config.from_dict(record["config"])
+    assert (saved.epochs, saved.length_changes) == (10.5, ((2, 6), (4, 6.5)))
+    assert [(r["after_epoch"], r["epochs"]) for r in record["time_budget_replans"]] == [(2, 6.5), (4, 10.5)]
+    batches = parts.batches_per_epoch
+    assert used == [learning_rate(saved, u, batches) for u in range(1, 43)]  # 10.5 epochs: 42 updates
+    assert used[:8] == [learning_rate(cfg, u, batches) for u in range(1, 9)]  # the planned run's, until the change
+    assert used[3] == 0.1 and all(b <= a for a, b in zip(used[3:], used[4:]))  # down from the peak, no jump up
+    plain = dataclasses.replace(cfg, epochs=10.5)
+    assert learning_rate(plain, 17, batches) > used[15]  # a plain 10.5-epoch schedule would jump back up
+    assert used[-2] == used[-1] == parts.trainer.learning_rate == 0.0
+    assert parts.lookahead.decay(42) == 1.0 and parts.lookahead.epochs == 10.5
+    assert checkpoint.read(str(tmp_path / "run" / checkpoint.LAST)).config["length_changes"] == [[2, 6], [4, 6.5]]
 
 
 def test_measured_rate_excludes_the_warm_up_batches():

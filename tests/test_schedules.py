@@ -1,5 +1,8 @@
 """The optimisation the presets switch on: schedules, Nesterov, label smoothing, lookahead."""
 
+import dataclasses
+import json
+
 import mxnet as mx
 import numpy as np
 import pytest
@@ -9,7 +12,7 @@ from gluon_cifar.config import Config
 from gluon_cifar.models import build_model
 from gluon_cifar.training.averaging import Lookahead
 from gluon_cifar.training.optim import SmoothedCrossEntropy, make_loss, make_trainer
-from gluon_cifar.training.schedules import epoch_batches, last_epoch, learning_rate, lengthens_smoothly, total_updates
+from gluon_cifar.training.schedules import epoch_batches, last_epoch, learning_rate, total_updates, with_length
 
 
 def lr_schedule(cfg, batches_per_epoch):
@@ -70,25 +73,55 @@ def test_learning_rate_equals_gluoncvs_schedulers_at_every_update(settings, batc
         assert learning_rate(cfg, step, batches) == reference(step), step
 
 
-def test_a_run_may_be_lengthened_until_its_decay_begins_without_any_rate_changing():
-    """What a time budget relies on to give a fast run more epochs: the longer run's rates are the ones this
-    run used so far. cpu-fast's shape: 2 warm-up epochs, then a line."""
+def _rates(cfg: Config, batches: int, updates: int) -> list[float]:
+    return [learning_rate(cfg, u, batches) for u in range(1, updates + 1)]
+
+
+def test_a_run_lengthened_during_its_warm_up_takes_the_longer_runs_own_schedule():
+    """What a time budget does to a fast run early: until the decay begins, the longer run's rates are the
+    ones this run used, so it simply becomes the longer run (nothing recorded). cpu-fast's shape: 2
+    warm-up epochs, then a line. A step decay's steps fall on fixed epochs: the same at any epoch."""
     batches = 10
-
-    def rates(cfg, epochs, updates):
-        return [learning_rate(Config(**{**cfg.to_dict(), "epochs": epochs}), u, batches) for u in range(1, updates + 1)]
-
     for schedule in ("linear", "cosine"):
         cfg = Config(lr=2.0, epochs=6, schedule=schedule, warmup_epochs=2)
         for done in (1, 2):
-            assert lengthens_smoothly(cfg, done)
-            assert rates(cfg, 6, done * batches) == rates(cfg, 9, done * batches)
-        longer, planned = rates(cfg, 9, 21), rates(cfg, 6, 21)
+            longer = with_length(cfg, 9, done)
+            assert longer == dataclasses.replace(cfg, epochs=9) and not longer.length_changes
+            assert _rates(cfg, batches, done * batches) == _rates(longer, batches, done * batches)
+        planned, longer = _rates(cfg, batches, 21), _rates(with_length(cfg, 9, 2), batches, 21)
         assert longer[19] == planned[19] == 2.0 and planned[20] < longer[20] < 2.0  # from the peak, a gentler slope
-        assert not lengthens_smoothly(cfg, 3)  # the decay has begun: a longer one would jump back up
-        assert rates(cfg, 9, 3 * batches + 1)[-1] > rates(cfg, 6, 3 * batches + 1)[-1] * 1.1
-    step = Config(lr=0.1, epochs=6, lr_period=2, lr_decay=0.5)  # steps on fixed epochs: any time
-    assert lengthens_smoothly(step, 5) and rates(step, 6, 51) == rates(step, 9, 51)
+    step = Config(lr=0.1, epochs=6, lr_period=2, lr_decay=0.5)
+    assert with_length(step, 9, 5) == dataclasses.replace(step, epochs=9)
+    assert _rates(step, batches, 51) == _rates(with_length(step, 9, 5), batches, 51)
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_a_length_changed_once_the_rate_falls_goes_on_down_from_the_rate_reached(schedule):
+    """After epoch 4 of a 6-epoch run (2 of warm-up), lengthened to 9.5 or cut to 5.3: every rate used so
+    far stays, the next ones fall from the one reached (a plain 9.5-epoch schedule would jump back up,
+    a 5.3-epoch one down) to 0 at the new end, and the config records where (a resumed run reads it
+    there). A second change goes on from the first's rates."""
+    batches = 10
+    cfg = Config(lr=2.0, epochs=6, schedule=schedule, warmup_epochs=2)
+    planned = _rates(cfg, batches, 60)
+    reached = planned[39]  # update 40, epoch 4's last
+    for epochs, total in ((9.5, 95), (5.3, 53)):
+        changed = with_length(cfg, epochs, 4)
+        assert changed.epochs == epochs and changed.length_changes == ((4, 6),)
+        rates = _rates(changed, batches, total + 2)
+        assert rates[:40] == planned[:40]
+        plain = _rates(dataclasses.replace(cfg, epochs=epochs), batches, 41)
+        assert abs(plain[40] - reached) > 0.1 and abs(rates[40] - reached) < 2.0 / (total - 41) * 1.01
+        assert all(a > b for a, b in zip(rates[39:total - 1], rates[40:total - 1]))  # straight down, no jump
+        assert rates[total - 2] == rates[total - 1] == rates[total + 1] == 0.0  # 0 from the new end's (n-1)-th
+        if schedule == "linear":
+            np.testing.assert_allclose(np.diff(rates[39:total - 1]), -reached / (total - 41), rtol=1e-9)
+    twice = with_length(with_length(cfg, 9.5, 4), 8, 6)  # then cut back after epoch 6
+    assert twice.length_changes == ((4, 6), (6, 9.5))
+    first, second = _rates(with_length(cfg, 9.5, 4), batches, 95), _rates(twice, batches, 80)
+    assert second[:60] == first[:60] and 0 < second[60] < first[59] and second[78] == 0.0
+    saved = Config.from_dict(json.loads(json.dumps(twice.to_dict())))  # config.json's lists
+    assert saved == twice and _rates(saved, batches, 80) == second
 
 
 def test_a_fractional_run_stops_part_way_through_its_last_epoch_as_airbench_counts():

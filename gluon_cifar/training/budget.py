@@ -15,8 +15,9 @@ chooses the test-time views (`choose_tta`): airbench's 6 where the network train
 for them to help and they cost at most one epoch, else the image and its mirror. After each epoch the run
 compares its pace with the plan (`replan`): where the machine has slowed so much that the rest would
 end after the budget, the run is cut short, to the epochs that fit at the new pace; where it runs so far
-ahead that more epochs fit, and its learning rate has not begun to fall, it gets them (and, with
-`--tta auto`, the six views if at its pace they now fit and pay).
+ahead that more epochs fit, it gets them (and, with `--tta auto`, the six views if at its pace they now
+fit and pay). Either way no rate the run has used changes, and a falling rate goes on down from where it
+is to 0 at the new end (schedules.with_length).
 The measuring (workflow/budget.py) happens before the run directory is opened, and the run
 rewinds after it: with the chosen epochs it is bit for bit the run `--epochs N --time-budget 0`
 gives. This module is the arithmetic alone.
@@ -200,8 +201,8 @@ class Replan:
                + (", and they fit)" if self.tta == "flip-shift" else ")")) if self.changes_views else ""
         if self.epochs > self.epochs_before:
             return (f"{pace} would end at {self.uncut_end_s / 60:.1f} min of the {self.budget_s / 60:g}-minute "
-                    f"budget; training goes on for {self.epochs:g} epochs instead of {self.epochs_before:g} (its "
-                    "learning rate has not begun to fall: no rate it used changes), to end at "
+                    f"budget; training goes on for {self.epochs:g} epochs instead of {self.epochs_before:g} (no rate "
+                    "it used changes; its decay now ends there), to end at "
                     f"{self.end_s / 60:.1f} min{six}")
         if self.epochs == self.epochs_before and self.end_s <= self.budget_s:
             return (f"{pace} would end at {self.uncut_end_s / 60:.1f} min of the {self.budget_s / 60:g}-minute "
@@ -209,7 +210,7 @@ class Replan:
         cut = "no epoch is left to cut"
         if self.epochs < self.epochs_before:
             cut = (f"training ends after {self.epochs:g} epochs instead of {self.epochs_before:g} (the learning rate "
-                   f"and the averaging finish on the shorter schedule), to end at {self.end_s / 60:.1f} min"
+                   f"and the averaging wind down by then), to end at {self.end_s / 60:.1f} min"
                    + (": still late, but the schedule needs this epoch" if self.end_s > self.budget_s else "") + six)
         return (f"{pace} would end at {self.uncut_end_s / 60:.1f} min, after the {self.budget_s / 60:g}-minute "
                 f"budget; {cut}")
@@ -222,16 +223,15 @@ def planned_s(plan: BudgetPlan, start: float, end: float) -> float:
     return until(end) - until(start)
 
 
-def replan(plan: BudgetPlan, epochs: float, done: int, last_epoch_s: float, age_s: float, tta: str = "",
-           may_lengthen: bool = False) -> Replan:
+def replan(plan: BudgetPlan, epochs: float, done: int, last_epoch_s: float, age_s: float, tta: str = "") -> Replan:
     """The run's length after `done` of its `epochs` epochs, the last taking `last_epoch_s` (wall clock),
     `age_s` seconds into the process, predicting with `tta` (default: the plan's views): `epochs` while
     the remaining epochs and the prediction, at that epoch's pace relative to the plan, still end inside
     the budget; else the most, in tenths, that fill SAFETY of the time left, and never fewer than
-    plan.min_epochs or `done + 1` (the schedule needs an epoch to wind down in). With `may_lengthen`
-    (the schedule can take more epochs without a jump: schedules.lengthens_smoothly), a run ahead of its
-    plan gets the most epochs, in tenths, that end inside SAFETY of the whole budget at its pace: the
-    plan's own margin, so a run merely on pace keeps its length.
+    plan.min_epochs or `done + 1` (the schedule needs an epoch to wind down in). A run ahead of its plan,
+    and not yet at its end, gets the most epochs, in tenths, that end inside SAFETY of the whole budget at
+    its pace: the plan's own margin, so a run merely on pace keeps its length. (The schedule follows
+    without a jump either way: schedules.with_length.)
     Where `--tta auto` chose the views (both were timed), they are weighed again by `six_views_pay`: six
     give way to two if a cut leaves fewer than SIX_VIEWS_FROM_EPOCHS (they cost a young network accuracy),
     and a run ahead of its plan takes six in place of two where, at its pace, they pay (the plan could
@@ -256,7 +256,7 @@ def replan(plan: BudgetPlan, epochs: float, done: int, last_epoch_s: float, age_
                      default=least)
         if views and tta == "flip-shift" and chosen < SIX_VIEWS_FROM_EPOCHS:
             chosen_tta = "flip"
-    elif may_lengthen and slowdown > 0:
+    elif done < epochs and slowdown > 0:
         chosen = longest(predict_s)
         if views and tta == "flip":
             six = longest(views["flip-shift"])

@@ -86,9 +86,9 @@ def build_training(cfg: Config, ctxs: list[mx.Context], cluster: Cluster, net: g
 
 def reschedule(parts: TrainingParts, cfg: Config) -> None:
     """Make `parts` (built for a run of cfg's settings but another length) end after cfg.epochs: from the
-    next update on, the learning rate and the averaging's decay are those of a cfg.epochs-epoch run, as in
-    a run resumed with another --epochs. How a time budget cuts short a run the machine has slowed, or
-    lengthens one that runs ahead of its plan."""
+    next update on, the learning rate is cfg's (schedules.with_length made cfg: a falling rate goes on from
+    where it is) and the averaging's decay that of a cfg.epochs-epoch run. How a time budget cuts short a
+    run the machine has slowed, or lengthens one that runs ahead of its plan."""
     parts.schedule = _schedule(cfg, parts.batches_per_epoch)
     if parts.lookahead is not None:
         parts.lookahead.epochs = cfg.epochs

@@ -1,6 +1,6 @@
 """What a run does between batches: a progress bar, a log line per epoch, the run cut short when the
-machine slows down so much that it would miss its time budget (or lengthened, early, when it runs well
-ahead of it), and the recorder's writes at the moments they are due."""
+machine slows down so much that it would miss its time budget (or lengthened when it runs well ahead of
+it), and the recorder's writes at the moments they are due."""
 from __future__ import annotations
 
 import dataclasses
@@ -14,7 +14,7 @@ from . import budget
 from .engine import FitHooks
 from .parts import TrainingParts, reschedule
 from .records import EpochProgress, EpochResult
-from .schedules import lengthens_smoothly
+from .schedules import with_length
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class RunHooks(FitHooks):
 
     def _keep_to_budget(self, epoch: int) -> None:
         """Cut the run short if, at the pace of the epoch just finished, it would end after its budget;
-        lengthen it if it runs so far ahead that more epochs fit and its schedule allows it; weigh the
+        lengthen it if it runs so far ahead that more epochs fit; weigh the
         test-time views again where --tta auto chose them (budget.replan). Before the
         epoch's checkpoint is written, so that the checkpoint holds the new length. The first epoch is
         not judged: it carries one-off costs (first passes, workers starting) that the plan's
@@ -90,14 +90,14 @@ class RunHooks(FitHooks):
         self._epoch_ended_at = now
         if last is None:
             return
-        decided = budget.replan(self._plan, self._cfg.epochs, epoch, now - last, now, self._cfg.tta,
-                                may_lengthen=lengthens_smoothly(self._cfg, epoch))
+        decided = budget.replan(self._plan, self._cfg.epochs, epoch, now - last, now, self._cfg.tta)
         if decided.epochs == self._cfg.epochs and not decided.changes_views:
             if decided.uncut_end_s > decided.budget_s:
                 log.warning("%s", decided.summary())  # late, with no epoch left to cut
             return
         (log.warning if decided.epochs < self._cfg.epochs else log.info)("%s", decided.summary())
-        self._cfg = dataclasses.replace(self._cfg, epochs=decided.epochs, tta=decided.tta or self._cfg.tta)
+        longer_or_shorter = with_length(self._cfg, decided.epochs, epoch)
+        self._cfg = dataclasses.replace(longer_or_shorter, tta=decided.tta or self._cfg.tta)
         reschedule(self._parts, self._cfg)
         self._replans.append(decided)
         self._recorder.settings_changed(self._cfg, {"time_budget_replans": [r.as_record() for r in self._replans]})

@@ -5,7 +5,9 @@ the step alone: nothing of it is pickled with the optimizer, and a resumed run, 
 epochs, gets its rates from this function like a fresh one.
 
 A run's length may be a fraction of epochs (airbench trains 9.9): its last epoch then stops part-way,
-after `total_updates` updates in all, and the schedule ends there (`last_epoch`, `epoch_batches`).
+after `total_updates` updates in all, and the schedule ends there (`last_epoch`, `epoch_batches`). A time
+budget may change the length mid-run (`with_length`); where the rate was already falling, it then falls
+from the rate reached to 0 at the new end, and the config records where (`Config.length_changes`).
 
 The formulas are GluonCV's `LRScheduler` ("step", "linear", "cosine") and `LRSequential` (warm-up,
 then decay) as evaluated by MXNet's optimizer, which counts updates from 1; tests/test_schedules.py
@@ -15,6 +17,7 @@ without warm-up starts at update 1 (so its very first rate is already a step int
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from ..config import Config
@@ -38,6 +41,14 @@ def epoch_batches(epochs: float, batches_per_epoch: int, epoch: int) -> int:
 
 def learning_rate(cfg: Config, step: int, batches_per_epoch: int) -> float:
     """The learning rate of update `step` (1-based, counted over the whole run)."""
+    if cfg.length_changes:  # the run's length changed while its rate fell: from there, down from the rate it had
+        *earlier, (after_epoch, epochs_before) = cfg.length_changes
+        before = dataclasses.replace(cfg, epochs=epochs_before, length_changes=tuple(earlier))
+        anchor = after_epoch * batches_per_epoch
+        if step <= anchor:
+            return learning_rate(before, step, batches_per_epoch)
+        return _decay(cfg.schedule, learning_rate(before, anchor, batches_per_epoch), step - anchor,
+                      total_updates(cfg.epochs, batches_per_epoch) - 1 - anchor)
     total = total_updates(cfg.epochs, batches_per_epoch)
     if cfg.schedule == "step":
         # lr * lr_decay ** (lr_period epochs completed): decays land on the first update of epochs
@@ -48,15 +59,24 @@ def learning_rate(cfg: Config, step: int, batches_per_epoch: int) -> float:
     step = min(step, total - 1)
     if step < warmup:  # linear from 0 to lr over the warm-up's updates
         return cfg.lr - cfg.lr * (1 - max(step, 0) / (warmup - 1))
-    decayed, last = step - warmup, max(total - warmup - 1, 1)  # the decay's updates so far, and its last
-    if cfg.schedule == "cosine":
-        return cfg.lr * ((1 + math.cos(math.pi * decayed / last)) / 2)  # half a cosine, from lr to 0
-    return cfg.lr * (1 - decayed / last)  # "linear": a straight line from lr to 0
+    return _decay(cfg.schedule, cfg.lr, step - warmup, total - warmup - 1)
 
 
-def lengthens_smoothly(cfg: Config, done_epochs: float) -> bool:
-    """Whether a run of `cfg` that has trained `done_epochs` epochs can be given more without its learning
-    rate jumping: every rate it has used is the longer run's too, and it goes on down the longer run's
-    decay. True for a step decay (its steps fall on fixed epochs), and for a warm-up followed by a decay
-    until the decay begins (after that, the longer decay would go on from a higher rate)."""
-    return cfg.schedule == "step" or done_epochs <= cfg.warmup_epochs
+def _decay(schedule: str, start: float, done: int, length: int) -> float:
+    """`done` updates into a decay from `start` to 0 over `length` updates (held at 0 after): half a cosine
+    or a straight line."""
+    done, length = min(done, length), max(length, 1)
+    if schedule == "cosine":
+        return start * ((1 + math.cos(math.pi * done / length)) / 2)
+    return start * (1 - done / length)  # "linear"
+
+
+def with_length(cfg: Config, epochs: float, done_epochs: int) -> Config:
+    """cfg for its run made `epochs` long after `done_epochs` epochs (how a time budget cuts or lengthens a
+    run): every rate it has used stays. Before a warm-up's decay begins (and for a step decay, whose steps
+    fall on fixed epochs) the new length's own schedule does that; once the rate falls, the longer (or
+    shorter) schedule would jump up (or down) from it, so the change is recorded in `length_changes` and
+    the rate goes on down from where it is to 0 at the new end."""
+    if cfg.schedule == "step" or (not cfg.length_changes and done_epochs <= cfg.warmup_epochs):
+        return dataclasses.replace(cfg, epochs=epochs)
+    return dataclasses.replace(cfg, epochs=epochs, length_changes=(*cfg.length_changes, (done_epochs, cfg.epochs)))
