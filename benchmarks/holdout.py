@@ -48,14 +48,16 @@ def stamp() -> dict:
 
 
 def measure(data_dir: str, preset: str, seed: int, work: str, dtype: str, flags: list[str],
-            contend_after: float | None = None) -> dict:
+            contend_after: float | None = None, contend_until: float | None = None) -> dict:
     run, cache = os.path.join(work, f"{preset}-s{seed}"), os.path.join(work, f"cache-{preset}-s{seed}")
     shutil.rmtree(run, ignore_errors=True)
     shutil.rmtree(cache, ignore_errors=True)  # cold: the split and the decode are timed too
     scripts = os.path.join(ROOT, "scripts")
-    # a host slowing down mid-run, made on purpose: one busy process from then until the submission is written
-    rival = None if contend_after is None else subprocess.Popen(
-        [sys.executable, "-c", f"import time; time.sleep({contend_after * 60})\nwhile True: pass"])
+    # a host slowing down mid-run (or busy at first, then free), made on purpose: one busy process from minute
+    # `contend_after` (0) until minute `contend_until` (or until the submission is written)
+    busy = f"import time; end = time.time() + {contend_until * 60 if contend_until else 1e12}\n" \
+           f"time.sleep({(contend_after or 0) * 60})\nwhile time.time() < end: pass"
+    rival = subprocess.Popen([sys.executable, "-c", busy]) if contend_after or contend_until else None
     try:
         trained = run_measured([sys.executable, os.path.join(scripts, "train.py"), "--preset", preset, "--data-dir",
                                 data_dir, "--seed", str(seed), "--cache-dir", cache, "--out", run, "--no-progress",
@@ -76,6 +78,7 @@ def measure(data_dir: str, preset: str, seed: int, work: str, dtype: str, flags:
             "startup": record.get("startup"),
             **({"planned_epochs": cuts[0]["epochs_before"], "time_budget_replans": cuts} if cuts else {}),
             **({"contend_after_min": contend_after} if contend_after is not None else {}),
+            **({"contend_until_min": contend_until} if contend_until is not None else {}),
             "tta": config["tta"], "train_s": trained.seconds, "submit_s": submitted.seconds,
             "total_s": trained.seconds + submitted.seconds, "holdout_acc": accuracy,
             "peak_memory": max(trained.peak_memory, submitted.peak_memory), **stamp()}
@@ -127,7 +130,8 @@ def table(rows: list[dict]) -> str:
     """Markdown: one line per (preset, flags, dtype, commit), with mean and spread over its seeds."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        contended = [f"--contend-after {row['contend_after_min']:g}"] if "contend_after_min" in row else []
+        contended = [f"--contend-{edge} {row[f'contend_{edge}_min']:g}" for edge in ("after", "until")
+                     if f"contend_{edge}_min" in row]
         key = (row["preset"], " ".join(row["flags"] + contended), row["dtype"], row.get("commit"))
         groups.setdefault(key, []).append(row)
     lines = ["| preset (extra flags) | epochs | TTA | seeds | wall clock, min (mean; range) | holdout accuracy "
@@ -162,6 +166,9 @@ def main() -> int:
     parser.add_argument("--table", action="store_true", help="print the table of --results and exit")
     parser.add_argument("--contend-after", type=float, metavar="MIN",
                         help="slow the host on purpose: a busy process from MIN minutes in until the submission")
+    parser.add_argument("--contend-until", type=float, metavar="MIN",
+                        help="a host busy at first: the busy process from the start (or --contend-after) until MIN "
+                             "minutes in")
     parser.add_argument("--peer-python", metavar="PYTHON",
                         help="also run the peer's full recipe on the same split, with this venv's python")
     parser.add_argument("--peer-time", action="store_true",
@@ -185,7 +192,7 @@ def main() -> int:
                 else:
                     budget = ["--time-budget", f"{peer_minutes:.2f}"] if args.peer_time else []
                     row = measure(args.data_dir, args.preset, seed, args.work, args.dtype, flags + budget,
-                                  args.contend_after)
+                                  args.contend_after, args.contend_until)
                 print(json.dumps(row), flush=True)
                 with open(args.results, "a", encoding="utf-8") as f:
                     f.write(json.dumps(row) + "\n")
