@@ -17,6 +17,7 @@ from gluon_cifar.errors import ConfigError
 from gluon_cifar.runs import checkpoint
 from gluon_cifar.runs.recorder import open_run
 from gluon_cifar.training import budget
+from gluon_cifar.training.averaging import Lookahead
 from gluon_cifar.training.budget import (
     SAFETY,
     SIX_VIEWS_FROM_EPOCHS,
@@ -252,10 +253,12 @@ def test_a_lengthened_run_takes_six_views_where_they_now_pay():
 def fit_on_a_faked_clock(run, monkeypatch, cfg, min_epochs, ages, **plan_fields):
     """cfg's run of a tiny network on two contexts (4 batches an epoch) into `run`, its budget's clock
     reading `ages` after each epoch. The plan: 6 epochs of 10 s from 20 s in, a 5-second prediction,
-    a 100-second budget, and `plan_fields`. Returns the parts, the history and config.json's record."""
+    a 100-second budget, and `plan_fields`; `ages` None: no budget. Returns the parts, the history and
+    config.json's record."""
     ctxs = [mx.cpu(0), mx.cpu(1)]
     net = gluon.nn.HybridSequential()
     net.add(gluon.nn.Conv2D(4, 3, in_channels=3), gluon.nn.GlobalAvgPool2D(), gluon.nn.Dense(10, in_units=4))
+    mx.random.seed(0)
     net.initialize(mx.init.Xavier(), ctx=ctxs)
     rng = np.random.default_rng(0)
     data = [(mx.nd.array(rng.normal(size=(6, 3, 8, 8))), mx.nd.array(rng.integers(0, 10, 6))) for _ in range(4)]
@@ -263,11 +266,13 @@ def fit_on_a_faked_clock(run, monkeypatch, cfg, min_epochs, ages, **plan_fields)
     planned = BudgetPlan(budget_s=100.0, elapsed_s=20.0, train_images_per_s=2.4, epoch_s=10.0, test_images=100,
                          predict_images_per_s=20.0, predict_s=5.0, epochs=6, planned_total_s=85.0,
                          min_epochs=min_epochs, **plan_fields)
-    clock = iter(ages)
-    monkeypatch.setattr(budget, "process_age_s", lambda: next(clock))
+    if ages is not None:
+        clock = iter(ages)
+        monkeypatch.setattr(budget, "process_age_s", lambda: next(clock))
     history = []
     with open_run(str(run), cfg, list("abcdefghij"), "labels:files", {"n_train": 24}) as recorder:
-        fit(parts, ctxs, cfg.epochs, hooks=RunHooks(cfg, parts, recorder, history, planned, show_progress=False))
+        fit(parts, ctxs, cfg.epochs, hooks=RunHooks(cfg, parts, recorder, history, planned if ages else None,
+                                                    show_progress=False))
     with open(run / "config.json") as f:
         return parts, history, json.load(f)
 
@@ -356,8 +361,16 @@ def test_a_run_lengthened_after_its_rate_began_to_fall_goes_on_down_from_it(tmp_
     plain = dataclasses.replace(cfg, epochs=10.5)
     assert learning_rate(plain, 17, batches) > used[15]  # a plain 10.5-epoch schedule would jump back up
     assert used[-2] == used[-1] == parts.trainer.learning_rate == 0.0
-    assert parts.lookahead.decay(42) == 1.0 and parts.lookahead.epochs == 10.5
+    assert parts.lookahead.decay(42) == 1.0 and parts.lookahead.decay(8) == Lookahead(
+        parts.net, 2, batches, 6).decay(8)  # the averaging too: over the length as it stood at each step
     assert checkpoint.read(str(tmp_path / "run" / checkpoint.LAST)).config["length_changes"] == [[2, 6], [4, 6.5]]
+    # the saved config is the whole run: trained again without a budget, the same rates and the same bits
+    used.clear()
+    again, _, _ = fit_on_a_faked_clock(tmp_path / "again", monkeypatch, dataclasses.replace(saved, time_budget=0), 2,
+                                       None)
+    assert used == [learning_rate(saved, u, batches) for u in range(1, 43)]
+    for param, repeated in zip(parts.net.collect_params().values(), again.net.collect_params().values()):
+        np.testing.assert_array_equal(param.data().asnumpy(), repeated.data().asnumpy(), err_msg=param.name)
 
 
 def test_measured_rate_excludes_the_warm_up_batches():

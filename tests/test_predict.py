@@ -130,7 +130,7 @@ def test_bad_predict_inputs_are_one_line_errors(run, tmp_path, args, message, ca
 
 
 @pytest.mark.slow
-def test_config_repeats_a_run_bit_for_bit_and_refuses_another_versions(run, tmp_path, capsys, caplog):
+def test_config_repeats_a_run_bit_for_bit_and_refuses_another_versions(run, tmp_path, capsys):
     again = tmp_path / "again"
     repeated = run_script("train.py", "--config", os.path.join(run, "config.json"), "--out", again, "--no-progress")
     assert repeated.returncode == 0, repeated.stderr
@@ -142,18 +142,13 @@ def test_config_repeats_a_run_bit_for_bit_and_refuses_another_versions(run, tmp_
     overridden, saved = repeat_config(args), json.loads(open(os.path.join(run, "config.json")).read())["config"]
     assert (overridden.epochs, overridden.lr, overridden.model) == (3, 0.5, saved["model"])  # flags over the run's
     cut = json.loads(open(os.path.join(run, "config.json")).read())  # as a budget that cut 5 epochs to 2 leaves it
-    cut["time_budget_replans"] = [{"after_epoch": 1, "epochs_before": 5, "epochs": 2}]
+    cut["config"].update(epochs=2, time_budget=10, length_changes=[[1, 5]])
     (tmp_path / "cut.json").write_text(json.dumps(cut))
-    with caplog.at_level("WARNING"):
-        repeated_cut = repeat_config(train_parser().parse_args(["--config", str(tmp_path / "cut.json"), "--out", "x"]))
-    assert repeated_cut.epochs == 2 and repeated_cut.time_budget == 0
-    assert "cut that run short (5 epochs planned, 2 trained)" in caplog.text and "not bit for bit" in caplog.text
-    views_only = dict(cut, time_budget_replans=[{"after_epoch": 2, "epochs_before": 2, "epochs": 2}])
-    (tmp_path / "views.json").write_text(json.dumps(views_only))  # a budget that changed the views alone
-    caplog.clear()
-    with caplog.at_level("WARNING"):
-        repeat_config(train_parser().parse_args(["--config", str(tmp_path / "views.json"), "--out", "x"]))
-    assert "time budget" not in caplog.text  # the training was the planned one: nothing to warn of
+    repeated_cut = repeat_config(train_parser().parse_args(["--config", str(tmp_path / "cut.json"), "--out", "x"]))
+    assert (repeated_cut.epochs, repeated_cut.time_budget, repeated_cut.length_changes) == (2, 0, ((1, 5),))
+    for flags in (["--epochs", "4"], ["--time-budget", "20"]):  # another length: its own schedule from the start
+        other = repeat_config(train_parser().parse_args(["--config", str(tmp_path / "cut.json"), "--out", "x", *flags]))
+        assert other.length_changes == ()
     old = json.loads(open(os.path.join(run, "config.json")).read())
     old["config"]["mixup"] = 0.2
     old["versions"]["gluon_cifar"] = "9.9.9"

@@ -79,19 +79,21 @@ def _rates(cfg: Config, batches: int, updates: int) -> list[float]:
 
 def test_a_run_lengthened_during_its_warm_up_takes_the_longer_runs_own_schedule():
     """What a time budget does to a fast run early: until the decay begins, the longer run's rates are the
-    ones this run used, so it simply becomes the longer run (nothing recorded). cpu-fast's shape: 2
-    warm-up epochs, then a line. A step decay's steps fall on fixed epochs: the same at any epoch."""
+    ones this run used, so it goes on as the longer run would have from the start (the change recorded all
+    the same). cpu-fast's shape: 2 warm-up epochs, then a line. A step decay's steps fall on fixed epochs:
+    the same at any epoch."""
     batches = 10
     for schedule in ("linear", "cosine"):
         cfg = Config(lr=2.0, epochs=6, schedule=schedule, warmup_epochs=2)
         for done in (1, 2):
             longer = with_length(cfg, 9, done)
-            assert longer == dataclasses.replace(cfg, epochs=9) and not longer.length_changes
+            assert (longer.epochs, longer.length_changes) == (9, ((done, 6),))
+            assert _rates(longer, batches, 95) == _rates(dataclasses.replace(cfg, epochs=9), batches, 95)
             assert _rates(cfg, batches, done * batches) == _rates(longer, batches, done * batches)
         planned, longer = _rates(cfg, batches, 21), _rates(with_length(cfg, 9, 2), batches, 21)
         assert longer[19] == planned[19] == 2.0 and planned[20] < longer[20] < 2.0  # from the peak, a gentler slope
     step = Config(lr=0.1, epochs=6, lr_period=2, lr_decay=0.5)
-    assert with_length(step, 9, 5) == dataclasses.replace(step, epochs=9)
+    assert _rates(with_length(step, 9, 5), batches, 95) == _rates(dataclasses.replace(step, epochs=9), batches, 95)
     assert _rates(step, batches, 51) == _rates(with_length(step, 9, 5), batches, 51)
 
 

@@ -13,8 +13,6 @@ examples:
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import os
 
 from .. import workflow
@@ -25,8 +23,6 @@ from ..flags import add_config_arguments, config_from_args, config_overrides
 from ..presets import PRESETS
 from ..runs import rundir
 from ..training.records import EpochResult
-
-log = logging.getLogger(__name__)
 
 
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -93,26 +89,17 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
 
 def repeat_config(args: argparse.Namespace) -> Config:
-    """The saved run's settings under the flags given. Its epochs are the ones it trained (a time
-    budget's choice included): the budget is not planned again unless --time-budget is given."""
+    """The saved run's settings under the flags given. Its epochs are the ones it trained, and the changes
+    a time budget made to its length on the way (`length_changes`): with nothing overridden it is the same
+    run. The budget is not planned again unless --time-budget is given; an --epochs given starts the
+    schedule afresh."""
     path = os.path.join(args.config, rundir.CONFIG) if os.path.isdir(args.config) else args.config
     saved = rundir.saved_config(path).to_dict()
     if args.time_budget is None:
         saved["time_budget"] = 0.0
-        _warn_if_replanned(path)
+    if args.epochs is not None or args.time_budget:
+        saved["length_changes"] = ()  # another length (or one planned again) than the run's own history
     return config_from_args(args, "d2l", base=saved)
-
-
-def _warn_if_replanned(path: str) -> None:
-    """A run whose time budget changed its length trained its first epochs on another schedule than its
-    last: repeating its final epoch count is another run, not that one bit for bit."""
-    with open(path, encoding="utf-8") as f:
-        replans = json.load(f).get("time_budget_replans")
-    planned, trained = (replans[0]["epochs_before"], replans[-1]["epochs"]) if replans else (0, 0)
-    if planned != trained:  # a replan that changed only the test-time views left the training as it was
-        log.warning("%s: the time budget %s (%g epochs planned, %g trained); repeating it trains %g epochs on their "
-                    "own schedule from the start, close to it but not bit for bit", path,
-                    "cut that run short" if trained < planned else "lengthened that run", planned, trained, trained)
 
 
 def summary(history: list[EpochResult], out: str, epochs: float | None = None) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from mxnet import gluon, nd
 
-from .schedules import total_updates
+from .schedules import epochs_at, total_updates
 
 MAX_DECAY = 0.95 ** 5
 
@@ -25,15 +25,18 @@ class Lookahead:
     """Call `lookahead(epoch, batch)` after every update (fit's `after_step`); 1-based both."""
 
     def __init__(self, net: gluon.Block, every: int, batches_per_epoch: int, epochs: float,
-                 max_decay: float = MAX_DECAY) -> None:
+                 length_changes: tuple[tuple[int, float], ...] = (), max_decay: float = MAX_DECAY) -> None:
         self._params = list(net.collect_params().values())
         self._every, self._batches_per_epoch = every, batches_per_epoch
-        self.epochs = epochs  # the run's length, which the decay grows over; a time budget may change it
+        # the run's length, which the decay grows over; a time budget may change it (as Config records it)
+        self.epochs, self.length_changes = epochs, length_changes
         self._max_decay = max_decay
         self._average: list[list[nd.NDArray]] | None = None  # per parameter, per context
 
     def decay(self, step: int) -> float:
-        total = total_updates(self.epochs, self._batches_per_epoch)
+        """Of the averaging after update `step`: over the run's length as it stood then."""
+        total = total_updates(epochs_at(self.epochs, self.length_changes, step, self._batches_per_epoch),
+                              self._batches_per_epoch)
         return 1.0 if step >= total else self._max_decay * (step / total) ** 3
 
     def start_from_weights(self) -> None:

@@ -74,7 +74,8 @@ def build_training(cfg: Config, ctxs: list[mx.Context], cluster: Cluster, net: g
     update_on_kvstore = False if cfg.lookahead_every else cluster.update_on_kvstore
     trainer = make_trainer(net, cfg, cluster.kvstore, update_on_kvstore)
     batches = len(train_data)
-    lookahead = Lookahead(net, cfg.lookahead_every, batches, cfg.epochs) if cfg.lookahead_every else None
+    lookahead = (Lookahead(net, cfg.lookahead_every, batches, cfg.epochs, cfg.length_changes)
+                 if cfg.lookahead_every else None)
     if cluster.distributed:
         initialize_kvstore(trainer)
     if precision == "float16":
@@ -86,12 +87,12 @@ def build_training(cfg: Config, ctxs: list[mx.Context], cluster: Cluster, net: g
 
 def reschedule(parts: TrainingParts, cfg: Config) -> None:
     """Make `parts` (built for a run of cfg's settings but another length) end after cfg.epochs: from the
-    next update on, the learning rate is cfg's (schedules.with_length made cfg: a falling rate goes on from
-    where it is) and the averaging's decay that of a cfg.epochs-epoch run. How a time budget cuts short a
-    run the machine has slowed, or lengthens one that runs ahead of its plan."""
+    next update on, the learning rate and the averaging's decay are cfg's (schedules.with_length made cfg:
+    a falling rate goes on from where it is). How a time budget cuts short a run the machine has slowed, or
+    lengthens one that runs ahead of its plan."""
     parts.schedule = _schedule(cfg, parts.batches_per_epoch)
     if parts.lookahead is not None:
-        parts.lookahead.epochs = cfg.epochs
+        parts.lookahead.epochs, parts.lookahead.length_changes = cfg.epochs, cfg.length_changes
 
 
 def _schedule(cfg: Config, batches_per_epoch: int) -> Callable[[int], float]:

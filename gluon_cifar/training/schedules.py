@@ -6,8 +6,8 @@ epochs, gets its rates from this function like a fresh one.
 
 A run's length may be a fraction of epochs (airbench trains 9.9): its last epoch then stops part-way,
 after `total_updates` updates in all, and the schedule ends there (`last_epoch`, `epoch_batches`). A time
-budget may change the length mid-run (`with_length`); where the rate was already falling, it then falls
-from the rate reached to 0 at the new end, and the config records where (`Config.length_changes`).
+budget may change the length mid-run (`with_length`), recorded in the config (`Config.length_changes`):
+where the rate was already falling, it then falls from the rate reached to 0 at the new end.
 
 The formulas are GluonCV's `LRScheduler` ("step", "linear", "cosine") and `LRSequential` (warm-up,
 then decay) as evaluated by MXNet's optimizer, which counts updates from 1; tests/test_schedules.py
@@ -41,10 +41,13 @@ def epoch_batches(epochs: float, batches_per_epoch: int, epoch: int) -> int:
 
 def learning_rate(cfg: Config, step: int, batches_per_epoch: int) -> float:
     """The learning rate of update `step` (1-based, counted over the whole run)."""
-    if cfg.length_changes:  # the run's length changed while its rate fell: from there, down from the rate it had
+    if cfg.length_changes:  # a time budget changed the run's length after epoch `after_epoch`
         *earlier, (after_epoch, epochs_before) = cfg.length_changes
-        before = dataclasses.replace(cfg, epochs=epochs_before, length_changes=tuple(earlier))
         anchor = after_epoch * batches_per_epoch
+        if cfg.schedule == "step" or anchor <= cfg.warmup_epochs * batches_per_epoch:
+            # the rates so far are the new length's too: its own schedule throughout
+            return learning_rate(dataclasses.replace(cfg, length_changes=tuple(earlier)), step, batches_per_epoch)
+        before = dataclasses.replace(cfg, epochs=epochs_before, length_changes=tuple(earlier))
         if step <= anchor:
             return learning_rate(before, step, batches_per_epoch)
         return _decay(cfg.schedule, learning_rate(before, anchor, batches_per_epoch), step - anchor,
@@ -73,10 +76,17 @@ def _decay(schedule: str, start: float, done: int, length: int) -> float:
 
 def with_length(cfg: Config, epochs: float, done_epochs: int) -> Config:
     """cfg for its run made `epochs` long after `done_epochs` epochs (how a time budget cuts or lengthens a
-    run): every rate it has used stays. Before a warm-up's decay begins (and for a step decay, whose steps
-    fall on fixed epochs) the new length's own schedule does that; once the rate falls, the longer (or
-    shorter) schedule would jump up (or down) from it, so the change is recorded in `length_changes` and
-    the rate goes on down from where it is to 0 at the new end."""
-    if cfg.schedule == "step" or (not cfg.length_changes and done_epochs <= cfg.warmup_epochs):
-        return dataclasses.replace(cfg, epochs=epochs)
+    run), the change recorded in `length_changes` so that cfg describes the whole run: every rate it has used
+    stays. Before a warm-up's decay begins (and for a step decay, whose steps fall on fixed epochs) the new
+    length's own schedule does that; once the rate falls, the longer (or shorter) schedule would jump up
+    (or down) from it, so the rate goes on down from where it is to 0 at the new end."""
     return dataclasses.replace(cfg, epochs=epochs, length_changes=(*cfg.length_changes, (done_epochs, cfg.epochs)))
+
+
+def epochs_at(epochs: float, length_changes: tuple[tuple[int, float], ...], step: int, batches_per_epoch: int) -> float:
+    """The length of a run now `epochs` long as it stood at update `step`, given its `length_changes`
+    (Config's): a change after epoch k holds from update k x batches + 1."""
+    for after_epoch, epochs_before in length_changes:
+        if step <= after_epoch * batches_per_epoch:
+            return epochs_before
+    return epochs

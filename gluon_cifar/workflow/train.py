@@ -125,7 +125,7 @@ def run_training(job: TrainingJob, out: str, resume_from: checkpoint.Checkpoint 
         initial = weights(net)
         plan = plan_budget(cfg, ctxs, data, build_training(cfg, ctxs, cluster, net, train_data, None, job.precision))
         log.info("%s", plan.summary())
-        cfg = dataclasses.replace(cfg, epochs=plan.epochs, tta=plan.tta)
+        cfg = dataclasses.replace(cfg, epochs=plan.epochs, tta=plan.tta, length_changes=())  # (a repeated run's)
         rewind(net, initial)
         train_data.start_at(1)
     elif cfg.tta == TTA_AUTO:
