@@ -128,11 +128,11 @@ class Config:
                                         "epoch ends)", "checkpoints")
     tensorboard: bool = setting(True, "write TensorBoard event files to RUN/tensorboard at every metrics read and "
                                       "epoch (needs the tensorboard extra: tensorboardX)", "checkpoints")
-    # Set by the run, not a flag: where a time budget changed the run's length once its learning rate had begun to
-    # fall, ((after_epoch, epochs_before), ...) in order. The rate goes on down from where it was
-    # (training/schedules.py, learning_rate), so a resumed run needs them to train as the run did.
+    # Set by the run, not a flag: where a time budget changed the run's length, ((after_epoch, epochs_before), ...)
+    # in order. The schedule and the averaging follow them (training/schedules.py, with_length), so that a resumed
+    # or repeated run trains as the run did.
     length_changes: tuple[tuple[int, float], ...] = setting((), "the epochs after which a time budget changed the "
-                                                                "length of a decaying schedule, and the length before",
+                                                                "run's length, and the length before",
                                                             flag=False, check=check_length_changes)
 
     def __post_init__(self) -> None:
