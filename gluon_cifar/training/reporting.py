@@ -96,8 +96,9 @@ class RunHooks(FitHooks):
                 log.warning("%s", decided.summary())  # late, with no epoch left to cut
             return
         (log.warning if decided.epochs < self._cfg.epochs else log.info)("%s", decided.summary())
-        longer_or_shorter = with_length(self._cfg, decided.epochs, epoch)
-        self._cfg = dataclasses.replace(longer_or_shorter, tta=decided.tta or self._cfg.tta)
+        if decided.epochs != self._cfg.epochs:  # (not where only the views change)
+            self._cfg = with_length(self._cfg, decided.epochs, epoch)
+        self._cfg = dataclasses.replace(self._cfg, tta=decided.tta or self._cfg.tta)
         reschedule(self._parts, self._cfg)
         self._replans.append(decided)
         self._recorder.settings_changed(self._cfg, {"time_budget_replans": [r.as_record() for r in self._replans]})
