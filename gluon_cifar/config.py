@@ -44,6 +44,33 @@ def cpus_setting() -> Any:
     return setting(1, "number of CPU contexts to split each batch over (ignored with --gpus)", "devices")
 
 
+WARMUP_AUTO = "auto"
+
+
+def parse_warmup_epochs(value: str) -> int | str:
+    """--warmup-epochs: a whole number of epochs, or auto."""
+    if value == WARMUP_AUTO:
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"--warmup-epochs takes a whole number of epochs or auto, got {value!r}") from None
+
+
+def auto_warmup_epochs(epochs: float) -> int:
+    """`--warmup-epochs auto` for a run `epochs` long: a fifth of it in whole epochs (airbench warms up over
+    23% of its steps), at least 1; at most 2, the warm-up every run of 8 epochs or more was measured with
+    (docs/BENCHMARKS.md: at 5 epochs, 1 scored 0.8 points more than 2)."""
+    return min(2, max(1, round(epochs / 5)))
+
+
+def with_warmup_decided(cfg: "Config") -> "Config":
+    """cfg with `--warmup-epochs auto` made a number for its epochs (unchanged otherwise): a run decides
+    it once its length is known, and saves the number."""
+    return dataclasses.replace(cfg, warmup_epochs=auto_warmup_epochs(cfg.epochs)) if cfg.warmup_epochs == WARMUP_AUTO \
+        else cfg
+
+
 def check_length_changes(changes: tuple[tuple[int, float], ...]) -> None:
     afters = [after for after, _ in changes]
     if any(a < 1 for a in afters) or afters != sorted(set(afters)):
@@ -92,7 +119,9 @@ class Config:
     schedule: str = setting("step", "learning-rate schedule: step (x lr_decay every lr_period epochs), cosine or "
                                      "linear (from lr down to 0 over the epochs after the warm-up)",
                              choices=("step", "cosine", "linear"))
-    warmup_epochs: int = setting(0, "epochs of linear warm-up from 0 to lr (cosine and linear schedules)")
+    warmup_epochs: int | str = setting(0, "epochs of linear warm-up from 0 to lr (cosine and linear schedules); auto: "
+                                          "a fifth of the run (the length a time budget chose), whole epochs, 1 or 2",
+                                       parse=parse_warmup_epochs)
     lr_period: int = setting(4, "epochs between learning-rate decays (step schedule)")
     lr_decay: float = setting(0.9, "factor applied to the learning rate every lr_period epochs (step schedule)")
     bias_lr_mult: float = setting(1.0, "learning-rate multiplier for BatchNorm offsets (their weight decay is "
@@ -137,6 +166,8 @@ class Config:
 
     def __post_init__(self) -> None:
         self.epochs = whole_if_integral(self.epochs)  # 10, not 10.0, in config.json and messages
+        if isinstance(self.warmup_epochs, str):
+            self.warmup_epochs = parse_warmup_epochs(self.warmup_epochs)
         # config.json holds them as lists
         self.length_changes = tuple((int(after), whole_if_integral(before)) for after, before in self.length_changes)
 
@@ -156,8 +187,9 @@ class Config:
         if self.augment != "book" and self.loader != "decoded":
             raise ConfigError(f"--augment {self.augment} is made for whole batches: use it with --loader decoded "
                               "(the folder loader has the book's augmentation only)")
-        if self.warmup_epochs < 0 or (self.schedule != "step" and self.warmup_epochs >= self.epochs):
-            raise ConfigError(f"--warmup-epochs must be >= 0 and fewer than --epochs ({self.epochs}), "
+        if self.warmup_epochs != WARMUP_AUTO and (self.warmup_epochs < 0 or (self.schedule != "step" and
+                                                                            self.warmup_epochs >= self.epochs)):
+            raise ConfigError(f"--warmup-epochs must be >= 0 and fewer than --epochs ({self.epochs}), or auto; "
                               f"got {self.warmup_epochs}")
         if self.bias_lr_mult <= 0:
             raise ConfigError(f"--bias-lr-mult must be > 0, got {self.bias_lr_mult}")

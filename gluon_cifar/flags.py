@@ -33,7 +33,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] 
             group.add_argument(*names, dest=f.name, default=None, action=argparse.BooleanOptionalAction,
                                help=help_text)
         else:
-            kind = {"int": int, "float": float, "int | None": int}.get(str(f.type), str)
+            kind = f.metadata.get("parse") or {"int": int, "float": float, "int | None": int}.get(str(f.type), str)
             group.add_argument(*names, dest=f.name, default=None, type=kind, help=help_text,
                                choices=f.metadata.get("choices"), required=f.metadata.get("required", False))
 

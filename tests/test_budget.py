@@ -11,7 +11,7 @@ import pytest
 from mxnet import gluon
 
 from gluon_cifar.commands.train import main as train_command
-from gluon_cifar.config import Config
+from gluon_cifar.config import Config, auto_warmup_epochs
 from gluon_cifar.distributed.cluster import connect
 from gluon_cifar.errors import ConfigError
 from gluon_cifar.runs import checkpoint
@@ -407,7 +407,9 @@ def test_a_budgeted_run_and_its_submission_end_inside_the_budget(tmp_path):
     chosen = record["time_budget_plan"]
     replans = record.get("time_budget_replans", [])  # only if this machine's speed changed during the run
     cuts = [r for r in replans if r["epochs"] != r["epochs_before"]]  # (not those that changed the views only)
-    assert record["config"]["epochs"] == (cuts[-1]["epochs"] if cuts else chosen["epochs"]) >= 3
+    assert record["config"]["epochs"] == (cuts[-1]["epochs"] if cuts else chosen["epochs"]) >= chosen["min_epochs"]
+    # cpu-fast's --warmup-epochs auto, decided from the planned length, and kept by any cut
+    assert record["config"]["warmup_epochs"] == auto_warmup_epochs(chosen["epochs"]) == chosen["min_epochs"] - 1
     assert record["config"]["time_budget"] == budget_min
     assert f"time budget {budget_min:.1f} min" in trained.stderr and f"{chosen['epochs']} epochs" in trained.stderr
     assert took <= budget_min * MIN * 1.1, f"{took:.0f} s for a {budget_min} min budget: {chosen}"

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from gluon_cifar.config import Config
+from gluon_cifar.config import Config, auto_warmup_epochs, with_warmup_decided
 from gluon_cifar.errors import ConfigError
 from gluon_cifar.flags import add_config_arguments, config_from_args
 
@@ -34,6 +34,18 @@ def test_a_fractional_epoch_count_is_kept_and_a_whole_one_stays_whole(tmp_path):
     assert '"epochs": 10,' in (tmp_path / "config.json").read_text()
 
 
+def test_auto_warm_up_is_a_fifth_of_the_run_in_whole_epochs_one_or_two(tmp_path):
+    assert [auto_warmup_epochs(e) for e in (2, 4.3, 5, 7.4, 7.5, 9.9, 23)] == [1, 1, 1, 1, 2, 2, 2]
+    cfg = config_from_args(parse("--epochs", "5"), preset="cpu-fast")
+    assert cfg.warmup_epochs == "auto" and with_warmup_decided(cfg).warmup_epochs == 1
+    assert with_warmup_decided(Config(**{**cfg.to_dict(), "epochs": 9.9})).warmup_epochs == 2
+    assert config_from_args(parse("--warmup-epochs", "3")).warmup_epochs == 3  # a number stays a number
+    assert with_warmup_decided(config_from_args(parse("--warmup-epochs", "3"))).warmup_epochs == 3
+    decided = with_warmup_decided(cfg)
+    decided.save(str(tmp_path / "config.json"))  # a run saves the number it trained with
+    assert Config.load(str(tmp_path / "config.json")).warmup_epochs == 1
+
+
 def test_saved_config_reloads_equal(tmp_path):
     cfg = config_from_args(parse("--seed", "7", "--gpus", "0,1", "--data-dir", "/d"))
     cfg.save(str(tmp_path / "config.json"), {"classes": ["a"]})
@@ -48,6 +60,8 @@ def test_saved_config_reloads_equal(tmp_path):
     (["--lr-decay", "2"], "--lr-decay in (0, 1]"),
     (["--lr", "nan"], "--lr must be a finite number, got nan"),
     (["--time-budget", "-5"], "--time-budget must be >= 0 minutes"),
+    (["--warmup-epochs", "two"], "--warmup-epochs takes a whole number of epochs or auto, got 'two'"),
+    (["--warmup-epochs", "20", "--schedule", "linear"], "--warmup-epochs must be >= 0 and fewer than --epochs (20)"),
 ])
 def test_bad_values_name_the_flag(flags, message):
     with pytest.raises(ConfigError) as err:

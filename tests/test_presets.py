@@ -53,7 +53,7 @@ def test_inconsistent_settings_are_named(settings, message):
     ("d2l", ["--epochs", "1", "--model", "cifar_resnet20_v1"]),
     ("d2l-exercise", ["--epochs", "1", "--model", "cifar_resnet20_v1"]),
     ("resnet18-best", ["--epochs", "1", "--warmup-epochs", "0", "--model", "cifar_resnet20_v1"]),  # (cpu-fast warms up)
-    ("cpu-fast", ["--epochs", "2", "--warmup-epochs", "1", "--batch-size", "128"]),
+    ("cpu-fast", ["--epochs", "2", "--batch-size", "128"]),
 ])
 def test_every_preset_trains_and_submits(tmp_path, preset, flags):
     run = tmp_path / preset
@@ -62,10 +62,11 @@ def test_every_preset_trains_and_submits(tmp_path, preset, flags):
     saved = json.loads((run / "config.json").read_text())["config"]
     overridden = {flag[2:].replace("-", "_") for flag in flags if flag.startswith("--")}
     overridden |= {"time_budget"} if "epochs" in overridden else set()  # an explicit --epochs turns it off
-    decided = {"tta"} if PRESETS[preset].get("tta") == "auto" else set()  # saved as decided: flip without a budget
+    # saved as decided: flip without a budget; a warm-up of a fifth of 2 epochs, at least 1
+    decided = {k for k in ("tta", "warmup_epochs") if PRESETS[preset].get(k) == "auto"}
     assert {k: saved[k] for k in PRESETS[preset] if k not in overridden | decided} == {
         k: v for k, v in PRESETS[preset].items() if k not in overridden | decided}
-    assert not decided or saved["tta"] == "flip"
+    assert {k: saved[k] for k in decided} == {k: {"tta": "flip", "warmup_epochs": 1}[k] for k in decided}
     metrics = pd.read_csv(run / "metrics.csv")
     assert len(metrics) == saved["epochs"] and np.isfinite(metrics["train_loss"]).all()
     if saved["valid_ratio"]:

@@ -13,6 +13,7 @@ both candidate views are timed and planned, and training/budget.py's choose_tta 
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Callable, Iterable
@@ -20,7 +21,7 @@ from typing import Callable, Iterable
 import mxnet as mx
 
 from .. import STARTUP
-from ..config import TTA_AUTO, Config
+from ..config import TTA_AUTO, WARMUP_AUTO, Config, auto_warmup_epochs
 from ..data.archives import SAMPLE
 from ..data.kaggle import read_label_csv, read_test
 from ..data.layout import archived_test_images
@@ -59,7 +60,8 @@ def plan_budget(cfg: Config, ctxs: list[mx.Context], data: TrainingData, probe: 
     candidates = ("flip", "flip-shift") if cfg.tta == TTA_AUTO else (cfg.tta,)
     n_test, predict_rates = prediction_speeds(cfg, len(data.classes), ctxs, data.data_dir, candidates)
     elapsed = budget.process_age_s()
-    min_epochs = cfg.warmup_epochs + 1 if cfg.schedule != "step" else 1
+    warmup = 1 if cfg.warmup_epochs == WARMUP_AUTO else cfg.warmup_epochs  # auto's fewest, for the shortest run
+    min_epochs = warmup + 1 if cfg.schedule != "step" else 1  # the warm-up and one epoch of decay
 
     def plan_with(tta: str) -> budget.BudgetPlan:
         return budget.plan(cfg.time_budget * 60, elapsed, train_rate, probe.batches_per_epoch *
@@ -67,13 +69,17 @@ def plan_budget(cfg: Config, ctxs: list[mx.Context], data: TrainingData, probe: 
                            later_rate, first_epochs, tta)
 
     if cfg.tta != TTA_AUTO:
-        return plan_with(cfg.tta)
-    flip = plan_with("flip")  # first: a budget too short for either is refused with the cheaper views' needs
-    try:
-        flip_shift = plan_with("flip-shift")
-    except ConfigError:
-        flip_shift = None  # six views would leave too few epochs
-    return budget.choose_tta(flip, flip_shift, budget.prediction_s(n_test, predict_rates["flip-shift"]))
+        chosen = plan_with(cfg.tta)
+    else:
+        flip = plan_with("flip")  # first: a budget too short for either is refused with the cheaper views' needs
+        try:
+            flip_shift = plan_with("flip-shift")
+        except ConfigError:
+            flip_shift = None  # six views would leave too few epochs
+        chosen = budget.choose_tta(flip, flip_shift, budget.prediction_s(n_test, predict_rates["flip-shift"]))
+    if cfg.warmup_epochs == WARMUP_AUTO and cfg.schedule != "step":  # a cut must keep the warm-up the run gets
+        chosen = dataclasses.replace(chosen, min_epochs=auto_warmup_epochs(chosen.epochs) + 1)
+    return chosen
 
 
 def prediction_speeds(cfg: Config, n_classes: int, ctxs: list[mx.Context], data_dir: str,

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import STARTUP
 from ..atomic import refuse_inside
-from ..config import RESUMABLE, TTA_AUTO, Config, changed_settings, flag
+from ..config import RESUMABLE, TTA_AUTO, Config, changed_settings, flag, with_warmup_decided
 from ..data.source import TrainingData, open_training_data
 from ..data.split import warn_if_unbalanced
 from ..distributed import cluster as distributed
@@ -123,13 +123,18 @@ def run_training(job: TrainingJob, out: str, resume_from: checkpoint.Checkpoint 
     plan = None
     if cfg.time_budget and resume_from is None:
         initial = weights(net)
-        plan = plan_budget(cfg, ctxs, data, build_training(cfg, ctxs, cluster, net, train_data, None, job.precision))
+        probe = build_training(with_warmup_decided(cfg), ctxs, cluster, net, train_data, None, job.precision)
+        plan = plan_budget(cfg, ctxs, data, probe)
         log.info("%s", plan.summary())
         cfg = dataclasses.replace(cfg, epochs=plan.epochs, tta=plan.tta, length_changes=())  # (a repeated run's)
         rewind(net, initial)
         train_data.start_at(1)
     elif cfg.tta == TTA_AUTO:
         cfg = dataclasses.replace(cfg, tta="flip")  # only a time budget weighs six views against epochs
+    decided = with_warmup_decided(cfg)  # --warmup-epochs auto, from the run's length
+    if decided.warmup_epochs != cfg.warmup_epochs:
+        log.info("--warmup-epochs auto: %d epoch(s) of warm-up for a %g-epoch run", decided.warmup_epochs, cfg.epochs)
+    cfg = decided
     parts = build_training(cfg, ctxs, cluster, net, train_data, valid_data, job.precision)
     history, start = _restore(resume_from, parts, ctxs) if resume_from is not None else ([], None)
     log.info("data %s: training on %s of %s tree %s, %s loader, %d batches%s", data.data_dir, data.part,
