@@ -60,7 +60,7 @@ def parse_warmup_epochs(value: str) -> int | str:
 def auto_warmup_epochs(epochs: float) -> int:
     """`--warmup-epochs auto` for a run `epochs` long: a fifth of it in whole epochs (airbench warms up over
     23% of its steps), at least 1; at most 2, the warm-up every run of 8 epochs or more was measured with
-    (docs/BENCHMARKS.md: at 5 epochs, 1 scored 0.8 points more than 2)."""
+    (docs/BENCHMARKS.md: at 5 epochs, 1 scored 0.84 and 0.46 points more than 2, seeds 0 and 1)."""
     return min(2, max(1, round(epochs / 5)))
 
 
