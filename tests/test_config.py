@@ -1,9 +1,12 @@
 import argparse
+import json
 import subprocess
 import sys
 
 import pytest
 
+from gluon_cifar.cli import run_main
+from gluon_cifar.commands.train import main as train_command
 from gluon_cifar.config import Config, auto_warmup_epochs, with_warmup_decided
 from gluon_cifar.errors import ConfigError
 from gluon_cifar.flags import add_config_arguments, config_from_args
@@ -44,6 +47,21 @@ def test_auto_warm_up_is_a_fifth_of_the_run_in_whole_epochs_one_or_two(tmp_path)
     decided = with_warmup_decided(cfg)
     decided.save(str(tmp_path / "config.json"))  # a run saves the number it trained with
     assert Config.load(str(tmp_path / "config.json")).warmup_epochs == 1
+
+
+def test_a_bad_warm_up_or_a_hand_edited_length_history_stops_the_command_named(tmp_path, capsys):
+    edited = Config(epochs=6, time_budget=10, length_changes=((4, 8),)).to_dict()
+    edited["length_changes"] = [[4, 8], [2, 5]]  # out of order: not what a run writes
+    (tmp_path / "config.json").write_text(json.dumps({"config": edited}))
+    for argv, message in [(["--demo", "--warmup-epochs", "two"], "--warmup-epochs takes a whole number of epochs or "
+                                                                  "auto, got 'two'"),
+                          (["--config", str(tmp_path / "config.json")], "length_changes must name increasing epochs "
+                                                                         "from 1 on, got [(4, 8), (2, 5)]")]:
+        with pytest.raises(SystemExit) as exited:  # in this process: both fail before any work
+            run_main(lambda argv=argv: train_command([*argv, "--out", str(tmp_path / "x"), "--no-progress"]))
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "x").exists()
 
 
 def test_saved_config_reloads_equal(tmp_path):
