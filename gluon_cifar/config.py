@@ -67,8 +67,9 @@ def auto_warmup_epochs(epochs: float) -> int:
 def with_warmup_decided(cfg: "Config") -> "Config":
     """cfg with `--warmup-epochs auto` made a number for its epochs (unchanged otherwise): a run decides
     it once its length is known, and saves the number."""
-    return dataclasses.replace(cfg, warmup_epochs=auto_warmup_epochs(cfg.epochs)) if cfg.warmup_epochs == WARMUP_AUTO \
-        else cfg
+    if cfg.warmup_epochs != WARMUP_AUTO:
+        return cfg
+    return dataclasses.replace(cfg, warmup_epochs=auto_warmup_epochs(cfg.epochs))
 
 
 def check_length_changes(changes: tuple[tuple[int, float], ...]) -> None:
