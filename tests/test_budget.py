@@ -3,6 +3,7 @@ import dataclasses
 import importlib
 import json
 import time
+from types import SimpleNamespace
 
 import mxnet as mx
 import numpy as np
@@ -32,7 +33,7 @@ from gluon_cifar.training.engine import fit
 from gluon_cifar.training.parts import build_training
 from gluon_cifar.training.reporting import RunHooks
 from gluon_cifar.training.schedules import learning_rate
-from gluon_cifar.workflow.budget import PREDICT_SAMPLE, prediction_sample
+from gluon_cifar.workflow.budget import PREDICT_SAMPLE, SUBMIT_IMPORTS_S, PredictionTiming, prediction_sample
 from tests.conftest import run_script
 
 MIN = 60.0
@@ -384,6 +385,70 @@ def test_measured_rate_excludes_the_warm_up_batches():
     # the first two "batches" are slow (compilation); the rest take 20 ms for 10 images
     rate = measure_rate(run, [0.3, 0.3] + [0.02] * 30, warmup=2, min_batches=4, min_seconds=0.2)
     assert 300 < rate < 520  # 500 img/s, less the loop's own overhead
+
+
+def plan_measured(monkeypatch, budget_min: float, tta: str = "flip"):
+    """workflow.budget.plan_budget for cpu-fast's shape (44,032 images an epoch; the whitening bias learns for
+    3 epochs) on a clock that stands at 1 minute, with the machine's speeds faked: 300 img/s training while
+    the bias learns, 360 once it is frozen, and a prediction of 5,000 images at 400 img/s (either views)
+    after 9 s. Returns the plan and the parameter frozen, with what was timed."""
+    frozen = SimpleNamespace(grad_req="write")
+    probe = SimpleNamespace(learn_first=(3, (frozen,)), batches_per_epoch=43, train_data=SimpleNamespace(batch_size=1024),
+                            start_epoch=lambda epoch: setattr(frozen, "grad_req", "null" if epoch > 3 else "write"))
+    timed = []
+
+    def measure_rate(*args, **kwargs):
+        timed.append(frozen.grad_req)
+        return 300.0 if frozen.grad_req == "write" else 360.0
+
+    workflow_budget = importlib.import_module("gluon_cifar.workflow.budget")
+    monkeypatch.setattr(budget, "measure_rate", measure_rate)
+    monkeypatch.setattr(budget, "process_age_s", lambda: 60.0)
+    monkeypatch.setattr(workflow_budget, "prediction_speeds", lambda cfg, n_classes, ctxs, data_dir, ttas: (
+        timed.append(ttas) or PredictionTiming(5_000, {views: 400.0 for views in ttas}, 9.0)))
+    cfg = Config(time_budget=budget_min, tta=tta, warmup_epochs="auto", schedule="linear")
+    data = SimpleNamespace(classes=list("abcdefghij"), data_dir="unused", n_valid=0)
+    return workflow_budget.plan_budget(cfg, [mx.cpu()], data, probe), frozen, timed
+
+
+def test_the_frozen_speed_is_timed_only_for_a_run_that_gets_past_the_first_epochs(monkeypatch):
+    short, frozen, timed = plan_measured(monkeypatch, 8)  # at 300 img/s, 2.3 epochs fit: all learn the bias
+    assert timed == ["write", ("flip",)] and frozen.grad_req == "write"
+    assert (short.epochs, short.later_images_per_s, short.first_epochs) == (2.3, 0.0, 0)
+    long, frozen, timed = plan_measured(monkeypatch, 25, tta="auto")
+    assert timed == ["write", ("flip", "flip-shift"), "null"]  # timed frozen, then put back as the run starts
+    assert frozen.grad_req == "write" and (long.later_images_per_s, long.first_epochs) == (360.0, 3)
+    assert long.planned_total_s == pytest.approx(60 + 3 * 44_032 / 300 + (long.epochs - 3) * 44_032 / 360 + 9
+                                                 + 5_000 / 400)
+    assert long.planned_total_s <= SAFETY * 25 * MIN < long.planned_total_s + long.later_epoch_s / 10
+
+
+def test_the_prediction_plans_its_measured_start_up():
+    """submit.py's start-up as timed (here 9 s), not the 20-second allowance of a plan made from speeds alone."""
+    timed = plan(10 * MIN, 1 * MIN, 300.0, 44_032, 0, 5_000, 400.0, 2, predict_startup_s=9.0)
+    guessed = plan(10 * MIN, 1 * MIN, 300.0, 44_032, 0, 5_000, 400.0, 2)
+    assert timed.predict_s == 9 + 5_000 / 400 and guessed.predict_s == 20 + 5_000 / 400
+    assert (timed.epochs, guessed.epochs) == (3.1, 3)  # the 11 s given back to training: a tenth of an epoch
+    assert "prediction of 5,000 test images 0.4 min (9 s to start, then 400 img/s)" in timed.summary()
+
+
+def test_the_header_check_is_timed_on_the_sample_and_counted_for_the_whole_folder(tmp_path, monkeypatch):
+    workflow_budget = importlib.import_module("gluon_cifar.workflow.budget")
+    test = tmp_path / "test"
+    test.mkdir()
+    for i in range(1, 3001):
+        (test / f"{i}.png").touch()  # listed only: the check below stands in for reading their headers
+    checked = []
+
+    def check_headers(paths, folder):
+        checked.extend(paths)
+        time.sleep(0.001 * len(paths))  # 1 ms an image
+
+    monkeypatch.setattr(workflow_budget, "check_headers", check_headers)
+    sample = workflow_budget._sample_predictor(str(tmp_path), Config(num_workers=0), [mx.cpu()])
+    assert sample.test_images == 3000 and len(checked) == prediction_sample(3000) == 1024
+    assert len(set(checked)) == 1024 and str(test / "3.png") in checked  # spread over the folder: every 2nd
+    assert sample.unread_check_s == pytest.approx(0.001 * (3000 - 1024), rel=0.3)  # the 1,976 not checked
 
 
 def test_the_prediction_is_timed_on_a_sample_scaled_to_the_test_set():

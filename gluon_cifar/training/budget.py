@@ -37,7 +37,9 @@ from ..errors import ConfigError
 # The plan fills this share of the budget. Measured on a shared 2-core machine (docs/BENCHMARKS.md):
 # epochs ran 7% slower on average than the first steps, prediction 16% slower than its sample.
 SAFETY = 0.90
-STARTUP_ALLOWANCE_S = 20.0  # submit.py's imports, listing and header scan of the test folder
+# submit.py's start-up (imports, listing and checking the test images, the network) where it was not timed:
+# a plan made from speeds alone. workflow/budget.py times it on the test folder the run will predict.
+STARTUP_ALLOWANCE_S = 20.0
 VALIDATION_COST = 1 / 3  # a validation image costs about a forward pass: a third of a training step
 # `--tta auto`: flip-shift's 6 views pay from this many epochs on. Measured (docs/BENCHMARKS.md, cpu-fast on
 # the 5,000-image holdout): at 9 and 10 epochs they add 0.16-0.22 points (4 runs, 3 seeds), more than the
@@ -88,6 +90,7 @@ class BudgetPlan:
     min_epochs: int = 1  # the fewest the run may train (its warm-up and one epoch of decay)
     # With --tta auto: (views, predict_s with them) each, so that a run lengthened later can weigh them again.
     predict_s_by_tta: tuple[tuple[str, float], ...] = ()
+    predict_startup_s: float = STARTUP_ALLOWANCE_S  # the part of predict_s before submit.py's first batch
 
     def as_record(self) -> dict[str, float | int]:
         return asdict(self)
@@ -98,7 +101,8 @@ class BudgetPlan:
         return (f"time budget {self.budget_s / 60:.1f} min: {self.elapsed_s / 60:.1f} min spent preparing, "
                 f"{self.epochs:g} epochs of {self.epoch_s / 60:.1f} min ({self.train_images_per_s:.0f} img/s){later}, "
                 f"prediction of {self.test_images:,} test images {self.predict_s / 60:.1f} min "
-                f"({self.predict_images_per_s:.0f} img/s{f', {self.tta} TTA' if self.tta else ''}): "
+                f"({self.predict_startup_s:.0f} s to start, then {self.predict_images_per_s:.0f} img/s"
+                f"{f', {self.tta} TTA' if self.tta else ''}): "
                 f"{self.planned_total_s / 60:.1f} min planned{self._tta_choice()}")
 
     def _tta_choice(self) -> str:
@@ -134,27 +138,28 @@ def choose_epochs(budget_s: float, elapsed_s: float, epoch_s: float, predict_s: 
 
 def plan(budget_s: float, elapsed_s: float, train_images_per_s: float, train_images: int, valid_images: int,
          test_images: int, predict_images_per_s: float, min_epochs: int, later_images_per_s: float | None = None,
-         first_epochs: int = 0, tta: str = "") -> BudgetPlan:
+         first_epochs: int = 0, tta: str = "", predict_startup_s: float = STARTUP_ALLOWANCE_S) -> BudgetPlan:
     """Turn the measured speeds into a BudgetPlan (pure: no measuring here). With
     `later_images_per_s`, the epochs after the first `first_epochs` train at that speed; `tta`: the
-    test-time views `predict_images_per_s` was measured with, recorded."""
+    test-time views `predict_images_per_s` was measured with, recorded; `predict_startup_s`: submit.py's
+    seconds before its first batch."""
     def epoch_at(rate: float) -> float:
         return (train_images + valid_images * VALIDATION_COST) / rate
 
     epoch_s = epoch_at(train_images_per_s)
     later_epoch_s = epoch_at(later_images_per_s) if later_images_per_s else None
     first_epochs = first_epochs if later_epoch_s is not None else 0
-    predict_s = prediction_s(test_images, predict_images_per_s)
+    predict_s = prediction_s(test_images, predict_images_per_s, predict_startup_s)
     epochs = choose_epochs(budget_s, elapsed_s, epoch_s, predict_s, min_epochs, later_epoch_s, first_epochs)
     total = elapsed_s + training_s(epochs, epoch_s, later_epoch_s, first_epochs) + predict_s
     return BudgetPlan(budget_s, elapsed_s, train_images_per_s, epoch_s, test_images, predict_images_per_s,
                       predict_s, epochs, total, first_epochs, later_images_per_s or 0.0, later_epoch_s or 0.0, tta,
-                      min_epochs=min_epochs)
+                      min_epochs=min_epochs, predict_startup_s=predict_startup_s)
 
 
-def prediction_s(test_images: int, predict_images_per_s: float) -> float:
-    """Seconds submit.py takes over `test_images` at that speed, its start-up included (0: no test images)."""
-    return STARTUP_ALLOWANCE_S + test_images / predict_images_per_s if test_images else 0.0
+def prediction_s(test_images: int, predict_images_per_s: float, startup_s: float = STARTUP_ALLOWANCE_S) -> float:
+    """Seconds submit.py takes over `test_images` at that speed after `startup_s` (0: no test images)."""
+    return startup_s + test_images / predict_images_per_s if test_images else 0.0
 
 
 def six_views_pay(flip_epochs: float, six_views_epochs: float) -> bool:
@@ -267,11 +272,12 @@ def replan(plan: BudgetPlan, epochs: float, done: int, last_epoch_s: float, age_
                   tta if views else "")
 
 
-def measure_rate(run_batches: Callable[[Iterable], int], batches: Iterable, warmup: int = 2, chunk: int = 1,
+def measure_rate(run_batches: Callable[[Iterable], int], batches: Iterable, warmup: int = 1, chunk: int = 1,
                  min_batches: int = 3, min_seconds: float = 5.0, max_batches: int = 30) -> float:
     """Images per second of `run_batches(iterable of batches) -> images done` on `batches` (cycled).
 
-    The first `warmup` batches (graph building, oneDNN primitive creation) are not timed; then
+    The first `warmup` batches (graph building, oneDNN primitive creation) are not timed (one is enough:
+    cpu-fast's second batch on the AMX Xeon already ran at the steady pace, the first 0.3-0.6 s slower); then
     `chunk` batches a call are timed until at least `min_batches` and `min_seconds`, at most
     `max_batches`. `run_batches` must wait for its results (read a value), so the clock sees the work.
     """

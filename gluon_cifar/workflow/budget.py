@@ -4,12 +4,14 @@ epochs before the run directory is opened.
 
 The training speed is timed on the run's first batches, stepped by the run's network with a
 trainer of its own (for a fastnet whose whitening bias learns in the first epochs only, also with
-it frozen: the later epochs are faster); the run then rewinds (weights put back, a fresh trainer, the loader at its
-first batch), so it trains bit for bit as `--epochs N --time-budget 0` would. The prediction
-speed is timed as submit.py will predict: a network built as it builds one, the same precision
-choice, test-time augmentation, batch size and decoding workers, on a sample of the test folder
-or, with test.7z still archived, on its first images streamed out of the archive. With `--tta auto`
-both candidate views are timed and planned, and training/budget.py's choose_tta picks one.
+it frozen, where the run gets past those epochs: the later epochs are faster); the run then rewinds
+(weights put back, a fresh trainer, the loader at its first batch), so it trains bit for bit as
+`--epochs N --time-budget 0` would. The prediction is timed as submit.py will predict: its start-up
+(the test folder listed and its headers checked, the check timed on a sample; a network built and
+cast as it builds one; an allowance for the imports), then the same precision choice, test-time
+augmentation, batch size and decoding workers on a sample of the test folder or, with test.7z still
+archived, on its first images streamed out of the archive. With `--tta auto` both candidate views
+are timed and planned, and training/budget.py's choose_tta picks one.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import mxnet as mx
 from .. import STARTUP
 from ..config import TTA_AUTO, WARMUP_AUTO, Config, auto_warmup_epochs
 from ..data.archives import SAMPLE
+from ..data.images import check_headers
 from ..data.kaggle import read_label_csv, read_test
 from ..data.layout import archived_test_images
 from ..data.source import TrainingData
@@ -38,6 +41,9 @@ from ..training.parts import TrainingParts
 # Test images whose prediction is timed: at most a fifth of the test set, for timing most of a small one
 # (the 5,000-image holdout) would cost about what predicting it does; at least two batches.
 PREDICT_SAMPLE = 4096
+# submit.py's Python, MXNet and package imports and reading the run: the part of its start-up not timed here
+# (about 3 s of its 12 on the holdout, on the AMX Xeon).
+SUBMIT_IMPORTS_S = 5.0
 
 
 def plan_budget(cfg: Config, ctxs: list[mx.Context], data: TrainingData, probe: TrainingParts) -> budget.BudgetPlan:
@@ -51,23 +57,25 @@ def plan_budget(cfg: Config, ctxs: list[mx.Context], data: TrainingData, probe: 
                                    min_seconds=10.0)
 
     train_rate, later_rate = rate(), None
+    candidates = ("flip", "flip-shift") if cfg.tta == TTA_AUTO else (cfg.tta,)  # the cheaper views first
+    prediction = prediction_speeds(cfg, len(data.classes), ctxs, data.data_dir, candidates)
     first_epochs, frozen = probe.learn_first
-    if first_epochs:  # the epochs after them skip the frozen parameters' backward work: timed too
+    warmup = 1 if cfg.warmup_epochs == WARMUP_AUTO else cfg.warmup_epochs  # auto's fewest, for the shortest run
+    min_epochs = warmup + 1 if cfg.schedule != "step" else 1  # the warm-up and one epoch of decay
+
+    def plan_with(tta: str) -> budget.BudgetPlan:  # (its preparation: everything until now)
+        return budget.plan(cfg.time_budget * 60, budget.process_age_s(), train_rate, probe.batches_per_epoch *
+                           probe.train_data.batch_size, data.n_valid, prediction.test_images,
+                           prediction.images_per_s[tta], min_epochs, later_rate, first_epochs, tta,
+                           prediction.startup_s)
+
+    # The epochs after the first ones skip the frozen parameters' backward work: timed too, but only for a
+    # run that gets that far (a short budget's would be 20 s of 11 minutes spent for nothing).
+    if first_epochs and plan_with(candidates[0]).epochs > first_epochs:
         probe.start_epoch(first_epochs + 1)
         later_rate = rate()
         for param in frozen:
             param.grad_req = "write"  # as the run starts (the caller rewinds the weights)
-    candidates = ("flip", "flip-shift") if cfg.tta == TTA_AUTO else (cfg.tta,)
-    n_test, predict_rates = prediction_speeds(cfg, len(data.classes), ctxs, data.data_dir, candidates)
-    elapsed = budget.process_age_s()
-    warmup = 1 if cfg.warmup_epochs == WARMUP_AUTO else cfg.warmup_epochs  # auto's fewest, for the shortest run
-    min_epochs = warmup + 1 if cfg.schedule != "step" else 1  # the warm-up and one epoch of decay
-
-    def plan_with(tta: str) -> budget.BudgetPlan:
-        return budget.plan(cfg.time_budget * 60, elapsed, train_rate, probe.batches_per_epoch *
-                           probe.train_data.batch_size, data.n_valid, n_test, predict_rates[tta], min_epochs,
-                           later_rate, first_epochs, tta)
-
     if cfg.tta != TTA_AUTO:
         chosen = plan_with(cfg.tta)
     else:
@@ -76,32 +84,43 @@ def plan_budget(cfg: Config, ctxs: list[mx.Context], data: TrainingData, probe: 
             flip_shift = plan_with("flip-shift")
         except ConfigError:
             flip_shift = None  # six views would leave too few epochs
-        chosen = budget.choose_tta(flip, flip_shift, budget.prediction_s(n_test, predict_rates["flip-shift"]))
+        chosen = budget.choose_tta(flip, flip_shift, budget.prediction_s(
+            prediction.test_images, prediction.images_per_s["flip-shift"], prediction.startup_s))
     if cfg.warmup_epochs == WARMUP_AUTO and cfg.schedule != "step":  # a cut must keep the warm-up the run gets
         chosen = dataclasses.replace(chosen, min_epochs=auto_warmup_epochs(chosen.epochs) + 1)
     return chosen
 
 
+@dataclasses.dataclass(frozen=True)
+class PredictionTiming:
+    """What submit.py's prediction of the test images will take, timed before the run."""
+
+    test_images: int
+    images_per_s: dict[str, float]  # by test-time views
+    startup_s: float  # before its first batch: imports, the network, listing and checking the test images
+
+
 def prediction_speeds(cfg: Config, n_classes: int, ctxs: list[mx.Context], data_dir: str,
-                      ttas: tuple[str, ...]) -> tuple[int, dict[str, float]]:
-    """(test images submit.py will predict, {tta: images a second it will predict them at with those
-    views}); (0, {tta: 1.0}) for a layout without test images. Timed on a network of its own, as
-    submit.py builds one: an inference pass may leave the weights of the network it runs in oneDNN's
-    layout, which would make the run differ in its last bits from one without a budget."""
-    predict = _sample_predictor(data_dir, cfg, ctxs)
-    if predict is None:
-        return 0, {tta: 1.0 for tta in ttas}
-    n_test, run = predict
+                      ttas: tuple[str, ...]) -> PredictionTiming:
+    """How fast submit.py will predict the test images with each of `ttas`; no test images (a layout
+    without them): 0 images, nothing to time. Timed on a network of its own, as submit.py builds one: an
+    inference pass may leave the weights of the network it runs in oneDNN's layout, which would make the
+    run differ in its last bits from one without a budget."""
+    start = time.perf_counter()
+    sample = _sample_predictor(data_dir, cfg, ctxs)
+    if sample is None:
+        return PredictionTiming(0, {tta: 1.0 for tta in ttas}, 0.0)
     precision = decide(SubmitOptions.precision, [c.device_type for c in ctxs], STARTUP, "predict")
     net = build_model(cfg.model, n_classes, ctxs)
     net.hybridize(static_alloc=True)
     net = cast_for_inference(net, precision, ctxs)
+    startup_s = SUBMIT_IMPORTS_S + time.perf_counter() - start + sample.unread_check_s
     rates = {}
     for tta in ttas:
-        run(net, SubmitOptions.batch_size, tta)  # warm-up: graph, oneDNN primitives, decoding workers
-        start = time.perf_counter()  # one pass like submit's, its decoding workers' start included
-        rates[tta] = run(net, prediction_sample(n_test), tta) / (time.perf_counter() - start)
-    return n_test, rates
+        sample.predict(net, SubmitOptions.batch_size, tta)  # warm-up: graph, oneDNN primitives, decoding workers
+        begun = time.perf_counter()  # one pass like submit's, its decoding workers' start included
+        rates[tta] = sample.predict(net, prediction_sample(sample.test_images), tta) / (time.perf_counter() - begun)
+    return PredictionTiming(sample.test_images, rates, startup_s)
 
 
 def prediction_sample(test_images: int) -> int:
@@ -109,21 +128,31 @@ def prediction_sample(test_images: int) -> int:
     return min(PREDICT_SAMPLE, max(2 * SubmitOptions.batch_size, test_images // 5))
 
 
-def _sample_predictor(data_dir: str, cfg: Config, ctxs: list[mx.Context]
-                      ) -> tuple[int, Callable[[mx.gluon.Block, int, str], int]] | None:
-    """(test images, predict(net, n, tta) -> images predicted) over the first n of a sample, the way
-    submit.py reads them: streamed out of test.7z, or files spread over test/."""
+@dataclasses.dataclass(frozen=True)
+class _Sample:
+    test_images: int
+    predict: Callable[[mx.gluon.Block, int, str], int]  # (net, n, views) -> images predicted, of the first n
+    unread_check_s: float  # submit.py's header check of the test images the sample's check left out
+
+
+def _sample_predictor(data_dir: str, cfg: Config, ctxs: list[mx.Context]) -> _Sample | None:
+    """The test images read the way submit.py reads them: streamed out of test.7z, or files spread over
+    test/, listed and their headers checked as submit.py will (timed on the sample, for the whole folder)."""
     batch, workers = SubmitOptions.batch_size, cfg.num_workers
     archive = archived_test_images(data_dir)
     if archive is not None:
         sample_csv = os.path.join(data_dir, SAMPLE)  # the archive's count is only known once read through
         n_test = len(read_label_csv(sample_csv)) if os.path.isfile(sample_csv) else 0
-        return (n_test, lambda net, n, tta: len(predict_archive(net, archive, ctxs, batch, workers, tta=tta,
-                                                           limit=n)[0])) if n_test else None
+        return _Sample(n_test, lambda net, n, tta: len(predict_archive(net, archive, ctxs, batch, workers, tta=tta,
+                                                                       limit=n)[0]), 0.0) if n_test else None
     try:
         _, paths = read_test(data_dir)
     except LayoutError:
         return None  # a layout without test images: nothing to predict
     sample = prediction_sample(len(paths))
     spread = paths[::max(1, len(paths) // sample)][:sample]
-    return len(paths), lambda net, n, tta: len(predict_files(net, spread[:n], ctxs, batch, workers, tta=tta))
+    start = time.perf_counter()
+    check_headers(spread, os.path.join(data_dir, "test"))  # (a bad file fails here, before the run, named)
+    per_image_s = (time.perf_counter() - start) / len(spread)
+    return _Sample(len(paths), lambda net, n, tta: len(predict_files(net, spread[:n], ctxs, batch, workers, tta=tta)),
+                   per_image_s * (len(paths) - len(spread)))
