@@ -33,7 +33,7 @@ from gluon_cifar.training.engine import fit
 from gluon_cifar.training.parts import build_training
 from gluon_cifar.training.reporting import RunHooks
 from gluon_cifar.training.schedules import learning_rate
-from gluon_cifar.workflow.budget import PREDICT_SAMPLE, SUBMIT_IMPORTS_S, PredictionTiming, prediction_sample
+from gluon_cifar.workflow.budget import PREDICT_SAMPLE, PredictionTiming, prediction_sample
 from tests.conftest import run_script
 
 MIN = 60.0
@@ -389,21 +389,23 @@ def test_measured_rate_excludes_the_warm_up_batches():
 
 def plan_measured(monkeypatch, budget_min: float, tta: str = "flip"):
     """workflow.budget.plan_budget for cpu-fast's shape (44,032 images an epoch; the whitening bias learns for
-    3 epochs) on a clock that stands at 1 minute, with the machine's speeds faked: 300 img/s training while
-    the bias learns, 360 once it is frozen, and a prediction of 5,000 images at 400 img/s (either views)
-    after 9 s. Returns the plan and the parameter frozen, with what was timed."""
+    3 epochs) with the machine's speeds faked: 300 img/s training while the bias learns, 360 once it is
+    frozen, each timed in 20 s from 40 s into the process, and a prediction of 5,000 images at 400 img/s
+    (either views) after 9 s to start. Returns the plan and the parameter frozen, with what was timed."""
     frozen = SimpleNamespace(grad_req="write")
-    probe = SimpleNamespace(learn_first=(3, (frozen,)), batches_per_epoch=43, train_data=SimpleNamespace(batch_size=1024),
+    probe = SimpleNamespace(learn_first=(3, (frozen,)), batches_per_epoch=43,
+                            train_data=SimpleNamespace(batch_size=1024),
                             start_epoch=lambda epoch: setattr(frozen, "grad_req", "null" if epoch > 3 else "write"))
-    timed = []
+    timed, clock = [], [40.0]
 
     def measure_rate(*args, **kwargs):
         timed.append(frozen.grad_req)
+        clock[0] += 20
         return 300.0 if frozen.grad_req == "write" else 360.0
 
     workflow_budget = importlib.import_module("gluon_cifar.workflow.budget")
     monkeypatch.setattr(budget, "measure_rate", measure_rate)
-    monkeypatch.setattr(budget, "process_age_s", lambda: 60.0)
+    monkeypatch.setattr(budget, "process_age_s", lambda: clock[0])
     monkeypatch.setattr(workflow_budget, "prediction_speeds", lambda cfg, n_classes, ctxs, data_dir, ttas: (
         timed.append(ttas) or PredictionTiming(5_000, {views: 400.0 for views in ttas}, 9.0)))
     cfg = Config(time_budget=budget_min, tta=tta, warmup_epochs="auto", schedule="linear")
@@ -415,11 +417,15 @@ def test_the_frozen_speed_is_timed_only_for_a_run_that_gets_past_the_first_epoch
     short, frozen, timed = plan_measured(monkeypatch, 8)  # at 300 img/s, 2.3 epochs fit: all learn the bias
     assert timed == ["write", ("flip",)] and frozen.grad_req == "write"
     assert (short.epochs, short.later_images_per_s, short.first_epochs) == (2.3, 0.0, 0)
+    # 3.1 epochs fit at the first speed (60 s spent), but not after another 20 s of timing: not timed
+    just_past, frozen, timed = plan_measured(monkeypatch, 10)
+    assert timed == ["write", ("flip",)] and (just_past.epochs, just_past.later_images_per_s) == (3.1, 0.0)
+    assert just_past.elapsed_s == 60 and just_past.planned_total_s == pytest.approx(60 + 3.1 * 44_032 / 300 + 21.5)
     long, frozen, timed = plan_measured(monkeypatch, 25, tta="auto")
     assert timed == ["write", ("flip", "flip-shift"), "null"]  # timed frozen, then put back as the run starts
     assert frozen.grad_req == "write" and (long.later_images_per_s, long.first_epochs) == (360.0, 3)
-    assert long.planned_total_s == pytest.approx(60 + 3 * 44_032 / 300 + (long.epochs - 3) * 44_032 / 360 + 9
-                                                 + 5_000 / 400)
+    assert long.elapsed_s == 80 and long.planned_total_s == pytest.approx(
+        80 + 3 * 44_032 / 300 + (long.epochs - 3) * 44_032 / 360 + 9 + 5_000 / 400)
     assert long.planned_total_s <= SAFETY * 25 * MIN < long.planned_total_s + long.later_epoch_s / 10
 
 

@@ -56,22 +56,30 @@ def plan_budget(cfg: Config, ctxs: list[mx.Context], data: TrainingData, probe: 
         return budget.measure_rate(train_steps, probe.train_data, chunk=max(1, cfg.lookahead_every), min_batches=5,
                                    min_seconds=10.0)
 
+    started_s = budget.process_age_s()
     train_rate, later_rate = rate(), None
+    timing_s = budget.process_age_s() - started_s  # what timing the frozen speed too would cost
     candidates = ("flip", "flip-shift") if cfg.tta == TTA_AUTO else (cfg.tta,)  # the cheaper views first
     prediction = prediction_speeds(cfg, len(data.classes), ctxs, data.data_dir, candidates)
     first_epochs, frozen = probe.learn_first
     warmup = 1 if cfg.warmup_epochs == WARMUP_AUTO else cfg.warmup_epochs  # auto's fewest, for the shortest run
     min_epochs = warmup + 1 if cfg.schedule != "step" else 1  # the warm-up and one epoch of decay
 
-    def plan_with(tta: str) -> budget.BudgetPlan:  # (its preparation: everything until now)
-        return budget.plan(cfg.time_budget * 60, budget.process_age_s(), train_rate, probe.batches_per_epoch *
-                           probe.train_data.batch_size, data.n_valid, prediction.test_images,
-                           prediction.images_per_s[tta], min_epochs, later_rate, first_epochs, tta,
-                           prediction.startup_s)
+    def plan_with(tta: str, more_preparing_s: float = 0.0) -> budget.BudgetPlan:  # (preparation: all until now)
+        return budget.plan(cfg.time_budget * 60, budget.process_age_s() + more_preparing_s, train_rate,
+                           probe.batches_per_epoch * probe.train_data.batch_size, data.n_valid,
+                           prediction.test_images, prediction.images_per_s[tta], min_epochs, later_rate,
+                           first_epochs, tta, prediction.startup_s)
 
-    # The epochs after the first ones skip the frozen parameters' backward work: timed too, but only for a
-    # run that gets that far (a short budget's would be 20 s of 11 minutes spent for nothing).
-    if first_epochs and plan_with(candidates[0]).epochs > first_epochs:
+    def gets_past_first_epochs() -> bool:  # even after timing the later ones (a short budget: 20 s for nothing)
+        try:
+            return plan_with(candidates[0], timing_s).epochs > first_epochs
+        except ConfigError:
+            return False  # (the plan below says what would fit)
+
+    # The epochs after the first ones skip the frozen parameters' backward work: timed too, for a run that
+    # gets to them.
+    if first_epochs and gets_past_first_epochs():
         probe.start_epoch(first_epochs + 1)
         later_rate = rate()
         for param in frozen:
