@@ -65,15 +65,15 @@ def plan_budget(cfg: Config, ctxs: list[mx.Context], data: TrainingData, probe: 
     warmup = 1 if cfg.warmup_epochs == WARMUP_AUTO else cfg.warmup_epochs  # auto's fewest, for the shortest run
     min_epochs = warmup + 1 if cfg.schedule != "step" else 1  # the warm-up and one epoch of decay
 
-    def plan_with(tta: str, more_preparing_s: float = 0.0) -> budget.BudgetPlan:  # (preparation: all until now)
-        return budget.plan(cfg.time_budget * 60, budget.process_age_s() + more_preparing_s, train_rate,
-                           probe.batches_per_epoch * probe.train_data.batch_size, data.n_valid,
-                           prediction.test_images, prediction.images_per_s[tta], min_epochs, later_rate,
-                           first_epochs, tta, prediction.startup_s)
+    def plan_with(tta: str, preparing_s: float) -> budget.BudgetPlan:
+        return budget.plan(cfg.time_budget * 60, preparing_s, train_rate, probe.batches_per_epoch *
+                           probe.train_data.batch_size, data.n_valid, prediction.test_images,
+                           prediction.images_per_s[tta], min_epochs, later_rate, first_epochs, tta,
+                           prediction.startup_s)
 
     def gets_past_first_epochs() -> bool:  # even after timing the later ones (a short budget: 20 s for nothing)
         try:
-            return plan_with(candidates[0], timing_s).epochs > first_epochs
+            return plan_with(candidates[0], budget.process_age_s() + timing_s).epochs > first_epochs
         except ConfigError:
             return False  # (the plan below says what would fit)
 
@@ -84,12 +84,14 @@ def plan_budget(cfg: Config, ctxs: list[mx.Context], data: TrainingData, probe: 
         later_rate = rate()
         for param in frozen:
             param.grad_req = "write"  # as the run starts (the caller rewinds the weights)
+    elapsed = budget.process_age_s()  # the preparation: everything until now
     if cfg.tta != TTA_AUTO:
-        chosen = plan_with(cfg.tta)
+        chosen = plan_with(cfg.tta, elapsed)
     else:
-        flip = plan_with("flip")  # first: a budget too short for either is refused with the cheaper views' needs
+        # flip first: a budget too short for either is refused with the cheaper views' needs
+        flip = plan_with("flip", elapsed)
         try:
-            flip_shift = plan_with("flip-shift")
+            flip_shift = plan_with("flip-shift", elapsed)
         except ConfigError:
             flip_shift = None  # six views would leave too few epochs
         chosen = budget.choose_tta(flip, flip_shift, budget.prediction_s(
@@ -138,6 +140,8 @@ def prediction_sample(test_images: int) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class _Sample:
+    """The test images submit.py will predict, and a predictor over a sample of them."""
+
     test_images: int
     predict: Callable[[mx.gluon.Block, int, str], int]  # (net, n, views) -> images predicted, of the first n
     unread_check_s: float  # submit.py's header check of the test images the sample's check left out
