@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import gluon_cifar  # noqa: F401  (before any test imports mxnet: it sets MXNet's thread count)
+# Under pytest-xdist (.ci/run: one worker per core) each worker and every process its tests start computes
+# with its share of the cores: two workers on 2 cores at 2 OpenMP threads each ran the suite slower than
+# one at a time (the threads of one wait spinning for the other's). Before gluon_cifar, which keeps a
+# setting made in the environment.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1 and not {"MXNET_OMP_MAX_THREADS", "OMP_NUM_THREADS"} & set(os.environ):
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _WORKERS))
+
+import gluon_cifar  # noqa: E402, F401  (before any test imports mxnet: it sets MXNet's thread count)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared")

@@ -37,7 +37,7 @@ def test_bench_measures_everything_and_writes_its_table_between_the_markers(real
 
 def test_distributed_epoch_benchmark_runs(real_layout):
     result = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "distributed_epoch.py"),
-                             "--data-dir", real_layout, "--model", "cifar_resnet20_v1", "--batch-size", "128",
+                             "--data-dir", real_layout, "--model", "fastnet_small", "--batch-size", "128",
                              "--rounds", "1", "--num-workers", "0"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "| 1 |" in result.stdout and "median ratio (distributed / single)" in result.stdout

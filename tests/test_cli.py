@@ -17,8 +17,8 @@ SMALL_MODEL = ["--model", "fastnet_small"]
 
 def test_train_then_submit_on_real_images_over_two_cpu_contexts(real_layout, tmp_path):
     run = tmp_path / "run"
-    trained = run_script("train.py", "--data-dir", real_layout, "--epochs", "1", "--batch-size", "64",
-                         "--cpus", "2", "--out", run, "--no-progress")
+    trained = run_script("train.py", "--data-dir", real_layout, *SMALL_MODEL, "--epochs", "1", "--batch-size", "64",
+                         "--cpus", "2", "--out", run, "--no-progress")  # (ResNet-18 on real images: the next test)
     assert trained.returncode == 0, trained.stderr
     config = json.loads((run / "config.json").read_text())
     assert config["config"]["epochs"] == 1 and config["config"]["cpus"] == 2
@@ -26,7 +26,7 @@ def test_train_then_submit_on_real_images_over_two_cpu_contexts(real_layout, tmp
     assert (run / "classes.txt").read_text().split() == sorted(config["classes"])
     metrics = pd.read_csv(run / "metrics.csv")
     assert len(metrics) == 1 and 0 <= metrics["valid_acc"][0] <= 1 and metrics["examples_per_sec"][0] > 0
-    assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG" and (run / "model.params").stat().st_size > 4e7
+    assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG" and (run / "model.params").stat().st_size > 1e6
 
     submitted = run_script("submit.py", "--run", run, "--no-progress")
     assert submitted.returncode == 0, submitted.stderr
@@ -39,6 +39,7 @@ def test_train_then_submit_on_real_images_over_two_cpu_contexts(real_layout, tmp
 
 
 def test_decoded_loader_over_three_contexts_then_bfloat16_prediction_on_real_images(real_layout, tmp_path):
+    """The default network, the book's ResNet-18, on real images."""
     run = tmp_path / "run"
     trained = run_script("train.py", "--data-dir", real_layout, "--epochs", "1", "--batch-size", "50", "--cpus", "3",
                          "--loader", "decoded", "--out", run, "--no-progress")  # 50 over 3 contexts: 17, 17, 16

@@ -246,7 +246,7 @@ def test_ctrl_c_says_how_to_resume_in_one_line_and_resume_finishes(tmp_path, sto
     send(victim.pid)
     _, err = victim.communicate(timeout=120)
     assert victim.returncode == code, err
-    assert err.rstrip().splitlines()[-1] == f"{word}: continue with: python scripts/train.py --resume {run}"
+    assert err.rstrip().splitlines()[-1] == f"{word}: continue with: python scripts/train.py --resume {run}", err
     assert "Traceback" not in err
     resumed = run_script("train.py", "--resume", run, "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
