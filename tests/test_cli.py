@@ -18,7 +18,7 @@ SMALL_MODEL = ["--model", "fastnet_small"]
 def test_train_then_submit_on_real_images_over_two_cpu_contexts(real_layout, tmp_path):
     run = tmp_path / "run"
     trained = run_script("train.py", "--data-dir", real_layout, *SMALL_MODEL, "--epochs", "1", "--batch-size", "64",
-                         "--cpus", "2", "--out", run, "--no-progress")  # (ResNet-18 on real images: the next test)
+                         "--cpus", "2", "--out", run, "--no-progress")
     assert trained.returncode == 0, trained.stderr
     config = json.loads((run / "config.json").read_text())
     assert config["config"]["epochs"] == 1 and config["config"]["cpus"] == 2
@@ -39,10 +39,10 @@ def test_train_then_submit_on_real_images_over_two_cpu_contexts(real_layout, tmp
 
 
 def test_decoded_loader_over_three_contexts_then_bfloat16_prediction_on_real_images(real_layout, tmp_path):
-    """The default network, the book's ResNet-18, on real images."""
     run = tmp_path / "run"
-    trained = run_script("train.py", "--data-dir", real_layout, "--epochs", "1", "--batch-size", "50", "--cpus", "3",
-                         "--loader", "decoded", "--out", run, "--no-progress")  # 50 over 3 contexts: 17, 17, 16
+    trained = run_script("train.py", "--data-dir", real_layout, *SMALL_MODEL, "--epochs", "1", "--batch-size", "50",
+                         "--cpus", "3", "--loader", "decoded", "--out", run,
+                         "--no-progress")  # 50 over 3 contexts: 17, 17, 16
     assert trained.returncode == 0, trained.stderr
     assert "decoded loader, 18 batches" in trained.stderr  # 900 images, batch 50
     assert json.loads((run / "config.json").read_text())["config"]["loader"] == "decoded"

@@ -48,7 +48,7 @@ def test_inconsistent_settings_are_named(settings, message):
 @pytest.mark.slow  # trains every preset
 # The recipes run on a smaller GluonCV ResNet: their settings are what is checked here, and the suite must
 # stay inside CI's 20 minutes. The book's ResNet-18 itself trains in test_cli's quick-start test (d2l's
-# settings with the demo's epochs) and on real images over three contexts.
+# settings with the demo's epochs).
 @pytest.mark.parametrize("preset,flags", [
     ("d2l", ["--epochs", "1", "--model", "cifar_resnet20_v1"]),
     ("d2l-exercise", ["--epochs", "1", "--model", "cifar_resnet20_v1"]),
