@@ -1,7 +1,10 @@
+import contextlib
+import fcntl
 import os
 import runpy
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -16,6 +19,56 @@ if _WORKERS > 1 and not {"MXNET_OMP_MAX_THREADS", "OMP_NUM_THREADS"} & set(os.en
     os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _WORKERS))
 
 import gluon_cifar  # noqa: E402, F401  (before any test imports mxnet: it sets MXNet's thread count)
+
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The CPU, under the results (even with -q): a suite's time means little without it."""
+    from gluon_cifar import STARTUP
+    from gluon_cifar.runtime import cpu_flags, physical_cores
+    amx = " ".join(sorted(flag for flag in cpu_flags() if flag.startswith("amx"))) or "no AMX"
+    workers = getattr(terminalreporter.config.option, "numprocesses", None) or 1  # (pytest-xdist's -n, resolved)
+    terminalreporter.write_line(f"CPU: {STARTUP.cpu}, {physical_cores()} cores ({os.cpu_count()} logical), {amx}; "
+                                f"{workers} test worker{'s' if workers > 1 else ''}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A test marked `alone` (it holds wall-clock time to a promise) runs with no other test running:
+    under pytest-xdist it waits for the tests in progress on the other workers, and they start no new
+    one until it ends. Around the whole protocol, so that a session fixture built for a test waits
+    too. A reader-writer lock: the other tests hold it shared; the gate gives a waiting `alone` test
+    its turn before any test that asks later."""
+    if _WORKERS == 1:
+        yield
+        return
+    alone = item.get_closest_marker("alone") is not None
+    lock = _lock_path()
+    with open(lock + ".gate", "a") as gate, open(lock + ".lock", "a") as tests:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        fcntl.flock(tests, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        if not alone:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        yield  # (closing the files releases both)
+
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist the `alone` tests first: a worker waits for the tests that the others have in
+    progress, and at the start those are the others' first tests, before the long ones."""
+    if _WORKERS > 1:
+        items.sort(key=lambda item: item.get_closest_marker("alone") is None)  # (stable: the rest keep their order)
+
+
+def _lock_path() -> str:
+    return os.path.join(tempfile.gettempdir(), f"gluon-cifar-tests-{os.environ['PYTEST_XDIST_TESTRUNUID']}")
+
+
+def pytest_sessionfinish(session):
+    if _WORKERS > 1:  # each worker as it ends (a worker still going makes them again, for itself alone)
+        for suffix in (".gate", ".lock"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(_lock_path() + suffix)
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared")

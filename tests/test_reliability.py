@@ -276,8 +276,8 @@ def test_a_disk_that_fills_up_mid_run_is_named_and_the_last_checkpoint_survives(
         pytest.skip("cannot mount a tmpfs here")
     try:
         run = disk / "run"
-        victim = start(*STEADY, "--epochs", "2", "--out", run)
-        wait_for(run / checkpoint.LAST, victim)
+        victim = start(*STEADY, "--epochs", "1", "--checkpoint-every", "4", "--out", run)
+        wait_for(run / checkpoint.LAST, victim)  # after batch 4 of 14; the next checkpoint cannot be written
         with open(disk / "filler", "wb") as filler:  # take every byte left
             with pytest.raises(OSError):
                 while True:
@@ -288,10 +288,11 @@ def test_a_disk_that_fills_up_mid_run_is_named_and_the_last_checkpoint_survives(
         last_line = err.strip().splitlines()[-1]
         assert last_line.startswith(f"error: cannot write {run}/") and "no space left on device" in last_line
         assert "Traceback" not in err and not [n for n in os.listdir(run) if n.endswith(".tmp")]
-        assert checkpoint.read(str(run / checkpoint.LAST)).progress.epoch >= 2  # the last one is intact
+        last = checkpoint.read(str(run / checkpoint.LAST)).progress  # the last one is intact
+        assert (last.epoch, last.batches) == (1, 4)
         os.remove(disk / "filler")
         resumed = run_script("train.py", "--resume", run, "--no-progress")
         assert resumed.returncode == 0, resumed.stderr
-        assert len(pd.read_csv(run / "metrics.csv")) == 2
+        assert f"resuming {run} at epoch 1, batch 4" in resumed.stderr and len(pd.read_csv(run / "metrics.csv")) == 1
     finally:
         subprocess.run(["umount", "-l", str(disk)])
