@@ -21,7 +21,6 @@ if _WORKERS > 1 and not {"MXNET_OMP_MAX_THREADS", "OMP_NUM_THREADS"} & set(os.en
 import gluon_cifar  # noqa: E402, F401  (before any test imports mxnet: it sets MXNet's thread count)
 
 
-
 def pytest_terminal_summary(terminalreporter):
     """The CPU, under the results (even with -q): a suite's time means little without it."""
     from gluon_cifar import STARTUP
