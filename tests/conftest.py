@@ -24,11 +24,10 @@ import gluon_cifar  # noqa: E402, F401  (before any test imports mxnet: it sets 
 def pytest_terminal_summary(terminalreporter):
     """The CPU, under the results (even with -q): a suite's time means little without it."""
     from gluon_cifar import STARTUP
-    from gluon_cifar.runtime import cpu_flags, physical_cores
-    amx = " ".join(sorted(flag for flag in cpu_flags() if flag.startswith("amx"))) or "no AMX"
+    from gluon_cifar.runtime import physical_cores
     workers = getattr(terminalreporter.config.option, "numprocesses", None) or 1  # (pytest-xdist's -n, resolved)
-    terminalreporter.write_line(f"CPU: {STARTUP.cpu}, {physical_cores()} cores ({os.cpu_count()} logical), {amx}; "
-                                f"{workers} test worker{'s' if workers > 1 else ''}")
+    terminalreporter.write_line(f"CPU: {STARTUP.cpu}, {physical_cores()} cores ({os.cpu_count()} logical), "
+                                f"AMX {STARTUP.amx}; {workers} test worker{'s' if workers > 1 else ''}")
 
 
 @pytest.hookimpl(hookwrapper=True)
