@@ -72,6 +72,18 @@ def with_warmup_decided(cfg: "Config") -> "Config":
     return dataclasses.replace(cfg, warmup_epochs=auto_warmup_epochs(cfg.epochs))
 
 
+# airbench95 (K. Jordan, 2024) is airbench94 with the widths of models/fastnet.py's fastnet_wide and a learning
+# rate of 10 instead of 11.5 per 1024 examples; its weight decay per step stays (airbench decouples it from lr).
+NARROW_MODEL, WIDE_MODEL = "fastnet", "fastnet_wide"
+WIDE_LR_SCALE = 10 / 11.5
+
+
+def widened(cfg: "Config") -> "Config":
+    """cfg's fastnet recipe as airbench95's: fastnet_wide, lr x 10/11.5, wd / (10/11.5) (lr x wd, the decay
+    each step applies, unchanged)."""
+    return dataclasses.replace(cfg, model=WIDE_MODEL, lr=cfg.lr * WIDE_LR_SCALE, wd=cfg.wd / WIDE_LR_SCALE)
+
+
 def check_length_changes(changes: tuple[tuple[int, float], ...]) -> None:
     afters = [after for after, _ in changes]
     if any(a < 1 for a in afters) or afters != sorted(set(afters)):
@@ -95,8 +107,8 @@ class Config:
     cache_dir: str | None = setting(None, "where split trees and the demo data go "
                                            "(default: $GLUON_CIFAR_CACHE or ~/.cache/gluon_cifar)", "data")
     # model
-    model: str = setting("resnet18", "resnet18 (the book's), fastnet or fastnet_small (small whitened convnets, "
-                                      "see fastnet.py) or a GluonCV CIFAR model name, e.g. cifar_resnet56_v1",
+    model: str = setting("resnet18", "resnet18 (the book's), fastnet, fastnet_wide or fastnet_small (small "
+                                      "whitened convnets, see fastnet.py) or a GluonCV CIFAR model name, e.g. cifar_resnet56_v1",
                           "model")
     hybridize: bool = setting(True, "compile the network into a static graph (faster)", "model")
     augment: str = setting("book", "training augmentation: book (resize 40, random square crop of 64-100%% of the "
@@ -133,6 +145,10 @@ class Config:
     whiten_bias_epochs: int = setting(0, "fastnets: epochs in which the whitening layer's bias learns; frozen after "
                                           "them, which spares its backward pass (airbench94: 3; 0: it learns "
                                           "throughout)")
+    wide_from_epochs: float = setting(0.0, "with --time-budget and --model fastnet: train airbench95's wider recipe "
+                                            "instead (fastnet_wide, --lr x 10/11.5 and --wd x 11.5/10: the same "
+                                            "decay per step) where the budget fits at least this many of its "
+                                            "epochs (0: never); the choice is saved")
     tta: str = setting("none", "test-time augmentation when predicting: none, flip (average the image's and "
                                 "its mirror's probabilities) or flip-shift (also shifted a pixel both ways: "
                                 "6 views); auto: with --time-budget, flip-shift if at least 9 epochs fit with it "
@@ -199,6 +215,8 @@ class Config:
                               f"({self.lookahead_every}): checkpoints are only complete right after an averaging step")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.wide_from_epochs < 0:
+            raise ConfigError(f"--wide-from-epochs must be >= 0 epochs (0: never), got {self.wide_from_epochs:g}")
         if self.time_budget < 0:
             raise ConfigError(f"--time-budget must be >= 0 minutes, got {self.time_budget}")
         if self.time_budget and self.kvstore.startswith("dist"):

@@ -12,9 +12,10 @@ import pytest
 from mxnet import gluon
 
 from gluon_cifar.commands.train import main as train_command
-from gluon_cifar.config import Config, auto_warmup_epochs
+from gluon_cifar.config import Config, auto_warmup_epochs, widened
 from gluon_cifar.distributed.cluster import connect
 from gluon_cifar.errors import ConfigError
+from gluon_cifar.presets import PRESETS
 from gluon_cifar.runs import checkpoint
 from gluon_cifar.runs.recorder import open_run
 from gluon_cifar.training import budget
@@ -25,6 +26,7 @@ from gluon_cifar.training.budget import (
     BudgetPlan,
     choose_epochs,
     choose_tta,
+    in_tenths,
     measure_rate,
     plan,
     replan,
@@ -429,6 +431,76 @@ def test_the_frozen_speed_is_timed_only_for_a_run_that_gets_past_the_first_epoch
     assert long.planned_total_s <= SAFETY * 25 * MIN < long.planned_total_s + long.later_epoch_s / 10
 
 
+def plan_recipes(monkeypatch, budget_min: float, wide_from_epochs: float = 10, model: str = "fastnet"):
+    """workflow.budget.plan_run for cpu-fast with --wide-from-epochs, the machine's speeds faked: fastnet trains
+    44,032-image epochs at 800 img/s and predicts 5,000 test images at 400 img/s, fastnet_wide at 360 and 200
+    (9 s to start either), each recipe timed in 30 s from 60 s into the process. Returns the planned run and
+    the networks timed, in order."""
+    timed, clock, started = [], [60.0], []
+    speeds = {"fastnet": (800.0, 400.0), "fastnet_wide": (360.0, 200.0), "fastnet_small": (800.0, 400.0)}
+    workflow_budget = importlib.import_module("gluon_cifar.workflow.budget")
+
+    def measure_speeds(cfg, ctxs, data, probe):
+        assert probe.net.model == cfg.model  # each recipe's own network
+        timed.append(cfg.model)
+        clock[0] += 30
+        train, predict = speeds[cfg.model]
+        return workflow_budget.Speeds(train, None, PredictionTiming(5_000, {"flip": predict, "flip-shift": predict / 30},
+                                                                    9.0))
+
+    monkeypatch.setattr(workflow_budget, "measure_speeds", measure_speeds)
+    monkeypatch.setattr(workflow_budget, "build_network", lambda cfg, ctxs, n, sample: SimpleNamespace(model=cfg.model))
+    monkeypatch.setattr(workflow_budget, "build_training", lambda cfg, ctxs, cluster, net, *args: SimpleNamespace(
+        net=net, learn_first=(3, ()), batches_per_epoch=43, train_data=SimpleNamespace(batch_size=1024)))
+    monkeypatch.setattr(workflow_budget, "weights", lambda net: net.model)
+    monkeypatch.setattr(workflow_budget, "rewind", lambda net, saved: timed.append(f"rewound {saved}"))
+    monkeypatch.setattr(budget, "process_age_s", lambda: clock[0])
+    cfg = Config(model=model, time_budget=budget_min, tta="auto", warmup_epochs="auto", schedule="linear", lr=1.5,
+                 wd=1.33e-3, wide_from_epochs=wide_from_epochs)
+    data = SimpleNamespace(classes=list("abcdefghij"), data_dir="unused", n_valid=0)
+    loader = SimpleNamespace(start_at=started.append)
+    planned = workflow_budget.plan_run(cfg, [mx.cpu()], None, data, SimpleNamespace(model=model), loader, "bfloat16",
+                                       None)
+    assert started == [1]  # the run starts at its first batch
+    return planned, timed
+
+
+def test_the_budget_trains_the_wider_recipe_where_enough_of_its_epochs_fit(monkeypatch):
+    """fastnet's plan leaves 42.2 epochs of 45 minutes: the wider recipe is timed too and fits 18.9 (of
+    its 122 s): it trains, with airbench95's learning rate, for the epochs its plan chose."""
+    planned, timed = plan_recipes(monkeypatch, 45)
+    assert timed == ["fastnet", "rewound fastnet", "fastnet_wide", "rewound fastnet_wide"]
+    cfg, plan = planned.cfg, planned.plan
+    assert planned.net.model == cfg.model == plan.model == "fastnet_wide"
+    assert (cfg.lr, cfg.wd) == (pytest.approx(1.5 * 10 / 11.5), pytest.approx(1.33e-3 * 11.5 / 10))
+    wide_epoch_s = 44_032 / 360
+    # both plans made after both timings (120 s); six views would cost 6 epochs: two views
+    assert plan.elapsed_s == 120 and plan.tta == cfg.tta == "flip" and cfg.epochs == plan.epochs == in_tenths(
+        (SAFETY * 45 * MIN - 120 - 9 - 5_000 / 200) / wide_epoch_s) == 18.6
+    assert dict(plan.recipes_considered) == {"fastnet": in_tenths((SAFETY * 45 * MIN - 120 - 21.5) / (44_032 / 800)),
+                                             "fastnet_wide": 18.6}
+    assert "--wide-from-epochs chose fastnet_wide (fastnet would train 41.5 epochs)" in plan.summary()
+
+
+def test_the_budget_keeps_the_runs_recipe_where_the_wider_one_would_be_short(monkeypatch):
+    """23 minutes: fastnet 20.5 epochs, enough to time the wider recipe (twice 10), which then fits 8.8: fastnet
+    trains, planned again for the time both timings took (19.9 epochs). 20 minutes: fastnet 17.6 epochs, the
+    wider one not even timed; nor for another network, or without --wide-from-epochs."""
+    planned, timed = plan_recipes(monkeypatch, 23)
+    assert timed == ["fastnet", "rewound fastnet", "fastnet_wide", "rewound fastnet_wide"]
+    assert planned.net.model == planned.cfg.model == planned.plan.model == "fastnet" and planned.cfg.lr == 1.5
+    assert planned.plan.elapsed_s == 120 and dict(planned.plan.recipes_considered) == {
+        "fastnet": in_tenths((SAFETY * 23 * MIN - 120 - 21.5) / (44_032 / 800)),
+        "fastnet_wide": in_tenths((SAFETY * 23 * MIN - 120 - 34) / (44_032 / 360))} == {"fastnet": 19.9,
+                                                                                         "fastnet_wide": 8.8}
+    assert planned.cfg.epochs == 19.9
+    for budget_min, wide_from, model in ((20, 10, "fastnet"), (45, 0, "fastnet"), (45, 10, "fastnet_small")):
+        planned, timed = plan_recipes(monkeypatch, budget_min, wide_from, model)
+        assert timed == [model, f"rewound {model}"] and planned.cfg.model == model
+        assert planned.plan.recipes_considered == () and planned.plan.elapsed_s == 90
+        assert "--wide-from-epochs" not in planned.plan.summary()
+
+
 def test_the_prediction_plans_its_measured_start_up():
     """submit.py's start-up as timed (here 9 s), not the 20-second allowance of a plan made from speeds alone."""
     timed = plan(10 * MIN, 1 * MIN, 300.0, 44_032, 0, 5_000, 400.0, 2, predict_startup_s=9.0)
@@ -496,38 +568,69 @@ def test_a_budgeted_run_and_its_submission_end_inside_the_budget(tmp_path):
     assert chosen["epochs"] == left[chosen["tta"]] and f"--tta auto chose {chosen['tta']}" in trained.stderr
 
 
-@pytest.mark.slow
-def test_the_budgets_measuring_leaves_no_trace(tmp_path, monkeypatch):
-    """A budgeted run is bit for bit the `--epochs N` run of its length: the measuring steps the run's own
-    network, trainer and loader, and rewinds them. In this process, with the plan's epochs fixed at 3 and
-    the replanning after each epoch off: on a noisy host the budget changes a demo run's few-second epochs'
-    count so often that a twin of its final length would be another run (another schedule)."""
-    measured = []
+def budgeted_and_fixed(tmp_path, monkeypatch, epochs: int, flags: list[str], fixed_flags: list[str]) -> tuple:
+    """A --time-budget run of cpu-fast on the demo data with the plan's epochs fixed at `epochs` and the
+    replanning after each epoch off (on a noisy host the budget changes a demo run's few-second epochs' count
+    so often that a twin of its final length would be another run), and the `--epochs` run of `fixed_flags`.
+    Returns both runs' config.json records and the plans made, after checking the two trained bit for bit
+    alike. Timing in chunks of 5 batches, at least 5 (not 10 s: the networks do not change with it)."""
+    plans = []
+    workflow_budget = importlib.import_module("gluon_cifar.workflow.budget")
+    real_plan, real_rate = workflow_budget.plan_measured, budget.measure_rate
 
-    def plan_of_3(*args):
-        measured.append(real_plan(*args))  # every measurement made, only the epochs fixed
-        return dataclasses.replace(measured[-1], epochs=3)
+    def plan_of(*args, **kwargs):
+        plans.append(real_plan(*args, **kwargs))  # every measurement made, only the epochs fixed
+        return dataclasses.replace(plans[-1], epochs=epochs)
 
-    workflow_train = importlib.import_module("gluon_cifar.workflow.train")  # (the package's `train` is a function)
-    real_plan = workflow_train.plan_budget
-    monkeypatch.setattr(workflow_train, "plan_budget", plan_of_3)
+    monkeypatch.setattr(workflow_budget, "plan_measured", plan_of)
+    monkeypatch.setattr(budget, "measure_rate", lambda *args, **kwargs: real_rate(*args, **{**kwargs, "min_seconds": 0}))
     monkeypatch.setattr(RunHooks, "_keep_to_budget", lambda self, epoch: None)
-    common = ["--demo", "--preset", "cpu-fast", "--model", "fastnet_small", "--batch-size", "64", "--precision",
-              "float32", "--no-progress"]  # float32: AMP would stay switched on in this process
+    common = ["--demo", "--preset", "cpu-fast", "--batch-size", "64", "--precision", "float32",
+              "--no-progress"]  # float32: AMP would stay switched on in this process
     # (the plan counts this process's age as preparation: in pytest, the whole session's so far)
-    train_command([*common, "--time-budget", "600", "--out", str(tmp_path / "budgeted")])
-    train_command([*common, "--epochs", "3", "--out", str(tmp_path / "fixed")])
-    assert len(measured) == 1 and measured[0].train_images_per_s > 0 and measured[0].predict_images_per_s > 0
+    train_command([*common, *flags, "--time-budget", "600", "--out", str(tmp_path / "budgeted")])
+    train_command([*common, *fixed_flags, "--epochs", str(epochs), "--out", str(tmp_path / "fixed")])
     records = {}
     for run in ("budgeted", "fixed"):
         with open(tmp_path / run / "config.json") as f:
             records[run] = json.load(f)
-        assert records[run]["config"]["epochs"] == len(pd.read_csv(tmp_path / run / "metrics.csv")) == 3
-    assert records["budgeted"]["time_budget_plan"]["epochs"] == 3 and "time_budget_plan" not in records["fixed"]
-    assert records["fixed"]["config"]["tta"] == "flip"  # --tta auto without a budget
+        assert records[run]["config"]["epochs"] == len(pd.read_csv(tmp_path / run / "metrics.csv")) == epochs
+    assert records["budgeted"]["time_budget_plan"]["epochs"] == epochs and "time_budget_plan" not in records["fixed"]
     budgeted, reference = (mx.nd.load(str(tmp_path / run / "model.params")) for run in ("budgeted", "fixed"))
+    assert budgeted.keys() == reference.keys()
     for name, value in reference.items():
         np.testing.assert_array_equal(budgeted[name].asnumpy(), value.asnumpy(), err_msg=name)
+    return records, plans
+
+
+@pytest.mark.slow
+def test_the_budgets_measuring_leaves_no_trace(tmp_path, monkeypatch):
+    """A budgeted run is bit for bit the `--epochs N` run of its length: the measuring steps the run's own
+    network, trainer and loader, and rewinds them."""
+    small = ["--model", "fastnet_small"]
+    records, plans = budgeted_and_fixed(tmp_path, monkeypatch, 3, small, small)
+    assert plans and plans[-1].train_images_per_s > 0 and plans[-1].predict_images_per_s > 0
+    assert records["fixed"]["config"]["tta"] == "flip"  # --tta auto without a budget
+
+
+@pytest.mark.slow
+def test_a_budget_that_chooses_the_wider_recipe_trains_it_as_its_epochs_run_would(tmp_path, monkeypatch):
+    """cpu-fast's fastnet, planned at 2 epochs (the fewest), with --wide-from-epochs 1: the wider recipe is timed
+    on a network of its own and chosen; the run is bit for bit `--model fastnet_wide` with airbench95's
+    learning rate and weight decay for 2 epochs, and records both recipes' plans."""
+    cpu_fast = Config(**PRESETS["cpu-fast"])
+    wide = widened(cpu_fast)
+    records, plans = budgeted_and_fixed(tmp_path, monkeypatch, 2, ["--model", "fastnet", "--wide-from-epochs", "1"],
+                                        ["--model", "fastnet_wide", "--lr", repr(wide.lr), "--wd", repr(wide.wd)])
+    saved = records["budgeted"]["config"]
+    assert (saved["model"], saved["lr"], saved["wd"]) == ("fastnet_wide", wide.lr, wide.wd)
+    chosen = records["budgeted"]["time_budget_plan"]
+    assert chosen["model"] == "fastnet_wide" and [model for model, _ in chosen["recipes_considered"]] == [
+        "fastnet", "fastnet_wide"]
+    # each recipe's own speeds: the wider network trains and predicts more slowly
+    narrow, wide_plan = plans[-2:]
+    assert narrow.train_images_per_s > wide_plan.train_images_per_s > 0
+    assert narrow.predict_images_per_s > wide_plan.predict_images_per_s > 0
 
 
 @pytest.mark.slow

@@ -1,11 +1,13 @@
 """The cpu-fast network: whitening from data, frozen filters, bitwise-repeatable training."""
 
+import dataclasses
+
 import mxnet as mx
 import numpy as np
 import pytest
 from mxnet import nd
 
-from gluon_cifar.config import Config
+from gluon_cifar.config import Config, widened
 from gluon_cifar.models import build_model
 from gluon_cifar.models.fastnet import WIDTHS, FastNet, whitening_filters
 from gluon_cifar.presets import PRESETS
@@ -103,3 +105,19 @@ def test_channel_padding_computes_the_same_network_and_gradients(hybridize):
     assert grads[0][1].keys() == grads[1][1].keys() and "conv0_bias" in grads[0][1]  # the whitening bias learns
     for name in grads[0][1]:
         np.testing.assert_allclose(grads[0][1][name], grads[1][1][name], rtol=1e-3, atol=1e-5, err_msg=name)
+
+
+def test_the_wide_recipe_is_airbench95s_widths_and_learning_rate():
+    """fastnet_wide and `widened`: airbench95's 128/384/384 channels and its lr of 10 per 1024 examples (airbench94's
+    11.5 is cpu-fast's 1.5 for a mean loss: lr / (1 + 1 / (1 - momentum))), the decay each step applies unchanged."""
+    sample = np.random.default_rng(2).normal(size=(16, 3, 32, 32)).astype(np.float32)
+    net = build_model("fastnet_wide", 10, [mx.cpu()], seed=0, sample=sample)
+    assert [g.conv2.weight.shape for g in net.groups] == [(128, 128, 3, 3), (384, 384, 3, 3), (384, 384, 3, 3)]
+    assert net.groups[0].conv1.weight.shape == (128, 24, 3, 3) and net.head.weight.shape == (10, 384)
+    assert net(nd.array(sample[:2])).shape == (2, 10)
+    cpu_fast = Config(**PRESETS["cpu-fast"])
+    assert cpu_fast.lr == pytest.approx(11.5 / (1 + 1 / (1 - cpu_fast.momentum)), rel=1e-4)
+    wide = widened(cpu_fast)
+    assert wide.model == "fastnet_wide" and wide.lr == pytest.approx(10 / (1 + 1 / (1 - cpu_fast.momentum)), rel=1e-4)
+    assert wide.lr * wide.wd == pytest.approx(cpu_fast.lr * cpu_fast.wd)
+    assert dataclasses.replace(wide, model="fastnet", lr=cpu_fast.lr, wd=cpu_fast.wd) == cpu_fast  # nothing else

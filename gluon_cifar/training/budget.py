@@ -91,6 +91,10 @@ class BudgetPlan:
     # With --tta auto: (views, predict_s with them) each, so that a run lengthened later can weigh them again.
     predict_s_by_tta: tuple[tuple[str, float], ...] = ()
     predict_startup_s: float = STARTUP_ALLOWANCE_S  # the part of predict_s before submit.py's first batch
+    # With --wide-from-epochs: (network, epochs its recipe's plan leaves; 0: none fit) each recipe timed, and
+    # `model`, the one chosen ("": the run's own, no other was weighed).
+    recipes_considered: tuple[tuple[str, float], ...] = ()
+    model: str = ""
 
     def as_record(self) -> dict[str, float | int]:
         return asdict(self)
@@ -103,7 +107,11 @@ class BudgetPlan:
                 f"prediction of {self.test_images:,} test images {self.predict_s / 60:.1f} min "
                 f"({self.predict_startup_s:.0f} s to start, then {self.predict_images_per_s:.0f} img/s"
                 f"{f', {self.tta} TTA' if self.tta else ''}): "
-                f"{self.planned_total_s / 60:.1f} min planned{self._tta_choice()}")
+                f"{self.planned_total_s / 60:.1f} min planned{self._tta_choice()}{self._recipe_choice()}")
+
+    def _recipe_choice(self) -> str:
+        others = [f"{model} would train {epochs:g}" for model, epochs in self.recipes_considered if model != self.model]
+        return f"; --wide-from-epochs chose {self.model} ({', '.join(others)} epochs)" if others else ""
 
     def _tta_choice(self) -> str:
         others = [f"{tta} would leave {epochs:g}" for tta, epochs in self.tta_considered if tta != self.tta]

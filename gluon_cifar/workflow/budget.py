@@ -11,24 +11,31 @@ it frozen, where the run gets past those epochs: the later epochs are faster); t
 cast as it builds one; an allowance for the imports), then the same precision choice, test-time
 augmentation, batch size and decoding workers on a sample of the test folder or, with test.7z still
 archived, on its first images streamed out of the archive. With `--tta auto` both candidate views
-are timed and planned, and training/budget.py's choose_tta picks one.
+are timed and planned, and training/budget.py's choose_tta picks one. With `--wide-from-epochs N`
+(cpu-fast), where the run's fastnet would train at least WIDE_COST_AT_LEAST x N epochs, airbench95's
+wider recipe is timed the same way on a network of its own, and trains instead where N of its epochs fit:
+the budget picks the recipe, not only its length.
 """
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 from typing import Callable, Iterable
 
 import mxnet as mx
+import numpy as np
+from mxnet import gluon
 
 from .. import STARTUP
-from ..config import TTA_AUTO, WARMUP_AUTO, Config, auto_warmup_epochs
+from ..config import NARROW_MODEL, TTA_AUTO, WARMUP_AUTO, Config, auto_warmup_epochs, widened, with_warmup_decided
 from ..data.archives import SAMPLE
 from ..data.images import check_headers
 from ..data.kaggle import read_label_csv, read_test
 from ..data.layout import archived_test_images
 from ..data.source import TrainingData
+from ..distributed.cluster import Cluster
 from ..errors import ConfigError, LayoutError
 from ..inference.predict import cast_for_inference, predict_archive, predict_files
 from ..models import build_model
@@ -36,7 +43,9 @@ from ..precision import decide
 from ..submit_options import SubmitOptions
 from ..training import budget
 from ..training.engine import train_one_epoch
-from ..training.parts import TrainingParts
+from ..training.parts import TrainingParts, build_network, build_training, rewind, weights
+
+log = logging.getLogger(__name__)
 
 # Test images whose prediction is timed: at most a fifth of the test set, for timing most of a small one
 # (the 5,000-image holdout) would cost about what predicting it does; at least two batches.
@@ -46,9 +55,75 @@ PREDICT_SAMPLE = 4096
 SUBMIT_IMPORTS_S = 5.0
 
 
+# airbench95's wider recipe is timed only where the run's own plan leaves this many times --wide-from-epochs:
+# fastnet_wide does 2.6x fastnet's multiply-adds a step and trained 2.2-2.3x slower per image (docs/BENCHMARKS.md),
+# and timing it costs about a minute.
+WIDE_COST_AT_LEAST = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedRun:
+    cfg: Config  # the run's settings: its epochs and views, and its recipe where the budget chose one
+    net: gluon.Block  # that recipe's network, at its initial weights
+    plan: budget.BudgetPlan
+
+
+def plan_run(cfg: Config, ctxs: list[mx.Context], cluster: Cluster, data: TrainingData, net: gluon.Block,
+             train_data: Iterable, precision: str, sample: np.ndarray | None) -> PlannedRun:
+    """Plan cfg.time_budget for a fresh run: time `net` (built from cfg) stepping on `train_data` and the
+    prediction, and, with cfg.wide_from_epochs where that plan leaves room, airbench95's wider recipe too
+    (`widened`, its network built from `sample` as a run of it would build it); take the wider one where it
+    fits at least cfg.wide_from_epochs of its epochs. Every network timed is put back to its initial weights
+    and the loader to its first batch: the run trains bit for bit as `--epochs N` of its recipe would."""
+    def timed(recipe: Config, network: gluon.Block) -> tuple[TrainingParts, Speeds]:
+        initial = weights(network)
+        probe = build_training(with_warmup_decided(recipe), ctxs, cluster, network, train_data, None, precision)
+        speeds = measure_speeds(recipe, ctxs, data, probe)
+        rewind(network, initial)
+        return probe, speeds
+
+    probe, speeds = timed(cfg, net)
+    chosen = PlannedRun(cfg, net, plan_measured(cfg, data, probe, speeds, budget.process_age_s()))
+    if cfg.wide_from_epochs and cfg.model == NARROW_MODEL and \
+            chosen.plan.epochs >= WIDE_COST_AT_LEAST * cfg.wide_from_epochs:
+        wide_cfg = widened(cfg)
+        log.info("time budget: %s would train %g epochs; timing %s (airbench95's recipe) too", cfg.model,
+                 chosen.plan.epochs, wide_cfg.model)
+        wide_net = build_network(wide_cfg, ctxs, len(data.classes), sample)
+        wide_probe, wide_speeds = timed(wide_cfg, wide_net)
+        elapsed_s = budget.process_age_s()  # both plans after both timings
+        narrow = dataclasses.replace(chosen, plan=plan_measured(cfg, data, probe, speeds, elapsed_s))
+        try:
+            wide = PlannedRun(wide_cfg, wide_net, plan_measured(wide_cfg, data, wide_probe, wide_speeds, elapsed_s))
+        except ConfigError:
+            wide = None  # not even its warm-up fits
+        chosen = wide if wide is not None and wide.plan.epochs >= cfg.wide_from_epochs else narrow
+        considered = ((cfg.model, narrow.plan.epochs), (wide_cfg.model, wide.plan.epochs if wide else 0))
+        chosen = dataclasses.replace(chosen, plan=dataclasses.replace(chosen.plan, recipes_considered=considered,
+                                                                      model=chosen.cfg.model))
+    train_data.start_at(1)
+    return dataclasses.replace(chosen, cfg=dataclasses.replace(chosen.cfg, epochs=chosen.plan.epochs,
+                                                               tta=chosen.plan.tta, length_changes=()))
+
+
 def plan_budget(cfg: Config, ctxs: list[mx.Context], data: TrainingData, probe: TrainingParts) -> budget.BudgetPlan:
     """Time training steps of `probe` (the run's network and loader; the caller rewinds them) and
     the prediction of the test images, then plan cfg.time_budget."""
+    return plan_measured(cfg, data, probe, measure_speeds(cfg, ctxs, data, probe), budget.process_age_s())
+
+
+@dataclasses.dataclass(frozen=True)
+class Speeds:
+    """What a recipe's plan is made from, measured on this machine."""
+
+    train_images_per_s: float
+    later_images_per_s: float | None  # once the first epochs' parameters are frozen; None: not timed
+    prediction: "PredictionTiming"
+
+
+def measure_speeds(cfg: Config, ctxs: list[mx.Context], data: TrainingData, probe: TrainingParts) -> Speeds:
+    """Time training steps of `probe` (the caller rewinds its weights and loader) and the prediction of
+    the test images with cfg's network; the frozen speed only for a run that gets past the first epochs."""
     def train_steps(batches: Iterable) -> int:
         return train_one_epoch(probe, batches, ctxs, sync_every=1 << 30)[2]  # reads the loss at the end: waits
 
@@ -57,41 +132,57 @@ def plan_budget(cfg: Config, ctxs: list[mx.Context], data: TrainingData, probe: 
                                    min_seconds=10.0)
 
     started_s = budget.process_age_s()
-    train_rate, later_rate = rate(), None
+    train_rate = rate()
     timing_s = budget.process_age_s() - started_s  # what timing the frozen speed too would cost
-    candidates = ("flip", "flip-shift") if cfg.tta == TTA_AUTO else (cfg.tta,)  # the cheaper views first
-    prediction = prediction_speeds(cfg, len(data.classes), ctxs, data.data_dir, candidates)
+    speeds = Speeds(train_rate, None, prediction_speeds(cfg, len(data.classes), ctxs, data.data_dir,
+                                                        tta_candidates(cfg)))
     first_epochs, frozen = probe.learn_first
-    warmup = 1 if cfg.warmup_epochs == WARMUP_AUTO else cfg.warmup_epochs  # auto's fewest, for the shortest run
-    min_epochs = warmup + 1 if cfg.schedule != "step" else 1  # the warm-up and one epoch of decay
-
-    def plan_with(tta: str, preparing_s: float) -> budget.BudgetPlan:
-        return budget.plan(cfg.time_budget * 60, preparing_s, train_rate, probe.batches_per_epoch *
-                           probe.train_data.batch_size, data.n_valid, prediction.test_images,
-                           prediction.images_per_s[tta], min_epochs, later_rate, first_epochs, tta,
-                           prediction.startup_s)
 
     def gets_past_first_epochs() -> bool:  # even after timing the later ones (a short budget: 20 s for nothing)
         try:
-            return plan_with(candidates[0], budget.process_age_s() + timing_s).epochs > first_epochs
+            return plan_measured(cfg, data, probe, speeds, budget.process_age_s() + timing_s,
+                                 tta_candidates(cfg)[:1]).epochs > first_epochs
         except ConfigError:
-            return False  # (the plan below says what would fit)
+            return False  # (the plan says what would fit)
 
     # The epochs after the first ones skip the frozen parameters' backward work: timed too, for a run that
     # gets to them.
     if first_epochs and gets_past_first_epochs():
         probe.start_epoch(first_epochs + 1)
-        later_rate = rate()
+        speeds = dataclasses.replace(speeds, later_images_per_s=rate())
         for param in frozen:
             param.grad_req = "write"  # as the run starts (the caller rewinds the weights)
-    elapsed = budget.process_age_s()  # the preparation: everything until now
-    if cfg.tta != TTA_AUTO:
-        chosen = plan_with(cfg.tta, elapsed)
+    return speeds
+
+
+def tta_candidates(cfg: Config) -> tuple[str, ...]:
+    """The test-time views a plan weighs: with --tta auto both, the cheaper first."""
+    return ("flip", "flip-shift") if cfg.tta == TTA_AUTO else (cfg.tta,)
+
+
+def plan_measured(cfg: Config, data: TrainingData, probe: TrainingParts, speeds: Speeds, elapsed_s: float,
+                  ttas: tuple[str, ...] | None = None) -> budget.BudgetPlan:
+    """cfg.time_budget planned from `speeds`, `elapsed_s` seconds already spent (pure: nothing is
+    measured here); with --tta auto the views chosen too (`ttas`: weigh only these)."""
+    prediction = speeds.prediction
+    first_epochs = probe.learn_first[0]
+    warmup = 1 if cfg.warmup_epochs == WARMUP_AUTO else cfg.warmup_epochs  # auto's fewest, for the shortest run
+    min_epochs = warmup + 1 if cfg.schedule != "step" else 1  # the warm-up and one epoch of decay
+
+    def plan_with(tta: str) -> budget.BudgetPlan:
+        return budget.plan(cfg.time_budget * 60, elapsed_s, speeds.train_images_per_s, probe.batches_per_epoch *
+                           probe.train_data.batch_size, data.n_valid, prediction.test_images,
+                           prediction.images_per_s[tta], min_epochs, speeds.later_images_per_s, first_epochs, tta,
+                           prediction.startup_s)
+
+    ttas = ttas or tta_candidates(cfg)
+    if len(ttas) == 1:
+        chosen = plan_with(ttas[0])
     else:
         # flip first: a budget too short for either is refused with the cheaper views' needs
-        flip = plan_with("flip", elapsed)
+        flip = plan_with("flip")
         try:
-            flip_shift = plan_with("flip-shift", elapsed)
+            flip_shift = plan_with("flip-shift")
         except ConfigError:
             flip_shift = None  # six views would leave too few epochs
         chosen = budget.choose_tta(flip, flip_shift, budget.prediction_s(

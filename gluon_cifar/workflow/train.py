@@ -2,7 +2,7 @@
 
 A run, top to bottom: open the data once; build the network and loaders once; plan the time budget
 on them (fresh runs with --time-budget: a few steps with a trainer of their own, then the weights
-put back); build the trainer for the final settings; open the run directory with them; train;
+put back; with --wide-from-epochs, airbench95's wider network too, which may replace the run's); build the trainer for the final settings; open the run directory with them; train;
 finish.
 """
 from __future__ import annotations
@@ -32,18 +32,11 @@ from ..training.budget import BudgetPlan
 from ..training.engine import fit
 from ..training.loaders import make_loaders, whitening_sample
 from ..training.optim import enable_mixed_precision
-from ..training.parts import (
-    TrainingParts,
-    build_network,
-    build_training,
-    rewind,
-    weights,
-    weights_digest,
-)
+from ..training.parts import TrainingParts, build_network, build_training, weights_digest
 from ..training.records import EpochProgress, EpochResult
 from ..training.reporting import RunHooks
 from ..training.schedules import last_epoch
-from .budget import plan_budget
+from .budget import plan_run
 
 log = logging.getLogger(__name__)
 
@@ -122,13 +115,9 @@ def run_training(job: TrainingJob, out: str, resume_from: checkpoint.Checkpoint 
     net = build_network(cfg, ctxs, len(data.classes), sample)
     plan = None
     if cfg.time_budget and resume_from is None:
-        initial = weights(net)
-        probe = build_training(with_warmup_decided(cfg), ctxs, cluster, net, train_data, None, job.precision)
-        plan = plan_budget(cfg, ctxs, data, probe)
+        planned = plan_run(cfg, ctxs, cluster, data, net, train_data, job.precision, sample)
+        cfg, net, plan = planned.cfg, planned.net, planned.plan
         log.info("%s", plan.summary())
-        cfg = dataclasses.replace(cfg, epochs=plan.epochs, tta=plan.tta, length_changes=())  # (a repeated run's)
-        rewind(net, initial)
-        train_data.start_at(1)
     elif cfg.tta == TTA_AUTO:
         cfg = dataclasses.replace(cfg, tta="flip")  # only a time budget weighs six views against epochs
     decided = with_warmup_decided(cfg)  # --warmup-epochs auto, from the run's length
