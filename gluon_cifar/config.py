@@ -108,7 +108,8 @@ class Config:
                                            "(default: $GLUON_CIFAR_CACHE or ~/.cache/gluon_cifar)", "data")
     # model
     model: str = setting("resnet18", "resnet18 (the book's), fastnet, fastnet_wide or fastnet_small (small "
-                                      "whitened convnets, see fastnet.py) or a GluonCV CIFAR model name, e.g. cifar_resnet56_v1",
+                                      "whitened convnets, see fastnet.py) or a GluonCV CIFAR model name, e.g. "
+                                      "cifar_resnet56_v1",
                           "model")
     hybridize: bool = setting(True, "compile the network into a static graph (faster)", "model")
     augment: str = setting("book", "training augmentation: book (resize 40, random square crop of 64-100%% of the "

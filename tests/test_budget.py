@@ -445,8 +445,8 @@ def plan_recipes(monkeypatch, budget_min: float, wide_from_epochs: float = 10, m
         timed.append(cfg.model)
         clock[0] += 30
         train, predict = speeds[cfg.model]
-        return workflow_budget.Speeds(train, None, PredictionTiming(5_000, {"flip": predict, "flip-shift": predict / 30},
-                                                                    9.0))
+        views = {"flip": predict, "flip-shift": predict / 30}
+        return workflow_budget.Speeds(train, None, PredictionTiming(5_000, views, 9.0))
 
     monkeypatch.setattr(workflow_budget, "measure_speeds", measure_speeds)
     monkeypatch.setattr(workflow_budget, "build_network", lambda cfg, ctxs, n, sample: SimpleNamespace(model=cfg.model))
@@ -583,7 +583,8 @@ def budgeted_and_fixed(tmp_path, monkeypatch, epochs: int, flags: list[str], fix
         return dataclasses.replace(plans[-1], epochs=epochs)
 
     monkeypatch.setattr(workflow_budget, "plan_measured", plan_of)
-    monkeypatch.setattr(budget, "measure_rate", lambda *args, **kwargs: real_rate(*args, **{**kwargs, "min_seconds": 0}))
+    monkeypatch.setattr(budget, "measure_rate",
+                        lambda *args, **kwargs: real_rate(*args, **{**kwargs, "min_seconds": 0}))
     monkeypatch.setattr(RunHooks, "_keep_to_budget", lambda self, epoch: None)
     common = ["--demo", "--preset", "cpu-fast", "--batch-size", "64", "--precision", "float32",
               "--no-progress"]  # float32: AMP would stay switched on in this process

@@ -2,8 +2,8 @@
 
 A run, top to bottom: open the data once; build the network and loaders once; plan the time budget
 on them (fresh runs with --time-budget: a few steps with a trainer of their own, then the weights
-put back; with --wide-from-epochs, airbench95's wider network too, which may replace the run's); build the trainer for the final settings; open the run directory with them; train;
-finish.
+put back; with --wide-from-epochs, airbench95's wider network too, which may replace the run's);
+build the trainer for the final settings; open the run directory with them; train; finish.
 """
 from __future__ import annotations
 
