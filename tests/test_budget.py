@@ -466,8 +466,8 @@ def plan_recipes(monkeypatch, budget_min: float, wide_from_epochs: float = 10, m
 
 
 def test_the_budget_trains_the_wider_recipe_where_enough_of_its_epochs_fit(monkeypatch):
-    """fastnet's plan leaves 42.2 epochs of 45 minutes: the wider recipe is timed too and fits 18.9 (of
-    its 122 s): it trains, with airbench95's learning rate, for the epochs its plan chose."""
+    """fastnet's plan leaves 42.1 epochs of 45 minutes: the wider recipe is timed too and fits 18.6 of its
+    122-second epochs: it trains, with airbench95's learning rate, for the epochs its plan chose."""
     planned, timed = plan_recipes(monkeypatch, 45)
     assert timed == ["fastnet", "rewound fastnet", "fastnet_wide", "rewound fastnet_wide"]
     cfg, plan = planned.cfg, planned.plan
