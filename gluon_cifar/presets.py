@@ -47,7 +47,7 @@ CPU_FAST: dict[str, Any] = {
     # choose_tta. Without a budget: flip
     "tta": "auto",
     # epochs: as many as fit in 45 minutes with the prediction, to a tenth (the last one stops part-way),
-    # measured on this machine before the run (workflow/budget.py, plan_budget; training/budget.py, plan);
+    # measured on this machine before the run (workflow/budget.py, plan_run; training/budget.py, plan);
     # 10 when --epochs is given instead
     "time_budget": 45.0,
     "epochs": 10,

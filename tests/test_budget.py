@@ -389,9 +389,9 @@ def test_measured_rate_excludes_the_warm_up_batches():
     assert 300 < rate < 520  # 500 img/s, less the loop's own overhead
 
 
-def plan_measured(monkeypatch, budget_min: float, tta: str = "flip"):
-    """workflow.budget.plan_budget for cpu-fast's shape (44,032 images an epoch; the whitening bias learns for
-    3 epochs) with the machine's speeds faked: 300 img/s training while the bias learns, 360 once it is
+def plan_timed(monkeypatch, budget_min: float, tta: str = "flip"):
+    """workflow.budget's measure_speeds, then plan_measured, as plan_run uses them, for cpu-fast's shape
+    (44,032 images an epoch; the whitening bias learns for 3 epochs) with the machine's speeds faked: 300 img/s training while the bias learns, 360 once it is
     frozen, each timed in 20 s from 40 s into the process, and a prediction of 5,000 images at 400 img/s
     (either views) after 9 s to start. Returns the plan and the parameter frozen, with what was timed."""
     frozen = SimpleNamespace(grad_req="write")
@@ -412,18 +412,19 @@ def plan_measured(monkeypatch, budget_min: float, tta: str = "flip"):
         timed.append(ttas) or PredictionTiming(5_000, {views: 400.0 for views in ttas}, 9.0)))
     cfg = Config(time_budget=budget_min, tta=tta, warmup_epochs="auto", schedule="linear")
     data = SimpleNamespace(classes=list("abcdefghij"), data_dir="unused", n_valid=0)
-    return workflow_budget.plan_budget(cfg, [mx.cpu()], data, probe), frozen, timed
+    speeds = workflow_budget.measure_speeds(cfg, [mx.cpu()], data, probe)
+    return workflow_budget.plan_measured(cfg, data, probe, speeds, budget.process_age_s()), frozen, timed
 
 
 def test_the_frozen_speed_is_timed_only_for_a_run_that_gets_past_the_first_epochs(monkeypatch):
-    short, frozen, timed = plan_measured(monkeypatch, 8)  # at 300 img/s, 2.3 epochs fit: all learn the bias
+    short, frozen, timed = plan_timed(monkeypatch, 8)  # at 300 img/s, 2.3 epochs fit: all learn the bias
     assert timed == ["write", ("flip",)] and frozen.grad_req == "write"
     assert (short.epochs, short.later_images_per_s, short.first_epochs) == (2.3, 0.0, 0)
     # 3.1 epochs fit at the first speed (60 s spent), but not after another 20 s of timing: not timed
-    just_past, frozen, timed = plan_measured(monkeypatch, 10)
+    just_past, frozen, timed = plan_timed(monkeypatch, 10)
     assert timed == ["write", ("flip",)] and (just_past.epochs, just_past.later_images_per_s) == (3.1, 0.0)
     assert just_past.elapsed_s == 60 and just_past.planned_total_s == pytest.approx(60 + 3.1 * 44_032 / 300 + 21.5)
-    long, frozen, timed = plan_measured(monkeypatch, 25, tta="auto")
+    long, frozen, timed = plan_timed(monkeypatch, 25, tta="auto")
     assert timed == ["write", ("flip", "flip-shift"), "null"]  # timed frozen, then put back as the run starts
     assert frozen.grad_req == "write" and (long.later_images_per_s, long.first_epochs) == (360.0, 3)
     assert long.elapsed_s == 80 and long.planned_total_s == pytest.approx(

@@ -106,12 +106,6 @@ def plan_run(cfg: Config, ctxs: list[mx.Context], cluster: Cluster, data: Traini
                                                                tta=chosen.plan.tta, length_changes=()))
 
 
-def plan_budget(cfg: Config, ctxs: list[mx.Context], data: TrainingData, probe: TrainingParts) -> budget.BudgetPlan:
-    """Time training steps of `probe` (the run's network and loader; the caller rewinds them) and
-    the prediction of the test images, then plan cfg.time_budget."""
-    return plan_measured(cfg, data, probe, measure_speeds(cfg, ctxs, data, probe), budget.process_age_s())
-
-
 @dataclasses.dataclass(frozen=True)
 class Speeds:
     """What a recipe's plan is made from, measured on this machine."""
