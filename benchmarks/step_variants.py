@@ -12,10 +12,13 @@ and settings tried on `frozen` (`--variants frozen static-shape ...`; compare wi
   omp-bind      OpenMP threads pinned one per core (OMP_PROC_BIND=true, OMP_PLACES=cores; libgomp)
   omp-active    OpenMP threads spin between parallel regions instead of sleeping (OMP_WAIT_POLICY=active)
 Rounds alternate the variants so that a drifting machine hits all alike; the table gives the
-median images/s and the median of each round's ratio to the first variant listed.
+median images/s and the median of each round's ratio to the first variant listed. `--trees` runs each
+variant in each of several checkouts (e.g. `git worktree add` of two commits), to measure a change to
+the network itself: the cells are then variant@checkout, each compared with its variant in the first checkout.
 
   python benchmarks/step_variants.py --rounds 3 --precision bfloat16
   python benchmarks/step_variants.py --rounds 3 --variants frozen static-shape omp-bind omp-active
+  python benchmarks/step_variants.py --rounds 4 --variants padded frozen --trees /tmp/before /tmp/after
 """
 from __future__ import annotations
 
@@ -74,29 +77,37 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS[:3]))
+    parser.add_argument("--trees", nargs="+", metavar="CHECKOUT", help="run every variant in each of these checkouts")
     parser.add_argument("--probe", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
         print(json.dumps(probe(args.probe, args.precision, args.batch_size, args.warmup, args.steps)))
         return 0
-    variants = args.variants
-    rates: dict[str, list[float]] = {v: [] for v in variants}
+    trees = [os.path.abspath(t) for t in args.trees] if args.trees else [ROOT]
+    cells = [(variant, tree) for variant in args.variants for tree in trees]
+    label = {cell: cell[0] if not args.trees else f"{cell[0]}@{os.path.basename(cell[1])}" for cell in cells}
+    rates: dict[tuple[str, str], list[float]] = {cell: [] for cell in cells}
     for round_ in range(args.rounds):
-        for variant in variants if round_ % 2 == 0 else variants[::-1]:
-            command = [sys.executable, __file__, "--probe", variant, "--precision", args.precision, "--batch-size",
-                       str(args.batch_size), "--warmup", str(args.warmup), "--steps", str(args.steps)]
+        for variant, tree in cells if round_ % 2 == 0 else cells[::-1]:
+            command = [sys.executable, os.path.join(tree, "benchmarks", "step_variants.py"), "--probe", variant,
+                       "--precision", args.precision, "--batch-size", str(args.batch_size), "--warmup",
+                       str(args.warmup), "--steps", str(args.steps)]
             result = subprocess.run(command, capture_output=True, text=True, check=True,
                                     env={**os.environ, **ENVIRONMENT.get(variant, {})})
-            rates[variant].append(float(result.stdout.strip().splitlines()[-1]))
-            print(f"round {round_ + 1}: {variant}: {rates[variant][-1]:.1f} img/s", file=sys.stderr, flush=True)
+            rates[variant, tree].append(float(result.stdout.strip().splitlines()[-1]))
+            print(f"round {round_ + 1}: {label[variant, tree]}: {rates[variant, tree][-1]:.1f} img/s", file=sys.stderr,
+                  flush=True)
     print(f"`python benchmarks/step_variants.py --rounds {args.rounds} --precision {args.precision} --batch-size "
-          f"{args.batch_size} --warmup {args.warmup} --steps {args.steps} --variants {' '.join(variants)}`, "
+          f"{args.batch_size} --warmup {args.warmup} --steps {args.steps} --variants {' '.join(args.variants)}"
+          f"{' --trees ' + ' '.join(args.trees) if args.trees else ''}`, "
           f"{time.strftime('%Y-%m-%d', time.gmtime())}; {machine()}\n")
-    print(f"| variant | training img/s (median) | x {variants[0]} (median of rounds) |")
+    reference = (lambda cell: (cell[0], trees[0])) if args.trees else (lambda cell: cells[0])
+    compared_with = f"its variant@{os.path.basename(trees[0])}" if args.trees else label[cells[0]]
+    print(f"| variant | training img/s (median) | x {compared_with} (median of rounds) |")
     print("| --- | --- | --- |")
-    for variant in variants:
-        ratios = [r / p for r, p in zip(rates[variant], rates[variants[0]])]
-        print(f"| {variant} | {statistics.median(rates[variant]):.1f} | {statistics.median(ratios):.2f}x |")
+    for cell in cells:
+        ratios = [r / p for r, p in zip(rates[cell], rates[reference(cell)])]
+        print(f"| {label[cell]} | {statistics.median(rates[cell]):.1f} | {statistics.median(ratios):.2f}x |")
     return 0
 
 

@@ -82,10 +82,15 @@ def test_a_new_network_trains_bitwise_the_same_every_time_under_the_threaded_eng
 
 @pytest.mark.parametrize("hybridize", [False, True])
 def test_channel_padding_computes_the_same_network_and_gradients(hybridize):
-    """PaddedConv2D rounds the 24 whitened channels up to 32 for oneDNN's fast kernels: the padded
-    network must compute what the plain one does, forward and backward, on the same parameters."""
+    """PaddedConv2D rounds the 3 input channels up to 4 and the 24 whitened ones up to 32 for oneDNN's fast
+    kernels: the padded network must compute what the plain one does, forward and backward, on the same parameters."""
     sample = np.random.default_rng(1).normal(size=(64, 3, 32, 32)).astype(np.float32)
     padded = build_model("fastnet_small", 10, [mx.cpu()], seed=0, sample=sample)
+    internals = padded(mx.sym.var("data")).get_internals()
+    shapes = dict(zip(internals.list_outputs(), internals.infer_shape(data=(2, 3, 32, 32))[1]))
+    whitening = padded.whiten.name
+    assert shapes[f"{whitening}_concat1_output"] == (32, 4, 2, 2)  # the weight the whitening conv computes with
+    assert shapes[f"{whitening}_fwd_output"] == (2, 32, 31, 31)
     plain = FastNet(WIDTHS["fastnet_small"], 10, pad_channels=False, prefix="fastnet_small_")
     plain.initialize(ctx=mx.cpu())
     plain.collect_params().load_dict({k: v.data() for k, v in padded.collect_params().items()})

@@ -29,35 +29,44 @@ HEAD_SCALE = 1 / 9
 
 
 BLOCK = 16  # channel multiple of oneDNN 2.4's blocked convolution kernels (MXNet 1.9.1)
+# oneDNN 2.4's bfloat16 kernel for a first layer (few input channels, read unblocked) takes its inputs in
+# pairs (weights AcdB16a2b): with 3 it falls back to GEMM, whose unblocked output costs two layout
+# reorders of the 1024x32x31x31 activation a step (docs/BENCHMARKS.md, "The first layer in pairs").
+FIRST_LAYER_PAIRS = 2
+
+
+def zero_padded(F, array, axis: int, extra: int):
+    """`array` with `extra` slices of zeros appended along `axis` (itself when extra is 0)."""
+    if not extra:
+        return array
+    zeros = F.zeros_like(F.slice_axis(array, axis=axis, begin=0, end=1))
+    return F.concat(array, *[zeros] * extra, dim=axis)
 
 
 class PaddedConv2D(nn.Conv2D):
-    """A Conv2D that computes with its channel counts rounded up to multiples of BLOCK by zeros.
+    """A Conv2D that computes with its channel counts rounded up by zeros to multiples oneDNN computes fast.
 
     oneDNN 2.4 has blocked kernels only for channel counts that are multiples of 16; FastNet's 24
     whitened channels sent the first group's forward, backward-data and backward-weights passes to
     a GEMM fallback 2-3x slower (docs/BENCHMARKS.md, "Where a step's time goes"). Here the weight
-    (and bias) get zero filters for `pad_out` more outputs, which are exactly 0 (and stay 0 after
-    GELU), and zero columns for the `pad_in` zero channels the previous layer adds. Only the
-    parameters are padded, inside the graph: they keep their shapes, so the network computes the
-    same function and saved parameters load unchanged.
+    (and bias) get zero filters up to a multiple of `out_multiple` outputs, which are exactly 0 (and
+    stay 0 after GELU), and zero columns for the zero channels the previous layer (or the network, for
+    its input) adds up to a multiple of `in_multiple`. Only the parameters are padded, inside the
+    graph: they keep their shapes, so the network computes the same function and saved parameters
+    load unchanged.
     """
 
-    def __init__(self, channels: int, kernel_size: int, in_channels: int, pad_in: bool = False,
-                 pad_out: bool = False, **kwargs) -> None:
+    def __init__(self, channels: int, kernel_size: int, in_channels: int, in_multiple: int = 1,
+                 out_multiple: int = 1, **kwargs) -> None:
         super().__init__(channels, kernel_size, in_channels=in_channels, **kwargs)
-        self._extra_in = -in_channels % BLOCK if pad_in else 0
-        self._extra_out = -channels % BLOCK if pad_out else 0
-        self._kwargs["num_filter"] = channels + self._extra_out
+        self.extra_in = -in_channels % in_multiple  # zero input channels the caller appends
+        self.extra_out = -channels % out_multiple
+        self._kwargs["num_filter"] = channels + self.extra_out
 
     def hybrid_forward(self, F, x, weight, bias=None):
-        def pad(param, axis: int, extra: int):
-            zeros = F.zeros_like(F.slice_axis(param, axis=axis, begin=0, end=1))
-            return F.concat(param, *[zeros] * extra, dim=axis) if extra else param
-
-        weight = pad(pad(weight, 1, self._extra_in), 0, self._extra_out)  # (O + out, I + in, k, k)
+        weight = zero_padded(F, zero_padded(F, weight, 1, self.extra_in), 0, self.extra_out)  # (O + out, I + in, k, k)
         if bias is not None:
-            bias = pad(bias, 0, self._extra_out)
+            bias = zero_padded(F, bias, 0, self.extra_out)
         return super().hybrid_forward(F, x, weight, bias)
 
 
@@ -68,7 +77,8 @@ class ConvGroup(HybridBlock):
                  **kwargs) -> None:
         super().__init__(**kwargs)
         with self.name_scope():
-            self.conv1 = PaddedConv2D(channels, 3, in_channels, pad_in=padded_input, padding=1, use_bias=False)
+            self.conv1 = PaddedConv2D(channels, 3, in_channels, in_multiple=BLOCK if padded_input else 1, padding=1,
+                                      use_bias=False)
             self.bn1 = nn.BatchNorm(momentum=bn_momentum, epsilon=1e-5, scale=False, in_channels=channels)
             self.conv2 = nn.Conv2D(channels, 3, padding=1, use_bias=False, in_channels=channels)
             self.bn2 = nn.BatchNorm(momentum=bn_momentum, epsilon=1e-5, scale=False, in_channels=channels)
@@ -85,13 +95,15 @@ class FastNet(HybridBlock):
     # bn_momentum is MXNet's: the weight the running statistics keep at each batch. 0.4 is short
     # memory (the lookahead averages them as well); airbench's setting is 0.6 in this convention.
     # It only sets the running statistics: 0.6 scored the same holdout accuracy (BENCHMARKS).
-    # pad_channels: compute the 24 whitened channels as 32 (PaddedConv2D); the same function, faster.
+    # pad_channels: compute the 3 input channels as 4 and the 24 whitened ones as 32 (PaddedConv2D); the same
+    # function, faster.
     def __init__(self, widths: tuple[int, int, int], num_classes: int = 10, bn_momentum: float = 0.4,
                  pad_channels: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         whiten_channels = 2 * 3 * PATCH * PATCH
         with self.name_scope():
-            self.whiten = PaddedConv2D(whiten_channels, PATCH, 3, pad_out=pad_channels)
+            self.whiten = PaddedConv2D(whiten_channels, PATCH, 3, in_multiple=FIRST_LAYER_PAIRS if pad_channels else 1,
+                                       out_multiple=BLOCK if pad_channels else 1)
             self.whiten.weight.grad_req = "null"  # fixed by init_whitening; its bias still learns
             self.act = nn.GELU()
             self.groups = nn.HybridSequential()
@@ -103,6 +115,7 @@ class FastNet(HybridBlock):
             self.head = nn.Dense(num_classes, use_bias=False, in_units=in_channels)
 
     def hybrid_forward(self, F, x):
+        x = zero_padded(F, x, 1, self.whiten.extra_in)
         x = self.groups(self.act(self.whiten(x)))  # 32 -> 31 (2x2 conv) -> 15 -> 7 -> 3
         x = F.Pooling(x, global_pool=True, kernel=(1, 1), pool_type="max").flatten()
         return self.head(x) * HEAD_SCALE
