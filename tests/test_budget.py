@@ -21,12 +21,14 @@ from gluon_cifar.runs.recorder import open_run
 from gluon_cifar.training import budget
 from gluon_cifar.training.averaging import Lookahead
 from gluon_cifar.training.budget import (
+    LATE_SAFETY,
     SAFETY,
     SIX_VIEWS_FROM_EPOCHS,
     BudgetPlan,
     choose_epochs,
     choose_tta,
     in_tenths,
+    margin_s,
     measure_rate,
     plan,
     replan,
@@ -143,12 +145,19 @@ def age_after(chosen, epochs: int) -> float:
     return chosen.elapsed_s + 3 * chosen.epoch_s + (epochs - 3) * chosen.later_epoch_s
 
 
-def test_a_run_on_pace_keeps_its_epochs_and_a_finished_one_is_not_lengthened():
+def test_a_run_on_pace_keeps_its_epochs_spends_the_margin_late_and_a_finished_one_is_not_lengthened():
     chosen = holdout_plan()
-    for done in (1, 5, 14):
+    for done in (1, 5):  # the plan's margin, a tenth of the budget, is kept while much of the run is ahead
         kept = replan(chosen, 14.4, done, chosen.epoch_s if done <= 3 else chosen.later_epoch_s,
                       age_after(chosen, done))
         assert kept.epochs == 14.4 and kept.uncut_end_s == kept.end_s <= chosen.budget_s
+    age = age_after(chosen, 14)  # 0.4 of an epoch and the prediction to go, 3.7 min of the budget left
+    assert margin_s(chosen.budget_s, age) == pytest.approx((1 - LATE_SAFETY) * (chosen.budget_s - age))
+    assert margin_s(chosen.budget_s, age) < (1 - SAFETY) * chosen.budget_s
+    late = replan(chosen, 14.4, 14, chosen.later_epoch_s, age)
+    end_by = chosen.budget_s - margin_s(chosen.budget_s, age)
+    assert late.epochs == 15.6 and late.end_s <= end_by < late.end_s + chosen.later_epoch_s / 10  # a tenth more: over
+    assert "training goes on for 15.6 epochs instead of 14.4" in late.summary()
     part_way = replan(chosen, 14.4, 15, 0.4 * chosen.later_epoch_s, age_after(chosen, 14.4))  # the last: 0.4 of one
     assert part_way.slowdown == pytest.approx(1.0) and part_way.end_s == pytest.approx(chosen.planned_total_s)
     done = replan(chosen, 14.4, 15, 0.2 * chosen.later_epoch_s, age_after(chosen, 14.4) - 20)  # fast, but over
@@ -253,11 +262,14 @@ def test_a_lengthened_run_takes_six_views_where_they_now_pay():
     assert "training keeps its 9.2 epochs" in same.summary() and "predicts with flip-shift views" in same.summary()
 
 
-def fit_on_a_faked_clock(run, monkeypatch, cfg, min_epochs, ages, **plan_fields):
+def fit_on_a_faked_clock(run, monkeypatch, cfg, min_epochs, ages, late_margin=False, **plan_fields):
     """cfg's run of a tiny network on two contexts (4 batches an epoch) into `run`, its budget's clock
     reading `ages` after each epoch. The plan: 6 epochs of 10 s from 20 s in, a 5-second prediction,
-    a 100-second budget, and `plan_fields`; `ages` None: no budget. Returns the parts, the history and
-    config.json's record."""
+    a 100-second budget, and `plan_fields`; `ages` None: no budget. Without `late_margin` the margin stays
+    the plan's 10 s to the end (LATE_SAFETY 0), so that a test follows the one change it makes. Returns
+    the parts, the history and config.json's record."""
+    if not late_margin:
+        monkeypatch.setattr(budget, "LATE_SAFETY", 0.0)
     ctxs = [mx.cpu(0), mx.cpu(1)]
     net = gluon.nn.HybridSequential()
     net.add(gluon.nn.Conv2D(4, 3, in_channels=3), gluon.nn.GlobalAvgPool2D(), gluon.nn.Dense(10, in_units=4))
@@ -334,6 +346,25 @@ def test_a_run_well_ahead_of_its_plan_is_lengthened_on_the_longer_schedule(tmp_p
     assert longer_plan["end_s"] == pytest.approx(90.0)
     assert (longer_plan["tta_before"], longer_plan["tta"]) == ("flip", "flip-shift")
     assert checkpoint.read(str(tmp_path / "run" / checkpoint.LAST)).config["epochs"] == 12.4
+
+
+def test_a_run_on_pace_spends_the_margin_on_its_last_epochs_and_ends_inside_the_budget(tmp_path, monkeypatch, caplog):
+    """Every epoch exactly on its plan's 10 s: the plan's 10-second margin is kept while more than 40 s of
+    the budget are left (6.5 epochs after epoch 2: the faked plan's 6 end at 85 s, not 90); after that a
+    quarter of the time left is kept, and the run takes the rest: 6.7 epochs after epoch 5 (70 s in: margin
+    7.5 s), 7 after epoch 6 (5 s); its 7th epoch ends at 90 s and the 5-second prediction at 95 of the 100.
+    The rate still ends at 0."""
+    cfg = Config(epochs=6, lr=0.1, schedule="linear", warmup_epochs=1, lookahead_every=2, time_budget=100 / MIN)
+    with caplog.at_level("INFO"):
+        parts, history, record = fit_on_a_faked_clock(tmp_path / "run", monkeypatch, cfg, 2,
+                                                      [30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0], late_margin=True)
+    assert [(r["after_epoch"], r["epochs_before"], r["epochs"]) for r in record["time_budget_replans"]] == [
+        (2, 6, 6.5), (5, 6.5, 6.7), (6, 6.7, 7)]
+    assert all(r["slowdown"] == pytest.approx(1.0) for r in record["time_budget_replans"])
+    assert [r["end_s"] for r in record["time_budget_replans"]] == pytest.approx([90.0, 92.0, 95.0])
+    assert "training goes on for 7 epochs instead of 6.7" in caplog.text
+    assert [h.epoch for h in history] == list(range(1, 8)) and record["config"]["epochs"] == 7
+    assert parts.trainer.learning_rate == parts.learning_rate(7 * parts.batches_per_epoch) == 0.0
 
 
 def test_a_run_lengthened_after_its_rate_began_to_fall_goes_on_down_from_it(tmp_path, monkeypatch, caplog):
