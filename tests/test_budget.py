@@ -422,9 +422,10 @@ def test_measured_rate_excludes_the_warm_up_batches():
 
 def plan_timed(monkeypatch, budget_min: float, tta: str = "flip"):
     """workflow.budget's measure_speeds, then plan_measured, as plan_run uses them, for cpu-fast's shape
-    (44,032 images an epoch; the whitening bias learns for 3 epochs) with the machine's speeds faked: 300 img/s training while the bias learns, 360 once it is
-    frozen, each timed in 20 s from 40 s into the process, and a prediction of 5,000 images at 400 img/s
-    (either views) after 9 s to start. Returns the plan and the parameter frozen, with what was timed."""
+    (44,032 images an epoch; the whitening bias learns for 3 epochs) with the machine's speeds faked: 300 img/s
+    training while the bias learns, 360 once it is frozen, each timed in 20 s from 40 s into the process, and a
+    prediction of 5,000 images at 400 img/s (either views) after 9 s to start. Returns the plan and the parameter
+    frozen, with what was timed."""
     frozen = SimpleNamespace(grad_req="write")
     probe = SimpleNamespace(learn_first=(3, (frozen,)), batches_per_epoch=43,
                             train_data=SimpleNamespace(batch_size=1024),
