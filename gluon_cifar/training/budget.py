@@ -36,9 +36,9 @@ from ..errors import ConfigError
 
 # The margin kept for a host that slows down: a tenth of the budget while a plan rests on seconds of timing
 # (measured on a shared 2-core machine, docs/BENCHMARKS.md: epochs ran 7% slower on average than the first
-# steps, prediction 16% slower than its sample); late in a run, a quarter of the time left, which the
-# run's own epochs have timed by then (the slowest epoch seen after a plan: 1.27x it). A tenth of the whole
-# budget kept to the end left it unused: 9.2 of 10.2 minutes against the peer.
+# steps, prediction 16% slower than its sample); late in a run, whose own epochs have timed its pace by then,
+# a quarter of the time left: the rest may run a third slower (1 / 0.75) and still end inside. A tenth of the
+# whole budget kept to the end went unused: 9.2 of 10.2 minutes against the peer.
 SAFETY = 0.90
 LATE_SAFETY = 0.75
 # submit.py's start-up (imports, listing and checking the test images, the network) where it was not timed:
