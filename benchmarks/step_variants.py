@@ -11,14 +11,17 @@ and settings tried on `frozen` (`--variants frozen static-shape ...`; compare wi
   static-shape  hybridize(static_alloc=True, static_shape=True): memory planned once for the batch shape
   omp-bind      OpenMP threads pinned one per core (OMP_PROC_BIND=true, OMP_PLACES=cores; libgomp)
   omp-active    OpenMP threads spin between parallel regions instead of sleeping (OMP_WAIT_POLICY=active)
+  muon          frozen, its filters updated by Muon (--optimizer muon: training/muon.py) instead of Nesterov SGD
 Rounds alternate the variants so that a drifting machine hits all alike; the table gives the
 median images/s and the median of each round's ratio to the first variant listed. `--trees` runs each
 variant in each of several checkouts (e.g. `git worktree add` of two commits), to measure a change to
 the network itself: the cells are then variant@checkout, each compared with its variant in the first checkout.
+Several `--batch-size` values make cells variant/batch, each compared with the first listed cell.
 
   python benchmarks/step_variants.py --rounds 3 --precision bfloat16
   python benchmarks/step_variants.py --rounds 3 --variants frozen static-shape omp-bind omp-active
   python benchmarks/step_variants.py --rounds 4 --variants padded frozen --trees /tmp/before /tmp/after
+  python benchmarks/step_variants.py --rounds 3 --variants frozen muon --batch-size 1024 2000
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ import time
 
 from common import ROOT, machine
 
-VARIANTS = ("plain", "padded", "frozen", "static-shape", "omp-bind", "omp-active")
+VARIANTS = ("plain", "padded", "frozen", "static-shape", "omp-bind", "omp-active", "muon")
 ENVIRONMENT = {"omp-bind": {"OMP_PROC_BIND": "true", "OMP_PLACES": "cores"},
                "omp-active": {"OMP_WAIT_POLICY": "active"}}
 
@@ -54,7 +57,8 @@ def probe(variant: str, precision: str, batch: int, warmup: int, steps: int) -> 
     ctxs = [mx.cpu()]
     if precision == "bfloat16":
         enable_mixed_precision("bfloat16")
-    cfg = Config.from_dict({**PRESETS["cpu-fast"], "batch_size": batch})
+    cfg = Config.from_dict({**PRESETS["cpu-fast"], "batch_size": batch,
+                            "optimizer": "muon" if variant == "muon" else "sgd"})
     net = FastNet(WIDTHS["fastnet"], 10, pad_channels=variant != "plain", prefix="fastnet_")
     net.initialize(mx.init.Xavier(), ctx=ctxs)
     net.init_from_data(np.random.default_rng(0).normal(size=(512, 3, 32, 32)).astype(np.float32))
@@ -73,7 +77,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--precision", default="bfloat16", choices=("float32", "bfloat16"))
-    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[1024])
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS[:3]))
@@ -81,27 +85,29 @@ def main() -> int:
     parser.add_argument("--probe", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
-        print(json.dumps(probe(args.probe, args.precision, args.batch_size, args.warmup, args.steps)))
+        print(json.dumps(probe(args.probe, args.precision, args.batch_size[0], args.warmup, args.steps)))
         return 0
     trees = [os.path.abspath(t) for t in args.trees] if args.trees else [ROOT]
-    cells = [(variant, tree) for variant in args.variants for tree in trees]
-    label = {cell: cell[0] if not args.trees else f"{cell[0]}@{os.path.basename(cell[1])}" for cell in cells}
-    rates: dict[tuple[str, str], list[float]] = {cell: [] for cell in cells}
+    cells = [(variant, tree, batch) for variant in args.variants for tree in trees for batch in args.batch_size]
+    label = {cell: cell[0] + (f"@{os.path.basename(cell[1])}" if args.trees else "")
+             + (f"/{cell[2]}" if len(args.batch_size) > 1 else "") for cell in cells}
+    rates: dict[tuple[str, str, int], list[float]] = {cell: [] for cell in cells}
     for round_ in range(args.rounds):
-        for variant, tree in cells if round_ % 2 == 0 else cells[::-1]:
+        for cell in cells if round_ % 2 == 0 else cells[::-1]:
+            variant, tree, batch = cell
             command = [sys.executable, os.path.join(tree, "benchmarks", "step_variants.py"), "--probe", variant,
-                       "--precision", args.precision, "--batch-size", str(args.batch_size), "--warmup",
+                       "--precision", args.precision, "--batch-size", str(batch), "--warmup",
                        str(args.warmup), "--steps", str(args.steps)]
             result = subprocess.run(command, capture_output=True, text=True, check=True,
                                     env={**os.environ, **ENVIRONMENT.get(variant, {})})
-            rates[variant, tree].append(float(result.stdout.strip().splitlines()[-1]))
-            print(f"round {round_ + 1}: {label[variant, tree]}: {rates[variant, tree][-1]:.1f} img/s", file=sys.stderr,
-                  flush=True)
+            rates[cell].append(float(result.stdout.strip().splitlines()[-1]))
+            print(f"round {round_ + 1}: {label[cell]}: {rates[cell][-1]:.1f} img/s", file=sys.stderr, flush=True)
     print(f"`python benchmarks/step_variants.py --rounds {args.rounds} --precision {args.precision} --batch-size "
-          f"{args.batch_size} --warmup {args.warmup} --steps {args.steps} --variants {' '.join(args.variants)}"
+          f"{' '.join(map(str, args.batch_size))} --warmup {args.warmup} --steps {args.steps} --variants "
+          f"{' '.join(args.variants)}"
           f"{' --trees ' + ' '.join(args.trees) if args.trees else ''}`, "
           f"{time.strftime('%Y-%m-%d', time.gmtime())}; {machine()}\n")
-    reference = (lambda cell: (cell[0], trees[0])) if args.trees else (lambda cell: cells[0])
+    reference = (lambda cell: (cell[0], trees[0], cell[2])) if args.trees else (lambda cell: cells[0])
     compared_with = f"its variant@{os.path.basename(trees[0])}" if args.trees else label[cells[0]]
     print(f"| variant | training img/s (median) | x {compared_with} (median of rounds) |")
     print("| --- | --- | --- |")

@@ -129,6 +129,14 @@ class Config:
     lr: float = setting(0.02, "initial learning rate (for the global batch)")
     momentum: float = setting(0.9, "SGD momentum")
     nesterov: bool = setting(False, "Nesterov momentum")
+    optimizer: str = setting("sgd", "sgd: every parameter by SGD with --momentum (Nesterov's with --nesterov); muon: "
+                                     "the conv filters by Muon (orthogonalised updates at --muon-lr with momentum "
+                                     "--muon-momentum, their norm reset each step: training/muon.py), the other "
+                                     "parameters by Nesterov SGD at --lr (airbench94_muon)",
+                             choices=("sgd", "muon"))
+    muon_lr: float = setting(0.24, "--optimizer muon: the conv filters' learning rate, which follows --schedule as "
+                                    "--lr does")
+    muon_momentum: float = setting(0.6, "--optimizer muon: the conv filters' momentum")
     wd: float = setting(5e-4, "weight decay (L2)")
     schedule: str = setting("step", "learning-rate schedule: step (x lr_decay every lr_period epochs), cosine or "
                                      "linear (from lr down to 0 over the epochs after the warm-up)",
@@ -209,6 +217,10 @@ class Config:
                                                                             self.warmup_epochs >= self.epochs)):
             raise ConfigError(f"--warmup-epochs must be >= 0 and fewer than --epochs ({self.epochs}), or auto; "
                               f"got {self.warmup_epochs}")
+        if self.optimizer == "muon" and not (self.nesterov and self.muon_lr > 0 and 0 <= self.muon_momentum < 1):
+            raise ConfigError("--optimizer muon needs --nesterov (its other parameters learn by Nesterov SGD), "
+                              f"--muon-lr > 0 and --muon-momentum in [0, 1); got --nesterov {self.nesterov}, "
+                              f"--muon-lr {self.muon_lr}, --muon-momentum {self.muon_momentum}")
         if self.bias_lr_mult <= 0:
             raise ConfigError(f"--bias-lr-mult must be > 0, got {self.bias_lr_mult}")
         if self.lookahead_every and self.checkpoint_every % self.lookahead_every:

@@ -32,21 +32,23 @@ def batches(sizes, seed=0):
             for n in sizes]
 
 
-def train_params(n_ctx, sizes):
+def train_params(n_ctx, sizes, optimizer="sgd"):
     ctxs = [mx.cpu(i) for i in range(n_ctx)]
     net = small_net(ctxs)
-    cfg = Config(lr=0.1, momentum=0.9, wd=1e-4)
+    cfg = Config(lr=0.1, momentum=0.9, wd=1e-4, optimizer=optimizer, nesterov=optimizer == "muon")
     trainer = make_trainer(net, cfg)
     train_one_epoch(TrainingParts(net, trainer, gluon.loss.SoftmaxCrossEntropyLoss(), []), batches(sizes), ctxs)
     return net, [[d.asnumpy() for d in p.list_data()] for p in net.collect_params().values()]
 
 
-# 7 splits unevenly over 2 and 3; the final 2-sample batch leaves the third context without data.
+# 7 splits unevenly over 2 and 3; the final 2-sample batch leaves the third context without data. Muon
+# orthogonalises the summed filter gradient on every context: the replicas must still agree.
+@pytest.mark.parametrize("optimizer", ["sgd", "muon"])
 @pytest.mark.parametrize("n_ctx", [2, 3])
-def test_contexts_match_single_context(n_ctx):
+def test_contexts_match_single_context(n_ctx, optimizer):
     sizes = [7, 6, 2]
-    _, single = train_params(1, sizes)
-    net, multi = train_params(n_ctx, sizes)
+    _, single = train_params(1, sizes, optimizer)
+    net, multi = train_params(n_ctx, sizes, optimizer)
     assert len(multi) == len(single) == 4
     for replicas, (reference,) in zip(multi, single):
         assert len(replicas) == n_ctx

@@ -1,28 +1,35 @@
 """The optimizer, the loss, and the arithmetic they run in (float32, or mixed precision)."""
 from __future__ import annotations
 
+import mxnet as mx
 from mxnet import gluon
 from mxnet.contrib import amp
 
 from ..config import Config
+from .muon import Muon
 
 
 def make_trainer(net: gluon.Block, cfg: Config, kvstore: object = "device",
                  update_on_kvstore: bool | None = None) -> gluon.Trainer:
-    """SGD (Nesterov's with cfg.nesterov) at cfg.lr; `kvstore`/`update_on_kvstore` as given by
-    distributed.connect. The schedule is not the optimizer's: the training loop sets each update's
+    """SGD (Nesterov's with cfg.nesterov) at cfg.lr, with cfg.optimizer muon Muon for the conv filters
+    (muon.py); `kvstore`/`update_on_kvstore` as given by distributed.connect. The schedule is not the optimizer's: the training loop sets each update's
     rate (schedules.learning_rate), so nothing of it is pickled with the trainer's state.
 
     BatchNorm offsets learn cfg.bias_lr_mult times faster, with their weight decay divided by as
-    much, so lr x wd (the decay per step) stays the same for every parameter.
+    much, so lr x wd (the decay per step) stays the same for every parameter. With muon a fastnet's
+    whitening bias goes with them, as airbench94_muon groups it (airbench94 leaves it with the weights).
     """
-    if cfg.bias_lr_mult != 1:
-        offsets = net.collect_params(".*beta")
-        offsets.setattr("lr_mult", cfg.bias_lr_mult)
-        offsets.setattr("wd_mult", 1 / cfg.bias_lr_mult)
-    return gluon.Trainer(net.collect_params(), "nag" if cfg.nesterov else "sgd",
-                         {"learning_rate": cfg.lr, "momentum": cfg.momentum, "wd": cfg.wd},
-                         kvstore=kvstore, update_on_kvstore=update_on_kvstore)
+    offsets = list(net.collect_params(".*beta").values())
+    if cfg.optimizer == "muon" and hasattr(net, "whiten"):
+        offsets.append(net.whiten.bias)
+    for offset in offsets:
+        offset.lr_mult, offset.wd_mult = cfg.bias_lr_mult, 1 / cfg.bias_lr_mult
+    hyper = {"learning_rate": cfg.lr, "momentum": cfg.momentum, "wd": cfg.wd}
+    if cfg.optimizer == "muon":
+        optimizer = Muon(filter_lr=cfg.muon_lr, filter_momentum=cfg.muon_momentum, **hyper)
+    else:
+        optimizer = mx.optimizer.create("nag" if cfg.nesterov else "sgd", **hyper)
+    return gluon.Trainer(net.collect_params(), optimizer, kvstore=kvstore, update_on_kvstore=update_on_kvstore)
 
 
 class SmoothedCrossEntropy(gluon.loss.Loss):
