@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """cpu-fast's training speed against the peer's (airbench94 in PyTorch on the CPU), in one run.
 
-Both train FastNet (airbench94's network) with batch 1024 on the same number of real CIFAR-10
-images for the same whole epochs, one process at a time, rounds alternating so that a drifting
-machine hits both alike:
-  ours:  scripts/train.py --preset cpu-fast --epochs E --valid-ratio 0 --precision P on a Kaggle
+Both train FastNet (airbench94's network) on the same number of real CIFAR-10 images for the same
+whole epochs, each with its own recipe (the peer: batches of 1024, SGD; cpu-fast: batches of 2000,
+Muon; --preset cpu-fast-sgd: the peer's), one process at a time, rounds alternating so that a
+drifting machine hits both alike:
+  ours:  scripts/train.py --preset PRESET --epochs E --valid-ratio 0 --precision P on a Kaggle
          layout of N training images (made with ../shared/tools/kaggle_layout.py if not given);
   peer:  ../shared/tools/airbench_cpu.py --epochs E --limit-train N --no-epoch-eval --dtype D,
          in its own venv (--peer-python: torch, numpy and Pillow; never this project's venv).
@@ -31,10 +32,10 @@ from common import LAYOUT_TOOL, PEER, ROOT, SHARED, machine, run_measured
 TRAIN_ZIP = os.path.join(SHARED, "data", "cifar10_train_jpg.zip")
 
 
-def ours(layout: str, work: str, epochs: int, precision: str) -> dict:
+def ours(layout: str, work: str, epochs: int, precision: str, preset: str) -> dict:
     run = tempfile.mkdtemp(dir=work)
     os.rmdir(run)  # train.py makes it
-    result = run_measured([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--preset", "cpu-fast",
+    result = run_measured([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--preset", preset,
                            "--data-dir", layout, "--epochs", str(epochs), "--valid-ratio", "0", "--precision",
                            precision, "--cache-dir", os.path.join(work, "cache"), "--out", run, "--no-progress"])
     with open(os.path.join(run, "metrics.csv"), encoding="utf-8") as f:
@@ -69,6 +70,8 @@ def main() -> int:
     parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"),
                         help="ours: --precision (auto: what cpu-fast uses on this machine)")
     parser.add_argument("--peer-dtype", default="bf16", choices=("bf16", "fp32"))
+    parser.add_argument("--preset", default="cpu-fast", choices=("cpu-fast", "cpu-fast-sgd"),
+                        help="ours: the recipe (cpu-fast-sgd: the peer's own, batches of 1024)")
     parser.add_argument("--work", help="scratch folder (default: a temporary one)")
     args = parser.parse_args()
 
@@ -83,7 +86,7 @@ def main() -> int:
     for round_ in range(args.rounds):
         for side in ("ours", "peer") if round_ % 2 == 0 else ("peer", "ours"):
             if side == "ours":
-                row = ours(layout, work, args.epochs, args.precision)
+                row = ours(layout, work, args.epochs, args.precision, args.preset)
             else:
                 row = peer(args.peer_python, work, args.epochs, args.train_images, args.peer_dtype)
             results[side].append(row)
@@ -93,11 +96,11 @@ def main() -> int:
     ours_rate = statistics.median(steady(o["rates"]) for o in results["ours"])
     peer_rate = statistics.median(steady(p["rates"]) for p in results["peer"])
     print(f"`python benchmarks/peer.py --rounds {args.rounds} --epochs {args.epochs} --train-images "
-          f"{args.train_images} --precision {args.precision} --peer-dtype {args.peer_dtype}`, "
+          f"{args.train_images} --precision {args.precision} --peer-dtype {args.peer_dtype} --preset {args.preset}`, "
           f"{time.strftime('%Y-%m-%d', time.gmtime())}; {machine()}\n")
     print("| | training images/s (epochs 2-%d, median of %d rounds) | ours / peer |" % (args.epochs, args.rounds))
     print("| --- | --- | --- |")
-    print(f"| ours: cpu-fast, --precision {args.precision} ({results['ours'][0]['precision']}), MXNet | "
+    print(f"| ours: {args.preset}, --precision {args.precision} ({results['ours'][0]['precision']}), MXNet | "
           f"{ours_rate:.0f} | **{statistics.median(ratios):.2f}x** (rounds: {', '.join(f'{r:.2f}' for r in ratios)}) |")
     print(f"| peer: airbench94, {args.peer_dtype}, torch {results['peer'][0]['torch']} | {peer_rate:.0f} | 1 |")
     print(json.dumps({"ours": results["ours"], "peer": results["peer"], "ratios": ratios}))

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Issue 24's changes to a FastNet training step, each measured alone, in one run.
 
-Each cell is one process (AMP patches MXNet for a whole process) training FastNet with cpu-fast's
-trainer and loop on batches already in memory (the network's compute alone): `--warmup` steps
+Each cell is one process (AMP patches MXNet for a whole process) training FastNet with cpu-fast-sgd's
+trainer and loop (cpu-fast's for `muon`) on batches already in memory (the network's compute alone): `--warmup` steps
 untimed, then `--steps` timed. Variants:
   plain       the 24 whitened channels as they are (oneDNN 2.4's GEMM fallback for the first group)
   padded      the same network computed with 32 channels (fastnet.PaddedConv2D; the default)
@@ -57,8 +57,7 @@ def probe(variant: str, precision: str, batch: int, warmup: int, steps: int) -> 
     ctxs = [mx.cpu()]
     if precision == "bfloat16":
         enable_mixed_precision("bfloat16")
-    cfg = Config.from_dict({**PRESETS["cpu-fast"], "batch_size": batch,
-                            "optimizer": "muon" if variant == "muon" else "sgd"})
+    cfg = Config.from_dict({**PRESETS["cpu-fast" if variant == "muon" else "cpu-fast-sgd"], "batch_size": batch})
     net = FastNet(WIDTHS["fastnet"], 10, pad_channels=variant != "plain", prefix="fastnet_")
     net.initialize(mx.init.Xavier(), ctx=ctxs)
     net.init_from_data(np.random.default_rng(0).normal(size=(512, 3, 32, 32)).astype(np.float32))

@@ -72,18 +72,6 @@ def with_warmup_decided(cfg: "Config") -> "Config":
     return dataclasses.replace(cfg, warmup_epochs=auto_warmup_epochs(cfg.epochs))
 
 
-# airbench95 (K. Jordan, 2024) is airbench94 with the widths of models/fastnet.py's fastnet_wide and a learning
-# rate of 10 instead of 11.5 per 1024 examples; its weight decay per step stays (airbench decouples it from lr).
-NARROW_MODEL, WIDE_MODEL = "fastnet", "fastnet_wide"
-WIDE_LR_SCALE = 10 / 11.5
-
-
-def widened(cfg: "Config") -> "Config":
-    """cfg's fastnet recipe as airbench95's: fastnet_wide, lr x 10/11.5, wd / (10/11.5) (lr x wd, the decay
-    each step applies, unchanged)."""
-    return dataclasses.replace(cfg, model=WIDE_MODEL, lr=cfg.lr * WIDE_LR_SCALE, wd=cfg.wd / WIDE_LR_SCALE)
-
-
 def check_length_changes(changes: tuple[tuple[int, float], ...]) -> None:
     afters = [after for after, _ in changes]
     if any(a < 1 for a in afters) or afters != sorted(set(afters)):
@@ -155,14 +143,14 @@ class Config:
                                           "them, which spares its backward pass (airbench94: 3; 0: it learns "
                                           "throughout)")
     wide_from_epochs: float = setting(0.0, "with --time-budget and --model fastnet: train airbench95's wider recipe "
-                                            "instead (fastnet_wide, --lr x 10/11.5 and --wd x 11.5/10: the same "
-                                            "decay per step) where the budget fits at least this many of its "
+                                            "instead (fastnet_wide with airbench's SGD at lr 10 per 1024 images: "
+                                            "presets.py, widened) where the budget fits at least this many of its "
                                             "epochs (0: never); the choice is saved")
     tta: str = setting("none", "test-time augmentation when predicting: none, flip (average the image's and "
                                 "its mirror's probabilities) or flip-shift (also shifted a pixel both ways: "
                                 "6 views); auto: with --time-budget, flip-shift if at least 9 epochs fit with it "
-                                "and it costs at most one, else flip (without a budget: flip); the choice is "
-                                "saved",
+                                "(8 with --optimizer muon) and it costs at most one, else flip (without a budget: "
+                                "flip); the choice is saved",
                        choices=(*TTAS, TTA_AUTO))
     # devices: resolved once by the script; recorded so a run shows where it ran
     gpus: str = gpus_setting()

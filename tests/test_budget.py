@@ -12,10 +12,11 @@ import pytest
 from mxnet import gluon
 
 from gluon_cifar.commands.train import main as train_command
-from gluon_cifar.config import Config, auto_warmup_epochs, widened
+from gluon_cifar.config import Config
 from gluon_cifar.distributed.cluster import connect
 from gluon_cifar.errors import ConfigError
-from gluon_cifar.presets import PRESETS
+from gluon_cifar import presets
+from gluon_cifar.presets import PRESETS, widened
 from gluon_cifar.runs import checkpoint
 from gluon_cifar.runs.recorder import open_run
 from gluon_cifar.training import budget
@@ -23,6 +24,7 @@ from gluon_cifar.training.averaging import Lookahead
 from gluon_cifar.training.budget import (
     LATE_SAFETY,
     SAFETY,
+    SIX_VIEWS_FROM,
     SIX_VIEWS_FROM_EPOCHS,
     BudgetPlan,
     choose_epochs,
@@ -125,6 +127,24 @@ def test_auto_tta_gives_up_at_most_one_epoch_and_only_for_enough():
     assert apart(SIX_VIEWS_FROM_EPOCHS + 2, SIX_VIEWS_FROM_EPOCHS) == "flip"  # two epochs lost
     assert apart(10.3, 9.3) == "flip-shift"  # one epoch in tenths (10.3 - 9.3 is 1.0000000000000009 in floats)
     assert apart(10.4, 9.3) == "flip" and apart(9.7, 8.9) == "flip"
+
+
+def test_six_views_pay_from_the_recipes_own_length():
+    """Muon's network is as far along at 8 epochs as SGD's at 9.9: its plans weigh six views from 8 epochs, and a
+    run lengthened (or cut) later weighs them again from there too."""
+    flip = plan(60 * MIN, 0.0, 100.0, 1_000, 0, 0, 1.0, 1, tta="flip")
+    for recipe, views in (("sgd", "flip"), ("muon", "flip-shift")):
+        mine = dataclasses.replace(flip, epochs=8.6, six_views_from=SIX_VIEWS_FROM[recipe])
+        chosen = choose_tta(mine, dataclasses.replace(mine, epochs=8.4, tta="flip-shift"), flip.predict_s)
+        assert chosen.tta == views and chosen.six_views_from == SIX_VIEWS_FROM[recipe]
+    # a run planned with two views at 7.9 epochs (six would leave 7.7), then ahead of its plan: six views once
+    # they leave 8 or more
+    two, six = (dataclasses.replace(p, epochs=e, six_views_from=SIX_VIEWS_FROM["muon"])
+                for p, e in zip(plans_by_views(25, 5_000), (7.9, 7.7)))
+    planned = choose_tta(two, six, six.predict_s)
+    assert planned.tta == "flip"
+    ahead = replan(planned, 7.9, 2, 0.9 * planned.epoch_s, 2 * planned.epoch_s + 60, "flip")
+    assert ahead.epochs >= 8 and ahead.tta == "flip-shift" and "six pay from 8 epochs on" in ahead.summary()
 
 
 def test_a_budget_too_small_for_the_warm_up_says_what_would_fit():
@@ -585,8 +605,8 @@ def test_a_budgeted_run_and_its_submission_end_inside_the_budget(tmp_path):
     replans = record.get("time_budget_replans", [])  # only if this machine's speed changed during the run
     cuts = [r for r in replans if r["epochs"] != r["epochs_before"]]  # (not those that changed the views only)
     assert record["config"]["epochs"] == (cuts[-1]["epochs"] if cuts else chosen["epochs"]) >= chosen["min_epochs"]
-    # cpu-fast's --warmup-epochs auto, decided from the planned length, and kept by any cut
-    assert record["config"]["warmup_epochs"] == auto_warmup_epochs(chosen["epochs"]) == chosen["min_epochs"] - 1
+    # cpu-fast's Muon has no warm-up: any cut keeps one epoch
+    assert record["config"]["optimizer"] == "muon" and record["config"]["warmup_epochs"] == 0 == chosen["min_epochs"] - 1
     assert record["config"]["time_budget"] == budget_min
     assert f"time budget {budget_min:.1f} min" in trained.stderr and f"{chosen['epochs']} epochs" in trained.stderr
     assert took <= budget_min * MIN * 1.1, f"{took:.0f} s for a {budget_min} min budget: {chosen}"
@@ -595,7 +615,8 @@ def test_a_budgeted_run_and_its_submission_end_inside_the_budget(tmp_path):
     assert record["precision_used"] in ("float32", "bfloat16") and record["startup"]["threads"]
     # cpu-fast's --tta auto, decided by the budget on both measured views and saved as decided
     left = dict(chosen["tta_considered"])
-    six_pay = left["flip-shift"] >= SIX_VIEWS_FROM_EPOCHS and round(left["flip"] - left["flip-shift"], 6) <= 1
+    six_pay = left["flip-shift"] >= SIX_VIEWS_FROM["muon"] and round(left["flip"] - left["flip-shift"], 6) <= 1
+    assert chosen["six_views_from"] == SIX_VIEWS_FROM["muon"] == 8
     assert chosen["tta"] == ("flip-shift" if six_pay else "flip")
     assert record["config"]["tta"] == (replans[-1]["tta"] if replans else chosen["tta"])  # a replan may change them
     assert chosen["epochs"] == left[chosen["tta"]] and f"--tta auto chose {chosen['tta']}" in trained.stderr
@@ -650,14 +671,16 @@ def test_the_budgets_measuring_leaves_no_trace(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_a_budget_that_chooses_the_wider_recipe_trains_it_as_its_epochs_run_would(tmp_path, monkeypatch):
     """cpu-fast's fastnet, planned at 2 epochs (the fewest), with --wide-from-epochs 1: the wider recipe is timed
-    on a network of its own and chosen; the run is bit for bit `--model fastnet_wide` with airbench95's
-    learning rate and weight decay for 2 epochs, and records both recipes' plans."""
-    cpu_fast = Config(**PRESETS["cpu-fast"])
-    wide = widened(cpu_fast)
+    on a network of its own and chosen; the run is bit for bit cpu-fast-sgd's `--model fastnet_wide` with
+    airbench95's learning rate and weight decay for 2 epochs (airbench95's recipe, not cpu-fast's Muon), and
+    records both recipes' plans."""
+    monkeypatch.setitem(presets.AIRBENCH94_SGD, "batch_size", 64)  # the demo's 900 images hold no batch of 1024
+    wide = widened(Config(**PRESETS["cpu-fast"]))
     records, plans = budgeted_and_fixed(tmp_path, monkeypatch, 2, ["--model", "fastnet", "--wide-from-epochs", "1"],
-                                        ["--model", "fastnet_wide", "--lr", repr(wide.lr), "--wd", repr(wide.wd)])
+                                        ["--preset", "cpu-fast-sgd", "--model", "fastnet_wide", "--lr", repr(wide.lr),
+                                         "--wd", repr(wide.wd)])
     saved = records["budgeted"]["config"]
-    assert (saved["model"], saved["lr"], saved["wd"]) == ("fastnet_wide", wide.lr, wide.wd)
+    assert (saved["model"], saved["optimizer"], saved["lr"], saved["wd"]) == ("fastnet_wide", "sgd", wide.lr, wide.wd)
     chosen = records["budgeted"]["time_budget_plan"]
     assert chosen["model"] == "fastnet_wide" and [model for model, _ in chosen["recipes_considered"]] == [
         "fastnet", "fastnet_wide"]

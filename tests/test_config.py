@@ -39,7 +39,7 @@ def test_a_fractional_epoch_count_is_kept_and_a_whole_one_stays_whole(tmp_path):
 
 def test_auto_warm_up_is_a_fifth_of_the_run_in_whole_epochs_one_or_two(tmp_path):
     assert [auto_warmup_epochs(e) for e in (2, 4.3, 5, 7.4, 7.5, 9.9, 23)] == [1, 1, 1, 1, 2, 2, 2]
-    cfg = config_from_args(parse("--epochs", "5"), preset="cpu-fast")
+    cfg = config_from_args(parse("--epochs", "5"), preset="cpu-fast-sgd")  # (cpu-fast's Muon has no warm-up)
     assert cfg.warmup_epochs == "auto" and with_warmup_decided(cfg).warmup_epochs == 1
     assert with_warmup_decided(Config(**{**cfg.to_dict(), "epochs": 9.9})).warmup_epochs == 2
     assert config_from_args(parse("--warmup-epochs", "3")).warmup_epochs == 3  # a number stays a number
@@ -89,7 +89,7 @@ def test_bad_values_name_the_flag(flags, message):
 
 
 def test_unknown_preset_lists_the_choices():
-    with pytest.raises(ConfigError, match=r"choose one of \['cpu-fast', 'd2l', 'd2l-exercise', 'demo', 'resnet18-best'\]"):
+    with pytest.raises(ConfigError, match=r"choose one of \['cpu-fast', 'cpu-fast-sgd', 'd2l', 'd2l-exercise', 'demo', 'resnet18-best'\]"):
         config_from_args(parse(), preset="fast")
 
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from mxnet import nd
 
-from gluon_cifar.config import Config, widened
+from gluon_cifar.config import Config
 from gluon_cifar.models import build_model
 from gluon_cifar.models.fastnet import WIDTHS, FastNet, whitening_filters
-from gluon_cifar.presets import PRESETS
+from gluon_cifar.presets import AIRBENCH94_SGD, PRESETS, widened
 from gluon_cifar.training.optim import SmoothedCrossEntropy, make_loss, make_trainer
 from gluon_cifar.training.schedules import learning_rate
 
@@ -113,16 +113,20 @@ def test_channel_padding_computes_the_same_network_and_gradients(hybridize):
 
 
 def test_the_wide_recipe_is_airbench95s_widths_and_learning_rate():
-    """fastnet_wide and `widened`: airbench95's 128/384/384 channels and its lr of 10 per 1024 examples (airbench94's
-    11.5 is cpu-fast's 1.5 for a mean loss: lr / (1 + 1 / (1 - momentum))), the decay each step applies unchanged."""
+    """fastnet_wide and `widened`: airbench95's 128/384/384 channels trained by airbench94's SGD at its lr of 10 per
+    1024 examples (airbench94's 11.5 is 1.5 for a mean loss: lr / (1 + 1 / (1 - momentum))), the decay each step
+    applies unchanged; whatever optimizer the narrow recipe had (cpu-fast's Muon or cpu-fast-sgd's SGD)."""
     sample = np.random.default_rng(2).normal(size=(16, 3, 32, 32)).astype(np.float32)
     net = build_model("fastnet_wide", 10, [mx.cpu()], seed=0, sample=sample)
     assert [g.conv2.weight.shape for g in net.groups] == [(128, 128, 3, 3), (384, 384, 3, 3), (384, 384, 3, 3)]
     assert net.groups[0].conv1.weight.shape == (128, 24, 3, 3) and net.head.weight.shape == (10, 384)
     assert net(nd.array(sample[:2])).shape == (2, 10)
-    cpu_fast = Config(**PRESETS["cpu-fast"])
-    assert cpu_fast.lr == pytest.approx(11.5 / (1 + 1 / (1 - cpu_fast.momentum)), rel=1e-4)
-    wide = widened(cpu_fast)
-    assert wide.model == "fastnet_wide" and wide.lr == pytest.approx(10 / (1 + 1 / (1 - cpu_fast.momentum)), rel=1e-4)
-    assert wide.lr * wide.wd == pytest.approx(cpu_fast.lr * cpu_fast.wd)
-    assert dataclasses.replace(wide, model="fastnet", lr=cpu_fast.lr, wd=cpu_fast.wd) == cpu_fast  # nothing else
+    sgd = Config(**PRESETS["cpu-fast-sgd"])
+    assert sgd.lr == pytest.approx(11.5 / (1 + 1 / (1 - sgd.momentum)), rel=1e-4)
+    for narrow in (sgd, Config(**PRESETS["cpu-fast"])):
+        wide = widened(narrow)
+        assert wide.model == "fastnet_wide" and wide.lr == pytest.approx(10 / (1 + 1 / (1 - sgd.momentum)), rel=1e-4)
+        assert wide.lr * wide.wd == pytest.approx(sgd.lr * sgd.wd)
+        # airbench94's SGD, and nothing else of the narrow recipe changed
+        assert dataclasses.replace(wide, model="fastnet", lr=sgd.lr, wd=sgd.wd) == dataclasses.replace(
+            narrow, **AIRBENCH94_SGD)

@@ -27,6 +27,13 @@ def test_presets_set_their_recipe_and_flags_still_win():
     assert best.augment == "pad-crop-cutout" and best.label_smoothing == 0.1 and best.warmup_epochs == 5
     assert config_from_args(parse(), "d2l") == Config()  # the book's recipe stays the default
     assert set(PRESETS) >= {"d2l", "d2l-exercise", "resnet18-best"}
+    fast, sgd = config_from_args(parse(), "cpu-fast"), config_from_args(parse(), "cpu-fast-sgd")
+    assert (fast.optimizer, fast.batch_size, fast.muon_lr, fast.lookahead_every, fast.warmup_epochs) == (
+        "muon", 2000, 0.24, 0, 0)  # airbench94_muon's
+    assert (sgd.optimizer, sgd.batch_size, sgd.lookahead_every, sgd.warmup_epochs, sgd.epochs) == (
+        "sgd", 1024, 5, "auto", 10)  # airbench94's
+    different = {name for name, value in fast.to_dict().items() if sgd.to_dict()[name] != value}
+    assert different == {"optimizer", "batch_size", "lr", "wd", "lookahead_every", "warmup_epochs", "epochs"}
 
 
 @pytest.mark.parametrize("settings,message", [
@@ -54,6 +61,7 @@ def test_inconsistent_settings_are_named(settings, message):
     ("d2l-exercise", ["--epochs", "1", "--model", "cifar_resnet20_v1"]),
     ("resnet18-best", ["--epochs", "1", "--warmup-epochs", "0", "--model", "cifar_resnet20_v1"]),  # (cpu-fast warms up)
     ("cpu-fast", ["--epochs", "2", "--batch-size", "128"]),
+    ("cpu-fast-sgd", ["--epochs", "2", "--batch-size", "128"]),
 ])
 def test_every_preset_trains_and_submits(tmp_path, preset, flags):
     run = tmp_path / preset

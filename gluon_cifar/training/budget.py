@@ -45,10 +45,13 @@ LATE_SAFETY = 0.75
 # a plan made from speeds alone. workflow/budget.py times it on the test folder the run will predict.
 STARTUP_ALLOWANCE_S = 20.0
 VALIDATION_COST = 1 / 3  # a validation image costs about a forward pass: a third of a training step
-# `--tta auto`: flip-shift's 6 views pay from this many epochs on. Measured (docs/BENCHMARKS.md, cpu-fast on
-# the 5,000-image holdout): at 9 and 10 epochs they add 0.16-0.22 points (4 runs, 3 seeds), more than the
-# 10th epoch adds (+0.04); at 5 epochs they cost 0.18 (the shifted views of a network that young mislead it).
-SIX_VIEWS_FROM_EPOCHS = 9
+# `--tta auto`: flip-shift's 6 views pay from this many epochs on, by optimizer (Config.optimizer). Measured
+# (docs/BENCHMARKS.md, fastnet on the 5,000-image holdout): with SGD, at 9 and 10 epochs they add 0.16-0.22
+# points (4 runs, 3 seeds), more than the 10th epoch adds (+0.04); at 5 epochs they cost 0.18 (the shifted
+# views of a network that young mislead it). Muon's network is as far along at 8 epochs as SGD's at 9.9
+# (airbench94_muon; here 0.8940 and 0.8946 without views, 2 seeds), and 6 views added 0.16 and 0.14 there.
+SIX_VIEWS_FROM = {"sgd": 9, "muon": 8}
+SIX_VIEWS_FROM_EPOCHS = SIX_VIEWS_FROM["sgd"]  # a plan's default (plans made outside a run: tests, tools)
 # The plan's grain: run lengths in tenths of an epoch. Whole epochs left up to an epoch of a short budget
 # unused (73% of 14.8 minutes, docs/BENCHMARKS.md); a tenth is a few seconds to a minute.
 TENTHS = 10
@@ -99,6 +102,7 @@ class BudgetPlan:
     # `model`, the one chosen ("": the run's own, no other was weighed).
     recipes_considered: tuple[tuple[str, float], ...] = ()
     model: str = ""
+    six_views_from: float = SIX_VIEWS_FROM_EPOCHS  # the fewest epochs at which `six_views_pay` (the recipe's)
 
     def as_record(self) -> dict[str, float | int]:
         return asdict(self)
@@ -180,18 +184,18 @@ def prediction_s(test_images: int, predict_images_per_s: float, startup_s: float
     return startup_s + test_images / predict_images_per_s if test_images else 0.0
 
 
-def six_views_pay(flip_epochs: float, six_views_epochs: float) -> bool:
-    """`--tta auto`'s rule: flip-shift's 6 views where they leave at least SIX_VIEWS_FROM_EPOCHS epochs
-    and cost at most one against flip's 2."""
-    return six_views_epochs >= SIX_VIEWS_FROM_EPOCHS and round(flip_epochs - six_views_epochs, 6) <= 1
+def six_views_pay(flip_epochs: float, six_views_epochs: float, from_epochs: float = SIX_VIEWS_FROM_EPOCHS) -> bool:
+    """`--tta auto`'s rule: flip-shift's 6 views where they leave at least `from_epochs` epochs (SIX_VIEWS_FROM
+    of the recipe's optimizer) and cost at most one against flip's 2."""
+    return six_views_epochs >= from_epochs and round(flip_epochs - six_views_epochs, 6) <= 1
 
 
 def choose_tta(flip: BudgetPlan, flip_shift: BudgetPlan | None, six_views_predict_s: float) -> BudgetPlan:
-    """`--tta auto`: the plan with flip-shift's 6 views if `six_views_pay`, else the plan with flip.
-    Both as `plan` made them for the same run; flip_shift None: it left too few epochs (`plan` refused
-    it); six_views_predict_s: its prediction's seconds all the same, kept for `replan`."""
+    """`--tta auto`: the plan with flip-shift's 6 views if `six_views_pay` (from flip.six_views_from epochs),
+    else the plan with flip. Both as `plan` made them for the same run; flip_shift None: it left too few
+    epochs (`plan` refused it); six_views_predict_s: its prediction's seconds all the same, kept for `replan`."""
     left = flip_shift.epochs if flip_shift else 0
-    chosen = flip_shift if flip_shift and six_views_pay(flip.epochs, left) else flip
+    chosen = flip_shift if flip_shift and six_views_pay(flip.epochs, left, flip.six_views_from) else flip
     return replace(chosen, tta_considered=(("flip", flip.epochs), ("flip-shift", left)),
                    predict_s_by_tta=(("flip", flip.predict_s), ("flip-shift", six_views_predict_s)))
 
@@ -209,6 +213,7 @@ class Replan:
     budget_s: float
     tta: str = ""  # the test-time views from now on, where --tta auto chose them: see `replan`
     tta_before: str = ""
+    six_views_from: float = SIX_VIEWS_FROM_EPOCHS  # the plan's
 
     def as_record(self) -> dict[str, float | int]:
         return asdict(self)
@@ -220,7 +225,7 @@ class Replan:
     def summary(self) -> str:
         pace = (f"epoch {self.after_epoch} took {self.slowdown:.2f}x its planned time: at this pace the run and its "
                 "submission")
-        six = (f"; the submission predicts with {self.tta} views (six pay from {SIX_VIEWS_FROM_EPOCHS} epochs on"
+        six = (f"; the submission predicts with {self.tta} views (six pay from {self.six_views_from:g} epochs on"
                + (", and they fit)" if self.tta == "flip-shift" else ")")) if self.changes_views else ""
         if self.epochs > self.epochs_before:
             return (f"{pace} would end at {self.uncut_end_s / 60:.1f} min of the {self.budget_s / 60:g}-minute "
@@ -258,7 +263,7 @@ def replan(plan: BudgetPlan, epochs: float, done: int, last_epoch_s: float, age_
     spend what the plan kept for a slowdown that did not come. (The schedule follows without a jump either
     way: schedules.with_length.)
     Where `--tta auto` chose the views (both were timed), they are weighed again by `six_views_pay`: six
-    give way to two if a cut leaves fewer than SIX_VIEWS_FROM_EPOCHS (they cost a young network accuracy),
+    give way to two if a cut leaves fewer than plan.six_views_from (they cost a young network accuracy),
     and a run ahead of its plan takes six in place of two where, at its pace, they pay (the plan could
     not afford them)."""
     slowdown = last_epoch_s / planned_s(plan, done - 1, min(done, epochs))  # the run's last epoch: its share
@@ -281,17 +286,17 @@ def replan(plan: BudgetPlan, epochs: float, done: int, last_epoch_s: float, age_
     if age_s + left_s(epochs) > plan.budget_s and least < epochs:
         chosen = max((n for n in _tenths(least, epochs) if left_s(n) <= SAFETY * (plan.budget_s - age_s)),
                      default=least)
-        if views and tta == "flip-shift" and chosen < SIX_VIEWS_FROM_EPOCHS:
+        if views and tta == "flip-shift" and chosen < plan.six_views_from:
             chosen_tta = "flip"
     elif done < epochs and slowdown > 0:
         chosen = longest(predict_s)
         if views and tta == "flip":
             six = longest(views["flip-shift"])
-            if six_views_pay(chosen, six) and age_s + left_s(six, views["flip-shift"]) <= end_by_s:
+            if six_views_pay(chosen, six, plan.six_views_from) and age_s + left_s(six, views["flip-shift"]) <= end_by_s:
                 chosen, chosen_tta = six, "flip-shift"
     return Replan(done, epochs, chosen, slowdown, age_s + left_s(epochs),
                   age_s + left_s(chosen, views.get(chosen_tta, predict_s)), plan.budget_s, chosen_tta,
-                  tta if views else "")
+                  tta if views else "", plan.six_views_from)
 
 
 def measure_rate(run_batches: Callable[[Iterable], int], batches: Iterable, warmup: int = 1, chunk: int = 1,

@@ -29,7 +29,7 @@ import numpy as np
 from mxnet import gluon
 
 from .. import STARTUP
-from ..config import NARROW_MODEL, TTA_AUTO, WARMUP_AUTO, Config, auto_warmup_epochs, widened, with_warmup_decided
+from ..config import TTA_AUTO, WARMUP_AUTO, Config, auto_warmup_epochs, with_warmup_decided
 from ..data.archives import SAMPLE
 from ..data.images import check_headers
 from ..data.kaggle import read_label_csv, read_test
@@ -40,6 +40,7 @@ from ..errors import ConfigError, LayoutError
 from ..inference.predict import cast_for_inference, predict_archive, predict_files
 from ..models import build_model
 from ..precision import decide
+from ..presets import NARROW_MODEL, widened
 from ..submit_options import SubmitOptions
 from ..training import budget
 from ..training.engine import train_one_epoch
@@ -164,10 +165,11 @@ def plan_measured(cfg: Config, data: TrainingData, probe: TrainingParts, speeds:
     min_epochs = warmup + 1 if cfg.schedule != "step" else 1  # the warm-up and one epoch of decay
 
     def plan_with(tta: str) -> budget.BudgetPlan:
-        return budget.plan(cfg.time_budget * 60, elapsed_s, speeds.train_images_per_s, probe.batches_per_epoch *
+        made = budget.plan(cfg.time_budget * 60, elapsed_s, speeds.train_images_per_s, probe.batches_per_epoch *
                            probe.train_data.batch_size, data.n_valid, prediction.test_images,
                            prediction.images_per_s[tta], min_epochs, speeds.later_images_per_s, first_epochs, tta,
                            prediction.startup_s)
+        return dataclasses.replace(made, six_views_from=budget.SIX_VIEWS_FROM[cfg.optimizer])
 
     ttas = ttas or tta_candidates(cfg)
     if len(ttas) == 1:
