@@ -143,8 +143,11 @@ def table(rows: list[dict]) -> str:
         first = runs[0]
         epochs = first["epochs"]
         if "planned_epochs" in first:
-            change = "cut" if first["epochs"] < first["planned_epochs"] else "lengthened"
-            epochs = f"{first['planned_epochs']} {change} to {first['epochs']}"
+            planned, ended = first["planned_epochs"], first["epochs"]
+            lengths = [r["epochs"] for r in first["time_budget_replans"]]  # as the run went
+            change = "cut" if ended < planned else "lengthened"
+            epochs = (f"{planned} {change} to {ended}" if ended != planned
+                      else f"{planned}, then {min(lengths)}-{max(lengths)}, ended at {ended}")
         name = (f"peer: airbench94 in PyTorch, {dtype}" if preset == "peer" else
                 f"`{preset}`{f' `{flags}`' if flags else ''}, {dtype} prediction")
         lines.append(f"| {name}{at} | {epochs} | "

@@ -37,9 +37,10 @@ AIRBENCH94_MUON: dict[str, Any] = {
 
 # The best score we reach on a 2-core CPU in 45 minutes, prediction of the 300,000 test images included
 # (docs/BENCHMARKS.md): a small whitened convnet with the training recipe published with airbench94_muon
-# (K. Jordan, 2024), restated for MXNet and a CPU. Besides these settings, FastNet itself fixes: widths
-# 64/256/256, GELU, BatchNorm without a learned scale, partial Dirac init, logits x 1/9 (models/fastnet.py);
-# the whitening filters come from 5,000 training images (training/loaders.py: WHITENING_SAMPLE).
+# (K. Jordan, 2024), and airbench95's wider one where the budget affords it, restated for MXNet and a CPU.
+# Besides these settings, FastNet itself fixes: widths 64/256/256, GELU, BatchNorm without a learned scale,
+# partial Dirac init, logits x 1/9 (models/fastnet.py); the whitening filters come from 5,000 training images
+# (training/loaders.py: WHITENING_SAMPLE).
 CPU_FAST: dict[str, Any] = {
     # network: models/fastnet.py, FastNet (whitening_filters, PaddedConv2D for oneDNN's 16-channel blocks)
     "model": "fastnet",

@@ -81,4 +81,3 @@ class Muon(NAG):
         if multi_precision:
             master.astype(weight.dtype).copyto(weight)
         return None
-
