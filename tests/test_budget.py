@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from mxnet import gluon
 
+from gluon_cifar import presets
 from gluon_cifar.commands.train import main as train_command
 from gluon_cifar.config import Config
 from gluon_cifar.distributed.cluster import connect
 from gluon_cifar.errors import ConfigError
-from gluon_cifar import presets
 from gluon_cifar.presets import PRESETS, widened
 from gluon_cifar.runs import checkpoint
 from gluon_cifar.runs.recorder import open_run
