@@ -106,7 +106,8 @@ def test_the_trainer_runs_muon_on_filters_and_saves_and_restores_it(tmp_path):
     # the filters were scaled to norm sqrt(8), then moved by 0.2 x their orthogonalised gradient (the first
     # step's momentum is the gradient itself, and orthogonalized ignores the gradient's scale)
     gradient = net[0].weight.grad().reshape((8, -1))
-    expected = before * np.sqrt(8) / np.linalg.norm(before) - 0.2 * orthogonalized(gradient).asnumpy().reshape(before.shape)
+    update = orthogonalized(gradient).asnumpy().reshape(before.shape)
+    expected = before * np.sqrt(8) / np.linalg.norm(before) - 0.2 * update
     np.testing.assert_allclose(net[0].weight.data().asnumpy(), expected, atol=1e-5)
     trainer.save_states(str(tmp_path / "trainer.states"))
     saved = [p.data().copy() for p in net.collect_params().values()]

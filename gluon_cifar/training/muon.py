@@ -70,7 +70,7 @@ class Muon(NAG):
         # the trainer's rate (lr_mult included) relative to the one it was built with: the schedule's factor
         lr = self.filter_lr * self._get_lr(index) / self.base_lr
         momentum, master = (state[0], state[1]) if multi_precision else (state, weight)
-        grad = grad.astype(master.dtype) * self.rescale_grad
+        grad = grad.astype(master.dtype, copy=False) * self.rescale_grad  # (the product is a new array already)
         if self.clip_gradient:
             grad = nd.clip(grad, -self.clip_gradient, self.clip_gradient)
         momentum[:] = self.filter_momentum * momentum + grad

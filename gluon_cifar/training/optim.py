@@ -12,8 +12,9 @@ from .muon import Muon
 def make_trainer(net: gluon.Block, cfg: Config, kvstore: object = "device",
                  update_on_kvstore: bool | None = None) -> gluon.Trainer:
     """SGD (Nesterov's with cfg.nesterov) at cfg.lr, with cfg.optimizer muon Muon for the conv filters
-    (muon.py); `kvstore`/`update_on_kvstore` as given by distributed.connect. The schedule is not the optimizer's: the training loop sets each update's
-    rate (schedules.learning_rate), so nothing of it is pickled with the trainer's state.
+    (muon.py); `kvstore`/`update_on_kvstore` as given by distributed.connect. The schedule is not the
+    optimizer's: the training loop sets each update's rate (schedules.learning_rate), so nothing of it is
+    pickled with the trainer's state.
 
     BatchNorm offsets learn cfg.bias_lr_mult times faster, with their weight decay divided by as
     much, so lr x wd (the decay per step) stays the same for every parameter. With muon a fastnet's
