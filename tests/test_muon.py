@@ -11,6 +11,7 @@ from gluon_cifar.config import Config
 from gluon_cifar.errors import ConfigError
 from gluon_cifar.training.muon import NEWTON_SCHULZ, Muon, orthogonalized
 from gluon_cifar.training.optim import make_trainer
+from tests.conftest import run_in_process
 
 
 def newton_schulz_reference(g, steps=3):
@@ -131,3 +132,10 @@ def test_the_trainer_runs_muon_on_filters_and_saves_and_restores_it(tmp_path):
 def test_bad_muon_settings_are_refused_by_name(settings, words):
     with pytest.raises(ConfigError, match=re.escape(words)):
         Config.from_dict(settings)
+
+
+def test_train_py_refuses_muon_without_nesterov_before_any_work(tmp_path, capsys):
+    code, err = run_in_process("train.py", "--demo", "--preset", "cpu-fast", "--no-nesterov", "--out", tmp_path / "run",
+                               capsys=capsys)
+    assert code == 2 and "--optimizer muon needs --nesterov" in err and "got --nesterov False" in err
+    assert not (tmp_path / "run").exists()
