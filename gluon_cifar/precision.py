@@ -3,8 +3,10 @@
 Every rule about precisions lives here; `decide` is called once per command, before any work.
 
 - float32: everywhere.
-- bfloat16: CPUs only (MXNet 1.9 has no GPU bfloat16). Training uses AMP with float32 weights
-  and no loss scaling (bfloat16 has float32's range); prediction a bfloat16 copy of the network.
+- bfloat16: CPUs with AVX-512 only (MXNet 1.9 has no GPU bfloat16, and its oneDNN no bfloat16 kernels
+  below AVX-512: an AVX2 CPU such as AMD's Zen 3 fails at the first convolution). Training uses AMP
+  with float32 weights and no loss scaling (bfloat16 has float32's range); prediction a bfloat16 copy
+  of the network.
 - float16: GPUs only, training only (AMP with dynamic loss scaling; `--amp` is its old name).
   Untested here: no GPU.
 - auto: what measured fastest on this kind of machine (docs/BENCHMARKS.md, "precision", "AMX").
@@ -38,6 +40,9 @@ def decide(requested: str, device_types: Iterable[str], startup: Startup, phase:
     if requested == "bfloat16" and any(on_gpu):
         raise ConfigError("--precision bfloat16 runs on CPU contexts only (MXNet 1.9 has no GPU bfloat16): drop "
                           "--gpus, or on GPUs use --precision float16 (training) or float32")
+    if requested == "bfloat16" and not startup.bf16_kernels:
+        raise ConfigError(f"--precision bfloat16 needs a CPU with AVX-512 (MXNet 1.9's oneDNN has no bfloat16 kernels "
+                          f"below it); this {startup.cpu} offers {startup.isa}: use --precision float32, or auto")
     if requested == "float16" and phase == "predict":
         raise ConfigError("--precision float16 is for training on GPUs; predict with --precision float32 or auto")
     if requested == "float16" and not all(on_gpu):

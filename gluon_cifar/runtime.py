@@ -38,6 +38,11 @@ _ARCH_REQ_XCOMP_PERM = 0x1023
 _XFEATURE_XTILEDATA = 18
 
 
+# oneDNN 2.4's bfloat16 kernels (emulated or native) start at this ISA: below it, on an AVX2 CPU such as AMD's
+# Zen 3, a bfloat16 convolution fails with "could not create a primitive descriptor iterator".
+AVX512_CORE = frozenset({"avx512f", "avx512bw", "avx512vl", "avx512dq"})
+
+
 @dataclass(frozen=True)
 class Startup:
     """What `configure` found and set; recorded in every run's config.json."""
@@ -45,6 +50,7 @@ class Startup:
     threads: str  # the OpenMP thread setting in force
     cpu: str  # vendor and family, e.g. "AuthenticAMD family 26"
     bf16_compute: bool  # the CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16)
+    bf16_kernels: bool  # MXNet 1.9's oneDNN has bfloat16 kernels here at all (AVX-512 core: F, BW, VL, DQ)
     bf16_faster: bool  # bfloat16 measured faster than float32 on CPUs of this kind (training and prediction)
     amx: str  # "enabled", "absent" (not on this CPU), "refused: <why>" (by the kernel) or "disabled: <why>"
     isa: str  # the highest instruction set oneDNN will use, in oneDNN's own words
@@ -112,7 +118,7 @@ def onednn_isa(flags: frozenset[str], amx_enabled: bool) -> str:
     """The ISA oneDNN 2.4 picks on a CPU with `flags` (the `isa:` line of DNNL_VERBOSE=1)."""
     if amx_enabled:
         return "Intel AVX-512 with Intel DL Boost and bfloat16 support and Intel AMX with bfloat16 and 8-bit integer support"
-    if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags:
+    if AVX512_CORE <= flags:
         if "avx512_bf16" in flags:
             return "Intel AVX-512 with Intel DL Boost and bfloat16 support"
         if "avx512_vnni" in flags:
@@ -153,7 +159,7 @@ def configure(flags: frozenset[str] | None = None, environ: MutableMapping[str, 
     if user_isa is not None and amx.startswith("disabled"):
         isa = f"at most {user_isa} (DNNL_MAX_CPU_ISA set by the user)"
     return Startup(threads=omp_threads(environ), cpu=f"{identity[0]} family {identity[1]}",
-                   bf16_compute=bool({"avx512_bf16", "amx_bf16"} & flags),
+                   bf16_compute=bool({"avx512_bf16", "amx_bf16"} & flags), bf16_kernels=AVX512_CORE <= flags,
                    bf16_faster=bf16_is_faster(flags, identity, amx == "enabled"), amx=amx, isa=isa)
 
 

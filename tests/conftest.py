@@ -1,10 +1,7 @@
-import contextlib
-import fcntl
 import os
 import runpy
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import pytest
@@ -18,7 +15,12 @@ _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _WORKERS > 1 and not {"MXNET_OMP_MAX_THREADS", "OMP_NUM_THREADS"} & set(os.environ):
     os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _WORKERS))
 
-import gluon_cifar  # noqa: E402, F401  (before any test imports mxnet: it sets MXNet's thread count)
+import gluon_cifar  # noqa: E402  (before any test imports mxnet: it sets MXNet's thread count)
+
+# What needs oneDNN's bfloat16 kernels runs only where they exist (AVX-512); elsewhere the tests check the refusal
+BF16_REFUSED = r"--precision bfloat16 needs a CPU with AVX-512"
+needs_bfloat16_kernels = pytest.mark.skipif(not gluon_cifar.STARTUP.bf16_kernels, reason=(
+    f"{gluon_cifar.STARTUP.cpu} has no AVX-512: MXNet 1.9 has no bfloat16 kernels for it"))
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -28,44 +30,6 @@ def pytest_terminal_summary(terminalreporter):
     workers = getattr(terminalreporter.config.option, "numprocesses", None) or 1  # (pytest-xdist's -n, resolved)
     terminalreporter.write_line(f"CPU: {STARTUP.cpu}, {physical_cores()} cores ({os.cpu_count()} logical), "
                                 f"AMX {STARTUP.amx}; {workers} test worker{'s' if workers > 1 else ''}")
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item, nextitem):
-    """A test marked `alone` (it holds wall-clock time to a promise) runs with no other test running:
-    under pytest-xdist it waits for the tests in progress on the other workers, and they start no new
-    one until it ends. Around the whole protocol, so that a session fixture built for a test waits
-    too. A reader-writer lock: the other tests hold it shared; the gate gives a waiting `alone` test
-    its turn before any test that asks later."""
-    if _WORKERS == 1:
-        yield
-        return
-    alone = item.get_closest_marker("alone") is not None
-    lock = _lock_path()
-    with open(lock + ".gate", "a") as gate, open(lock + ".lock", "a") as tests:
-        fcntl.flock(gate, fcntl.LOCK_EX)
-        fcntl.flock(tests, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
-        if not alone:
-            fcntl.flock(gate, fcntl.LOCK_UN)
-        yield  # (closing the files releases both)
-
-
-def pytest_collection_modifyitems(items):
-    """Under pytest-xdist the `alone` tests first: a worker waits for the tests that the others have in
-    progress, and at the start those are the others' first tests, before the long ones."""
-    if _WORKERS > 1:
-        items.sort(key=lambda item: item.get_closest_marker("alone") is None)  # (stable: the rest keep their order)
-
-
-def _lock_path() -> str:
-    return os.path.join(tempfile.gettempdir(), f"gluon-cifar-tests-{os.environ['PYTEST_XDIST_TESTRUNUID']}")
-
-
-def pytest_sessionfinish(session):
-    if _WORKERS > 1:  # each worker as it ends (a worker still going makes them again, for itself alone)
-        for suffix in (".gate", ".lock"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(_lock_path() + suffix)
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

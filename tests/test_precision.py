@@ -7,8 +7,8 @@ from gluon_cifar.flags import config_from_args
 from gluon_cifar.precision import decide
 from gluon_cifar.runtime import Startup
 
-ZEN4 = Startup("OMP_NUM_THREADS=2", "AuthenticAMD family 25", bf16_compute=True, bf16_faster=True, amx="absent",
-               isa="Intel AVX-512 with Intel DL Boost and bfloat16 support")
+ZEN4 = Startup("OMP_NUM_THREADS=2", "AuthenticAMD family 25", bf16_compute=True, bf16_kernels=True, bf16_faster=True,
+               amx="absent", isa="Intel AVX-512 with Intel DL Boost and bfloat16 support")
 
 
 @pytest.mark.parametrize("requested, devices, phase, chosen", [

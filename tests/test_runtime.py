@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 
+from gluon_cifar.errors import ConfigError
 from gluon_cifar.precision import (
     decide as resolve_precision,  # the auto rules, per CPU kind
 )
@@ -111,8 +112,22 @@ def test_without_amx_nothing_is_requested_and_auto_picks_what_was_measured_faste
     assert not asked and startup.amx == "absent" and startup.bf16_compute is bf16 and "DNNL_MAX_CPU_ISA" not in env
     assert resolve_precision("auto", ["cpu"], startup, "train") == train
     assert resolve_precision("auto", ["cpu"], startup, "predict") == predict
-    assert resolve_precision("bfloat16", ["cpu"], startup, "train") == "bfloat16"  # asked for: given
+    assert startup.bf16_kernels is (flags != NEITHER)
+    if startup.bf16_kernels:
+        assert resolve_precision("bfloat16", ["cpu"], startup, "train") == "bfloat16"  # asked for: given
+    else:  # an AVX2 CPU (AMD Zen 3): MXNet's oneDNN has no bfloat16 kernel to run, so neither phase may ask
+        for phase in ("train", "predict"):
+            with pytest.raises(ConfigError, match=r"--precision bfloat16 needs a CPU with AVX-512 .* offers Intel "
+                                                  r"AVX2: use --precision float32, or auto"):
+                resolve_precision("bfloat16", ["cpu"], startup, phase)
     assert resolve_precision("auto", ["gpu"], startup, "predict") == "float32"  # GPUs have --amp
+
+
+def test_avx512_without_bfloat16_instructions_still_has_the_emulated_kernels():
+    startup, _, _, _ = configured(BF16_ONLY - {"avx512_bf16"}, identity=XEON)  # e.g. a Skylake Xeon
+    assert startup.bf16_kernels and not startup.bf16_compute and not startup.bf16_faster
+    assert resolve_precision("bfloat16", ["cpu"], startup, "predict") == "bfloat16"
+    assert resolve_precision("auto", ["cpu"], startup, "predict") == "float32"
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ from gluon_cifar.inference.predict import (
 )
 from gluon_cifar.models import build_model
 from gluon_cifar.precision import decide
+from tests.conftest import needs_bfloat16_kernels
 
 IDS = [1, 2, 10, 100, 11, 3, 1000, 20, 9, 99]  # string order and numeric order differ
 
@@ -78,7 +79,8 @@ def test_crash_mid_write_keeps_the_previous_submission(tmp_path, monkeypatch):
         write_submission(str(tmp_path / "missing" / "submission.csv"), [1], np.array([0]), ["cat"])
 
 
-def test_bfloat16_inference_agrees_with_float32_and_its_misuses_are_named():
+@needs_bfloat16_kernels
+def test_bfloat16_inference_agrees_with_float32():
     ctxs = [mx.cpu(0), mx.cpu(1)]
     net = build_model("cifar_resnet20_v1", 10, ctxs, seed=0)  # not hybridized: the conversion does it
     x = nd.random.uniform(-2, 2, shape=(64, 3, 32, 32), ctx=ctxs[1])
@@ -88,12 +90,16 @@ def test_bfloat16_inference_agrees_with_float32_and_its_misuses_are_named():
     assert out.dtype == np.float32 and out.context == ctxs[1]
     assert np.abs(out.asnumpy() - ref.asnumpy()).max() < 0.1 * np.abs(ref.asnumpy()).max()
     assert (out.argmax(axis=1) == ref.argmax(axis=1)).mean().asscalar() >= 0.9
+
+
+def test_bfloat16_inference_misuses_are_named():
+    net = build_model("cifar_resnet20_v1", 10, [mx.cpu()], seed=0)
     with pytest.raises(ConfigError, match="CPU contexts only"):
         decide("bfloat16", ["gpu"], STARTUP, "predict")
     with pytest.raises(ConfigError, match="float16 is for training on GPUs"):
         decide("float16", ["cpu", "cpu"], STARTUP, "predict")
     with pytest.raises(ValueError, match="float32 or bfloat16"):
-        cast_for_inference(net, "float16", ctxs)
+        cast_for_inference(net, "float16", [mx.cpu()])
 
 
 @pytest.mark.parametrize("compute, faster, said", [

@@ -18,21 +18,19 @@ end after the budget, the run is cut short, to the epochs that fit at the new pa
 ahead that more epochs fit, it gets them (and, with `--tta auto`, the six views if at its pace they now
 fit and pay). Either way no rate the run has used changes, and a falling rate goes on down from where it
 is to 0 at the new end (schedules.with_length).
-The measuring (workflow/budget.py) happens before the run directory is opened, and the run
-rewinds after it: with the chosen epochs it is bit for bit the run `--epochs N --time-budget 0`
-gives. This module is the arithmetic alone.
+The measuring (workflow/budget.py, by training/timing.py's clock) happens before the run directory is
+opened, and the run rewinds after it: with the chosen epochs it is bit for bit the run `--epochs N
+--time-budget 0` gives. This module is the plan's arithmetic alone; training/replan.py decides again
+after each epoch. docs/TIME_BUDGET.md tells the design with a picture.
 """
 from __future__ import annotations
 
-import itertools
 import math
-import os
-import time
 from dataclasses import asdict, dataclass, replace
-from typing import Callable, Iterable, Iterator
+from typing import Iterator
 
-from ..config import whole_if_integral
 from ..errors import ConfigError
+from ..settings import whole_if_integral
 
 # The margin kept for a host that slows down: a tenth of the budget while a plan rests on seconds of timing
 # (measured on a shared 2-core machine, docs/BENCHMARKS.md: epochs ran 7% slower on average than the first
@@ -198,141 +196,3 @@ def choose_tta(flip: BudgetPlan, flip_shift: BudgetPlan | None, six_views_predic
     chosen = flip_shift if flip_shift and six_views_pay(flip.epochs, left, flip.six_views_from) else flip
     return replace(chosen, tta_considered=(("flip", flip.epochs), ("flip-shift", left)),
                    predict_s_by_tta=(("flip", flip.predict_s), ("flip-shift", six_views_predict_s)))
-
-
-@dataclass(frozen=True)
-class Replan:
-    """A run's length decided again after an epoch; saved in config.json's `time_budget_replans`."""
-
-    after_epoch: int
-    epochs_before: float
-    epochs: float  # the new length, in tenths (< epochs_before: the run was cut short; >: lengthened)
-    slowdown: float  # the epoch just finished took this many times its planned seconds
-    uncut_end_s: float  # when the run would end, its submission included, at that pace with epochs_before
-    end_s: float  # the same with `epochs` (and `tta`)
-    budget_s: float
-    tta: str = ""  # the test-time views from now on, where --tta auto chose them: see `replan`
-    tta_before: str = ""
-    six_views_from: float = SIX_VIEWS_FROM_EPOCHS  # the plan's
-
-    def as_record(self) -> dict[str, float | int]:
-        return asdict(self)
-
-    @property
-    def changes_views(self) -> bool:
-        return bool(self.tta_before) and self.tta != self.tta_before
-
-    def summary(self) -> str:
-        pace = (f"epoch {self.after_epoch} took {self.slowdown:.2f}x its planned time: at this pace the run and its "
-                "submission")
-        six = (f"; the submission predicts with {self.tta} views (six pay from {self.six_views_from:g} epochs on"
-               + (", and they fit)" if self.tta == "flip-shift" else ")")) if self.changes_views else ""
-        if self.epochs > self.epochs_before:
-            return (f"{pace} would end at {self.uncut_end_s / 60:.1f} min of the {self.budget_s / 60:g}-minute "
-                    f"budget; training goes on for {self.epochs:g} epochs instead of {self.epochs_before:g} (no rate "
-                    "it used changes; its decay now ends there), to end at "
-                    f"{self.end_s / 60:.1f} min{six}")
-        if self.epochs == self.epochs_before and self.end_s <= self.budget_s:
-            return (f"{pace} would end at {self.uncut_end_s / 60:.1f} min of the {self.budget_s / 60:g}-minute "
-                    f"budget; training keeps its {self.epochs:g} epochs, to end at {self.end_s / 60:.1f} min{six}")
-        cut = "no epoch is left to cut"
-        if self.epochs < self.epochs_before:
-            cut = (f"training ends after {self.epochs:g} epochs instead of {self.epochs_before:g} (the learning rate "
-                   f"and the averaging wind down by then), to end at {self.end_s / 60:.1f} min"
-                   + (": still late, but the schedule needs this epoch" if self.end_s > self.budget_s else "") + six)
-        return (f"{pace} would end at {self.uncut_end_s / 60:.1f} min, after the {self.budget_s / 60:g}-minute "
-                f"budget; {cut}")
-
-
-def planned_s(plan: BudgetPlan, start: float, end: float) -> float:
-    """The seconds `plan` gives training from `start` epochs done to `end` (fractions too)."""
-    def until(epochs: float) -> float:
-        return training_s(epochs, plan.epoch_s, plan.later_epoch_s if plan.first_epochs else None, plan.first_epochs)
-    return until(end) - until(start)
-
-
-def replan(plan: BudgetPlan, epochs: float, done: int, last_epoch_s: float, age_s: float, tta: str = "") -> Replan:
-    """The run's length after `done` of its `epochs` epochs, the last taking `last_epoch_s` (wall clock),
-    `age_s` seconds into the process, predicting with `tta` (default: the plan's views): `epochs` while
-    the remaining epochs and the prediction, at that epoch's pace relative to the plan, still end inside
-    the budget; else the most, in tenths, that fill SAFETY of the time left (the pace of a slowed host, as
-    measured), and never fewer than plan.min_epochs or `done + 1` (the schedule needs an epoch to wind down
-    in). A run ahead of its plan, and not yet at its end, gets the most epochs, in tenths, that end inside
-    margin_s at its pace (a fast epoch may not last: a wider margin than a cut's): early on the plan's own,
-    so a run merely on pace keeps its length; late, a quarter of the time left, so the run's last epochs
-    spend what the plan kept for a slowdown that did not come. (The schedule follows without a jump either
-    way: schedules.with_length.)
-    Where `--tta auto` chose the views (both were timed), they are weighed again by `six_views_pay`: six
-    give way to two if a cut leaves fewer than plan.six_views_from (they cost a young network accuracy),
-    and a run ahead of its plan takes six in place of two where, at its pace, they pay (the plan could
-    not afford them)."""
-    slowdown = last_epoch_s / planned_s(plan, done - 1, min(done, epochs))  # the run's last epoch: its share
-    tta = tta or plan.tta
-    views = dict(plan.predict_s_by_tta)
-    predict_s = views.get(tta, plan.predict_s)
-
-    def left_s(length: float, predicting_s: float = predict_s) -> float:  # training up to `length`, predicting
-        return slowdown * (planned_s(plan, min(done, length), length) + predicting_s)  # (none after a part-way last)
-
-    end_by_s = plan.budget_s - margin_s(plan.budget_s, age_s)
-
-    def longest(predicting_s: float) -> float:  # the longest run, from `epochs` on, that ends inside the margin
-        length = epochs
-        while age_s + left_s(_tenth_more(length), predicting_s) <= end_by_s:
-            length = _tenth_more(length)
-        return length
-
-    least, chosen, chosen_tta = max(done + 1, plan.min_epochs), epochs, tta
-    if age_s + left_s(epochs) > plan.budget_s and least < epochs:
-        chosen = max((n for n in _tenths(least, epochs) if left_s(n) <= SAFETY * (plan.budget_s - age_s)),
-                     default=least)
-        if views and tta == "flip-shift" and chosen < plan.six_views_from:
-            chosen_tta = "flip"
-    elif done < epochs and slowdown > 0:
-        chosen = longest(predict_s)
-        if views and tta == "flip":
-            six = longest(views["flip-shift"])
-            if six_views_pay(chosen, six, plan.six_views_from) and age_s + left_s(six, views["flip-shift"]) <= end_by_s:
-                chosen, chosen_tta = six, "flip-shift"
-    return Replan(done, epochs, chosen, slowdown, age_s + left_s(epochs),
-                  age_s + left_s(chosen, views.get(chosen_tta, predict_s)), plan.budget_s, chosen_tta,
-                  tta if views else "", plan.six_views_from)
-
-
-def measure_rate(run_batches: Callable[[Iterable], int], batches: Iterable, warmup: int = 1, chunk: int = 1,
-                 min_batches: int = 3, min_seconds: float = 5.0, max_batches: int = 30) -> float:
-    """Images per second of `run_batches(iterable of batches) -> images done` on `batches` (cycled).
-
-    The first `warmup` batches (graph building, oneDNN primitive creation) are not timed (one is enough:
-    cpu-fast's second batch on the AMX Xeon already ran at the steady pace, the first 0.3-0.6 s slower); then
-    `chunk` batches a call are timed until at least `min_batches` and `min_seconds`, at most
-    `max_batches`. `run_batches` must wait for its results (read a value), so the clock sees the work.
-    """
-    cycle = _endless(batches)
-    run_batches(itertools.islice(cycle, warmup))
-    images, timed, start = 0, 0, time.perf_counter()
-    while timed < min_batches or (time.perf_counter() - start < min_seconds and timed < max_batches):
-        images += run_batches(itertools.islice(cycle, chunk))
-        timed += chunk
-    return images / (time.perf_counter() - start)
-
-
-def _endless(batches: Iterable) -> Iterator:
-    """`batches` again and again (not itertools.cycle: it would keep every batch in memory)."""
-    while True:
-        empty = True
-        for batch in batches:
-            empty = False
-            yield batch
-        if empty:
-            raise ValueError("the loader yielded no batches")
-
-
-def process_age_s() -> float:
-    """Seconds since this process started (its imports count against the budget too); 0 if unknown."""
-    try:
-        with open("/proc/self/stat", encoding="ascii") as stat, open("/proc/uptime", encoding="ascii") as uptime:
-            started_ticks = int(stat.read().rpartition(")")[2].split()[19])  # field 22: starttime
-            return max(0.0, float(uptime.read().split()[0]) - started_ticks / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError):
-        return 0.0

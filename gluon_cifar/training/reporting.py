@@ -10,11 +10,13 @@ from typing import Any, Protocol
 
 from ..config import Config
 from ..progress import progress_bar
-from . import budget
+from .budget import BudgetPlan
 from .engine import FitHooks
 from .parts import TrainingParts, reschedule
 from .records import EpochProgress, EpochResult
+from .replan import Replan, replan
 from .schedules import with_length
+from .timing import Clock, process_clock
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +36,15 @@ class Recorder(Protocol):
 class RunHooks(FitHooks):
     """fit's hooks for a run of `cfg`: `history` holds the finished epochs (a resumed run's too: the
     run's one history), and the checkpoint cadence is decided here alone. With a time budget's `plan`,
-    each epoch's pace is held against it (budget.replan), and the run is cut short if it must be, or
-    lengthened if it may."""
+    each epoch's pace is held against it (replan.replan), and the run is cut short if it must be, or
+    lengthened if it may, by `clock` (default: the process's; tests pass a fake one)."""
 
     def __init__(self, cfg: Config, parts: TrainingParts, recorder: Recorder, history: list[EpochResult],
-                 plan: budget.BudgetPlan | None = None, show_progress: bool = True) -> None:
+                 plan: BudgetPlan | None = None, show_progress: bool = True, clock: Clock | None = None) -> None:
         self._cfg, self._parts, self._recorder, self.history = cfg, parts, recorder, history
         self._plan, self._show_progress = plan, show_progress
-        self._replans: list[budget.Replan] = []
+        self._clock = clock or process_clock()
+        self._replans: list[Replan] = []
         self._epoch_ended_at: float | None = None  # the wall clock, as the budget counts it
 
     @property
@@ -82,15 +85,15 @@ class RunHooks(FitHooks):
     def _keep_to_budget(self, epoch: int) -> None:
         """Cut the run short if, at the pace of the epoch just finished, it would end after its budget;
         lengthen it if it runs so far ahead that more epochs fit; weigh the
-        test-time views again where --tta auto chose them (budget.replan). Before the
+        test-time views again where --tta auto chose them (replan.replan). Before the
         epoch's checkpoint is written, so that the checkpoint holds the new length. The first epoch is
         not judged: it carries one-off costs (first passes, workers starting) that the plan's
         measurement leaves out on purpose, and on short epochs they would look like a slowdown."""
-        now, last = budget.process_age_s(), self._epoch_ended_at
+        now, last = self._clock(), self._epoch_ended_at
         self._epoch_ended_at = now
         if last is None:
             return
-        decided = budget.replan(self._plan, self._cfg.epochs, epoch, now - last, now, self._cfg.tta)
+        decided = replan(self._plan, self._cfg.epochs, epoch, now - last, now, self._cfg.tta)
         if decided.epochs == self._cfg.epochs and not decided.changes_views:
             if decided.uncut_end_s > decided.budget_s:
                 log.warning("%s", decided.summary())  # late, with no epoch left to cut

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import time
 from typing import Callable, Iterable
 
 import mxnet as mx
@@ -45,6 +44,7 @@ from ..submit_options import SubmitOptions
 from ..training import budget
 from ..training.engine import train_one_epoch
 from ..training.parts import TrainingParts, build_network, build_training, rewind, weights
+from ..training.timing import Clock, measure_rate
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,6 @@ PREDICT_SAMPLE = 4096
 # submit.py's Python, MXNet and package imports and reading the run: the part of its start-up not timed here
 # (about 3 s of its 12 on the holdout, on the AMX Xeon).
 SUBMIT_IMPORTS_S = 5.0
-
-
 # airbench95's wider recipe is timed only where the run's own plan leaves this many times --wide-from-epochs:
 # fastnet_wide does 2.6x fastnet's multiply-adds a step and trained 2.2-2.3x slower per image (docs/BENCHMARKS.md),
 # and timing it costs about a minute.
@@ -70,21 +68,22 @@ class PlannedRun:
 
 
 def plan_run(cfg: Config, ctxs: list[mx.Context], cluster: Cluster, data: TrainingData, net: gluon.Block,
-             train_data: Iterable, precision: str, sample: np.ndarray | None) -> PlannedRun:
+             train_data: Iterable, precision: str, sample: np.ndarray | None, clock: Clock) -> PlannedRun:
     """Plan cfg.time_budget for a fresh run: time `net` (built from cfg) stepping on `train_data` and the
     prediction, and, with cfg.wide_from_epochs where that plan leaves room, airbench95's wider recipe too
     (`widened`, its network built from `sample` as a run of it would build it); take the wider one where it
     fits at least cfg.wide_from_epochs of its epochs. Every network timed is put back to its initial weights
-    and the loader to its first batch: the run trains bit for bit as `--epochs N` of its recipe would."""
+    and the loader to its first batch: the run trains bit for bit as `--epochs N` of its recipe would.
+    Everything is timed by `clock`, seconds since the process started (training/timing.py)."""
     def timed(recipe: Config, network: gluon.Block) -> tuple[TrainingParts, Speeds]:
         initial = weights(network)
         probe = build_training(with_warmup_decided(recipe), ctxs, cluster, network, train_data, None, precision)
-        speeds = measure_speeds(recipe, ctxs, data, probe)
+        speeds = measure_speeds(recipe, ctxs, data, probe, clock)
         rewind(network, initial)
         return probe, speeds
 
     probe, speeds = timed(cfg, net)
-    chosen = PlannedRun(cfg, net, plan_measured(cfg, data, probe, speeds, budget.process_age_s()))
+    chosen = PlannedRun(cfg, net, plan_measured(cfg, data, probe, speeds, clock()))
     if cfg.wide_from_epochs and cfg.model == NARROW_MODEL and \
             chosen.plan.epochs >= WIDE_COST_AT_LEAST * cfg.wide_from_epochs:
         wide_cfg = widened(cfg)
@@ -92,7 +91,7 @@ def plan_run(cfg: Config, ctxs: list[mx.Context], cluster: Cluster, data: Traini
                  chosen.plan.epochs, wide_cfg.model)
         wide_net = build_network(wide_cfg, ctxs, len(data.classes), sample)
         wide_probe, wide_speeds = timed(wide_cfg, wide_net)
-        elapsed_s = budget.process_age_s()  # both plans after both timings
+        elapsed_s = clock()  # both plans after both timings
         narrow = dataclasses.replace(chosen, plan=plan_measured(cfg, data, probe, speeds, elapsed_s))
         try:
             wide = PlannedRun(wide_cfg, wide_net, plan_measured(wide_cfg, data, wide_probe, wide_speeds, elapsed_s))
@@ -116,26 +115,28 @@ class Speeds:
     prediction: "PredictionTiming"
 
 
-def measure_speeds(cfg: Config, ctxs: list[mx.Context], data: TrainingData, probe: TrainingParts) -> Speeds:
+def measure_speeds(cfg: Config, ctxs: list[mx.Context], data: TrainingData, probe: TrainingParts,
+                   clock: Clock) -> Speeds:
     """Time training steps of `probe` (the caller rewinds its weights and loader) and the prediction of
-    the test images with cfg's network; the frozen speed only for a run that gets past the first epochs."""
+    the test images with cfg's network, by `clock`; the frozen speed only for a run that gets past the first
+    epochs."""
     def train_steps(batches: Iterable) -> int:
         return train_one_epoch(probe, batches, ctxs, sync_every=1 << 30)[2]  # reads the loss at the end: waits
 
     def rate() -> float:  # in chunks of cfg.lookahead_every batches: each includes one averaging step
-        return budget.measure_rate(train_steps, probe.train_data, chunk=max(1, cfg.lookahead_every), min_batches=5,
-                                   min_seconds=10.0)
+        return measure_rate(train_steps, probe.train_data, clock, chunk=max(1, cfg.lookahead_every), min_batches=5,
+                            min_seconds=10.0)
 
-    started_s = budget.process_age_s()
+    started_s = clock()
     train_rate = rate()
-    timing_s = budget.process_age_s() - started_s  # what timing the frozen speed too would cost
+    timing_s = clock() - started_s  # what timing the frozen speed too would cost
     speeds = Speeds(train_rate, None, prediction_speeds(cfg, len(data.classes), ctxs, data.data_dir,
-                                                        tta_candidates(cfg)))
+                                                        tta_candidates(cfg), clock))
     first_epochs, frozen = probe.learn_first
 
     def gets_past_first_epochs() -> bool:  # even after timing the later ones (a short budget: 20 s for nothing)
         try:
-            return plan_measured(cfg, data, probe, speeds, budget.process_age_s() + timing_s,
+            return plan_measured(cfg, data, probe, speeds, clock() + timing_s,
                                  tta_candidates(cfg)[:1]).epochs > first_epochs
         except ConfigError:
             return False  # (the plan says what would fit)
@@ -198,25 +199,25 @@ class PredictionTiming:
 
 
 def prediction_speeds(cfg: Config, n_classes: int, ctxs: list[mx.Context], data_dir: str,
-                      ttas: tuple[str, ...]) -> PredictionTiming:
+                      ttas: tuple[str, ...], clock: Clock) -> PredictionTiming:
     """How fast submit.py will predict the test images with each of `ttas`; no test images (a layout
     without them): 0 images, nothing to time. Timed on a network of its own, as submit.py builds one: an
     inference pass may leave the weights of the network it runs in oneDNN's layout, which would make the
-    run differ in its last bits from one without a budget."""
-    start = time.perf_counter()
-    sample = _sample_predictor(data_dir, cfg, ctxs)
+    run differ in its last bits from one without a budget. Timed by `clock`."""
+    start = clock()
+    sample = _sample_predictor(data_dir, cfg, ctxs, clock)
     if sample is None:
         return PredictionTiming(0, {tta: 1.0 for tta in ttas}, 0.0)
     precision = decide(SubmitOptions.precision, [c.device_type for c in ctxs], STARTUP, "predict")
     net = build_model(cfg.model, n_classes, ctxs)
     net.hybridize(static_alloc=True)
     net = cast_for_inference(net, precision, ctxs)
-    startup_s = SUBMIT_IMPORTS_S + time.perf_counter() - start + sample.unread_check_s
+    startup_s = SUBMIT_IMPORTS_S + clock() - start + sample.unread_check_s
     rates = {}
     for tta in ttas:
         sample.predict(net, SubmitOptions.batch_size, tta)  # warm-up: graph, oneDNN primitives, decoding workers
-        begun = time.perf_counter()  # one pass like submit's, its decoding workers' start included
-        rates[tta] = sample.predict(net, prediction_sample(sample.test_images), tta) / (time.perf_counter() - begun)
+        begun = clock()  # one pass like submit's, its decoding workers' start included
+        rates[tta] = sample.predict(net, prediction_sample(sample.test_images), tta) / (clock() - begun)
     return PredictionTiming(sample.test_images, rates, startup_s)
 
 
@@ -234,9 +235,10 @@ class _Sample:
     unread_check_s: float  # submit.py's header check of the test images the sample's check left out
 
 
-def _sample_predictor(data_dir: str, cfg: Config, ctxs: list[mx.Context]) -> _Sample | None:
+def _sample_predictor(data_dir: str, cfg: Config, ctxs: list[mx.Context], clock: Clock) -> _Sample | None:
     """The test images read the way submit.py reads them: streamed out of test.7z, or files spread over
-    test/, listed and their headers checked as submit.py will (timed on the sample, for the whole folder)."""
+    test/, listed and their headers checked as submit.py will (timed by `clock` on the sample, for the whole
+    folder)."""
     batch, workers = SubmitOptions.batch_size, cfg.num_workers
     archive = archived_test_images(data_dir)
     if archive is not None:
@@ -250,8 +252,8 @@ def _sample_predictor(data_dir: str, cfg: Config, ctxs: list[mx.Context]) -> _Sa
         return None  # a layout without test images: nothing to predict
     sample = prediction_sample(len(paths))
     spread = paths[::max(1, len(paths) // sample)][:sample]
-    start = time.perf_counter()
+    start = clock()
     check_headers(spread, os.path.join(data_dir, "test"))  # (a bad file fails here, before the run, named)
-    per_image_s = (time.perf_counter() - start) / len(spread)
+    per_image_s = (clock() - start) / len(spread)
     return _Sample(len(paths), lambda net, n, tta: len(predict_files(net, spread[:n], ctxs, batch, workers, tta=tta)),
                    per_image_s * (len(paths) - len(spread)))

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import STARTUP
 from ..atomic import refuse_inside
-from ..config import RESUMABLE, TTA_AUTO, Config, changed_settings, flag, with_warmup_decided
+from ..config import RESUMABLE, TTA_AUTO, Config, changed_settings, with_warmup_decided
 from ..data.source import TrainingData, open_training_data
 from ..data.split import warn_if_unbalanced
 from ..distributed import cluster as distributed
@@ -28,6 +28,7 @@ from ..models import check_model_name
 from ..precision import decide
 from ..runs import checkpoint, rundir
 from ..runs.recorder import open_run
+from ..settings import flag
 from ..training.budget import BudgetPlan
 from ..training.engine import fit
 from ..training.loaders import make_loaders, whitening_sample
@@ -36,6 +37,7 @@ from ..training.parts import TrainingParts, build_network, build_training, weigh
 from ..training.records import EpochProgress, EpochResult
 from ..training.reporting import RunHooks
 from ..training.schedules import last_epoch
+from ..training.timing import process_clock
 from .budget import plan_run
 
 log = logging.getLogger(__name__)
@@ -113,9 +115,9 @@ def run_training(job: TrainingJob, out: str, resume_from: checkpoint.Checkpoint 
                                           show_progress=job.show_progress)
     sample = whitening_sample(cfg, data) if resume_from is None else None  # a checkpoint holds the filters
     net = build_network(cfg, ctxs, len(data.classes), sample)
-    plan = None
+    plan, clock = None, process_clock()  # the budget's one clock, from its plan to its last replan
     if cfg.time_budget and resume_from is None:
-        planned = plan_run(cfg, ctxs, cluster, data, net, train_data, job.precision, sample)
+        planned = plan_run(cfg, ctxs, cluster, data, net, train_data, job.precision, sample, clock)
         cfg, net, plan = planned.cfg, planned.net, planned.plan
         log.info("%s", plan.summary())
     elif cfg.tta == TTA_AUTO:
@@ -131,7 +133,7 @@ def run_training(job: TrainingJob, out: str, resume_from: checkpoint.Checkpoint 
              f" on worker {cluster.rank} of {cluster.num_workers}" if cluster.distributed else "")
     with open_run(out, cfg, data.classes, data.tree.data_fingerprint, _run_info(job, plan),
                   writes=cluster.is_root, resume_from=resume_from) as recorder:
-        hooks = RunHooks(cfg, parts, recorder, history, plan, job.show_progress)
+        hooks = RunHooks(cfg, parts, recorder, history, plan, job.show_progress, clock)
         fit(parts, ctxs, cfg.epochs, sync_every=hooks.sync_every, start=start, hooks=hooks)
         if cluster.distributed:
             # Identical on every worker if the updates really were synchronised (a test compares them).
