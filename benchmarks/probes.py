@@ -24,8 +24,9 @@ import gluon_cifar  # noqa: E402,F401  (first: it sets MXNet's thread count, whi
 import mxnet as mx  # noqa: E402
 from mxnet import gluon  # noqa: E402
 
-from gluon_cifar.config import Config, default_cache_dir  # noqa: E402
+from gluon_cifar.config import Config  # noqa: E402
 from gluon_cifar.data.decoded import decoded_images  # noqa: E402
+from gluon_cifar.data.source import default_cache_dir  # noqa: E402
 from gluon_cifar.training.engine import train_one_epoch  # noqa: E402
 from gluon_cifar.training.optim import make_trainer  # noqa: E402
 from gluon_cifar.training.parts import TrainingParts  # noqa: E402

@@ -8,40 +8,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
 from .precision import PRECISIONS
-
-
-def setting(default: Any, help: str, group: str = "training", **kw: Any) -> Any:
-    return field(default=default, metadata={"help": help, "group": group, **kw})
-
+from .settings import (
+    check_at_least,
+    check_fields,
+    cpus_setting,
+    gpus_setting,
+    parse_gpu_ids,
+    setting,
+    whole_if_integral,
+)
 
 TTAS = ("none", "flip", "flip-shift")  # test-time augmentations: inference/tta.py
 TTA_AUTO = "auto"  # a run's --tta only: chosen by the time budget (training/budget.py, choose_tta), else flip
-
-
-def parse_gpu_ids(gpus: str) -> list[int]:
-    """"0,1" -> [0, 1]; "" -> [] (the CPU)."""
-    try:
-        ids = [int(g) for g in gpus.split(",") if g.strip()]
-    except ValueError:
-        raise ConfigError(f"--gpus takes comma-separated integers such as 0,1; got {gpus!r}") from None
-    if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
-        raise ConfigError(f"--gpus must list distinct ids >= 0, got {gpus!r}")
-    return ids
-
-
-def gpus_setting() -> Any:
-    return setting("", "comma-separated GPU ids, e.g. 0,1 (empty: CPU)", "devices", check=parse_gpu_ids)
-
-
-def cpus_setting() -> Any:
-    return setting(1, "number of CPU contexts to split each batch over (ignored with --gpus)", "devices")
 
 
 WARMUP_AUTO = "auto"
@@ -97,8 +80,7 @@ class Config:
     # model
     model: str = setting("resnet18", "resnet18 (the book's), fastnet, fastnet_wide or fastnet_small (small "
                                       "whitened convnets, see fastnet.py) or a GluonCV CIFAR model name, e.g. "
-                                      "cifar_resnet56_v1",
-                          "model")
+                                      "cifar_resnet56_v1", "model")
     hybridize: bool = setting(True, "compile the network into a static graph (faster)", "model")
     augment: str = setting("book", "training augmentation: book (resize 40, random square crop of 64-100%% of the "
                                     "area, flip), pad-crop (random shift of up to 4 pixels, padded with the mean "
@@ -262,31 +244,6 @@ def _upgraded(values: dict[str, Any]) -> dict[str, Any]:
     return {**values, "precision": "float16"} if values.pop("amp", False) else values
 
 
-def whole_if_integral(value: float) -> float:
-    """`value` as an int where it is whole (a run length of 10.0 epochs is 10), else unchanged."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def check_fields(settings: Any) -> None:
-    """What each field's metadata says: finite numbers, one of its `choices` where it has them, and
-    its own `check` (raising ConfigError) where it has one."""
-    for f in dataclasses.fields(settings):
-        value = getattr(settings, f.name)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"--{flag(f.name)} must be a finite number, got {value}")
-        if "choices" in f.metadata and value not in f.metadata["choices"] and value is not None:
-            raise ConfigError(f"--{flag(f.name)} must be one of {', '.join(f.metadata['choices'])}, got {value!r}")
-        if "check" in f.metadata:
-            f.metadata["check"](value)
-
-
-def check_at_least(settings: Any, low: int, *names: str) -> None:
-    for name in names:
-        value = getattr(settings, name)
-        if value is not None and value < low:
-            raise ConfigError(f"--{flag(name)} must be {'at least 1' if low == 1 else f'>= {low}'}, got {value}")
-
-
 # Settings that may change when a run is resumed: none of them changes what is computed, except
 # `epochs`, which extends (or shortens) the schedule, and `length_changes`, which a time budget records with it
 # (config.json has it a moment before the next checkpoint does).
@@ -298,12 +255,3 @@ def changed_settings(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
     """{name: (old, new)} for the settings that differ, RESUMABLE ones left out."""
     return {f.name: (getattr(old, f.name), getattr(new, f.name)) for f in dataclasses.fields(Config)
             if f.name not in RESUMABLE and getattr(old, f.name) != getattr(new, f.name)}
-
-
-def flag(name: str) -> str:
-    """The command-line flag of setting `name`, without its dashes: batch_size -> batch-size."""
-    return name.replace("_", "-")
-
-
-def default_cache_dir() -> str:
-    return os.environ.get("GLUON_CIFAR_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "gluon_cifar")

@@ -7,9 +7,10 @@ import dataclasses
 import logging
 from typing import Any
 
-from .config import Config, flag
+from .config import Config
 from .errors import ConfigError
 from .presets import PRESETS
+from .settings import flag
 
 log = logging.getLogger(__name__)
 

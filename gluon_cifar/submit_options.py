@@ -4,17 +4,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .config import (
-    TTAS,
-    check_at_least,
-    check_fields,
-    cpus_setting,
-    gpus_setting,
-    parse_gpu_ids,
-    setting,
-)
+from .config import TTAS
 from .errors import ConfigError
 from .precision import PREDICTION_PRECISIONS
+from .settings import check_at_least, check_fields, cpus_setting, gpus_setting, parse_gpu_ids, setting
 
 
 @dataclass

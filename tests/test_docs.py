@@ -17,8 +17,9 @@ import subprocess
 import pytest
 
 import gluon_cifar
-from gluon_cifar.config import Config, flag
+from gluon_cifar.config import Config
 from gluon_cifar.predict_options import PredictOptions
+from gluon_cifar.settings import flag
 from gluon_cifar.submit_options import SubmitOptions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

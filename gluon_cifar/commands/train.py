@@ -16,12 +16,13 @@ import argparse
 import os
 
 from .. import workflow
-from ..config import RESUMABLE, Config, flag
+from ..config import RESUMABLE, Config
 from ..contexts import resolve_contexts
 from ..errors import Interrupted, Terminated
 from ..flags import add_config_arguments, config_from_args, config_overrides
 from ..presets import PRESETS
 from ..runs import rundir
+from ..settings import flag
 from ..training.records import EpochResult
 
 

@@ -7,10 +7,11 @@ whitening sample, the run's record) takes what it needs from the `TrainingData` 
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from ..atomic import writable_dir
-from ..config import Config, default_cache_dir
+from ..config import Config
 from .archives import find_download
 from .demo import ensure_demo_dataset
 from .folder import class_names
@@ -19,6 +20,10 @@ from .layout import materialise
 from .split import SplitTree, build_split_tree
 
 PARTS = ("train", "train_valid")  # the split tree's folders a run trains on
+
+
+def default_cache_dir() -> str:
+    return os.environ.get("GLUON_CIFAR_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "gluon_cifar")
 
 
 def cache_dir(cfg: Config) -> str:

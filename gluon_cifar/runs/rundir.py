@@ -16,17 +16,17 @@ import datetime
 import fcntl
 import json
 import os
-import platform
 import socket
 from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
 
-from .. import STARTUP, __version__
+from .. import __version__
 from ..atomic import atomic_path, writable_dir, write_text
 from ..config import Config
 from ..errors import ConfigError, GluonCifarError
+from ..provenance import versions
 from ..training.records import EpochResult
 from . import checkpoint, events
 
@@ -37,15 +37,6 @@ LOCK = ".lock"  # held by the one process writing the run, for as long as it run
 
 def default_run_dir(root: str = "runs") -> str:
     return os.path.join(root, datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
-
-
-def versions() -> dict[str, str]:
-    import gluoncv
-    import mxnet
-    import numpy
-
-    return {"gluon_cifar": __version__, "mxnet": mxnet.__version__, "numpy": numpy.__version__,
-            "gluoncv": gluoncv.__version__, "python": platform.python_version(), "omp_threads": STARTUP.threads}
 
 
 def create(path: str) -> bool:
