@@ -196,6 +196,8 @@ def main() -> int:
                     budget = ["--time-budget", f"{peer_minutes:.2f}"] if args.peer_time else []
                     row = measure(args.data_dir, args.preset, seed, args.work, args.dtype, flags + budget,
                                   args.contend_after, args.contend_until)
+                    if args.peer_time:
+                        row["peer_time"] = True  # its --time-budget is the peer's wall clock (results.py groups so)
                 print(json.dumps(row), flush=True)
                 with open(args.results, "a", encoding="utf-8") as f:
                     f.write(json.dumps(row) + "\n")

@@ -13,6 +13,7 @@ import os
 import pkgutil
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -160,3 +161,31 @@ def test_every_flag_the_docs_show_exists(doc):
     known = _known_flags() | EXTERNAL_FLAGS
     shown = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*[a-z0-9])", code_of(doc)))
     assert not shown - known, f"{os.path.basename(doc)} shows flags nothing defines: {sorted(shown - known)}"
+
+
+def test_the_readmes_results_table_is_what_the_benchmark_records_make():
+    checked = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "results.py"), "--check"],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_the_results_table_holds_current_recipes_run_as_shipped_on_two_seeds(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
+    import results
+    zen5 = "2 cores (2 logical CPUs), AMD EPYC (family 26, model 2), 24 GB RAM"
+    run = dict(preset="cpu-fast", flags=["--time-budget", "45"], machine=zen5, total_s=2700.0, epochs=13)
+    records = [
+        {**run, "seed": 0, "holdout_acc": 0.92, "commit": "c7a10b5"},
+        {**run, "seed": 1, "holdout_acc": 0.93, "commit": "c7a10b5"},
+        {**run, "seed": 2, "holdout_acc": 0.80, "commit": "3906237"},  # before the recipe's last change
+        {**run, "seed": 3, "holdout_acc": 0.80, "commit": "c7a10b5", "flags": ["--epochs", "3"]},  # not as shipped
+        {**run, "seed": 0, "holdout_acc": 0.80, "commit": "c7a10b5", "machine": zen5.replace("26, model 2",
+                                                                                             "25, model 1")},
+    ]
+    (row,) = results.rows(records)  # the Zen 3 run has one seed: no row
+    assert row.startswith("| `cpu-fast` (") and "| AMD Zen 5 |" in row and "--seeds 0 1 --time-budget 45`" in row
+    assert "| **0.9250** (0.9200–0.9300) | 45.0 (45.0–45.0) | 13 |" in row
+    doc = tmp_path / "README.md"
+    doc.write_text(f"above\n{results.BEGIN}\nold\n{results.END}\nbelow\n")
+    assert subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "results.py"), "--check", "--readme",
+                           str(doc)], capture_output=True).returncode == 1  # a stale table is caught
