@@ -24,6 +24,7 @@ from .settings import (
 )
 
 TTAS = ("none", "flip", "flip-shift")  # test-time augmentations: inference/tta.py
+MAX_TIME_BUDGET = 7 * 24 * 60.0  # minutes: past a week a budget is a typo (100000 planned 7.8 million epochs)
 TTA_AUTO = "auto"  # a run's --tta only: chosen by the time budget (training/budget.py, choose_tta), else flip
 
 
@@ -200,8 +201,8 @@ class Config:
             raise ConfigError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.wide_from_epochs < 0:
             raise ConfigError(f"--wide-from-epochs must be >= 0 epochs (0: never), got {self.wide_from_epochs:g}")
-        if self.time_budget < 0:
-            raise ConfigError(f"--time-budget must be >= 0 minutes, got {self.time_budget}")
+        if not 0 <= self.time_budget <= MAX_TIME_BUDGET:
+            raise ConfigError(f"--time-budget must be 0 to {MAX_TIME_BUDGET:g} minutes (a week), got {self.time_budget:g}")
         if self.time_budget and self.kvstore.startswith("dist"):
             raise ConfigError("--time-budget measures one process's speed: with --kvstore "
                               f"{self.kvstore} give --epochs instead (and --time-budget 0)")

@@ -174,7 +174,7 @@ def test_the_time_budget_times_the_archived_test_images_as_submit_reads_them(rea
     """With test.7z still archived, the budget counts sampleSubmission.csv's rows and times the
     streaming predictor on the archive's own first images (not on training PNGs)."""
     from gluon_cifar.training.timing import process_clock
-    from gluon_cifar.workflow.budget import SUBMIT_IMPORTS_S, _sample_predictor, prediction_speeds
+    from gluon_cifar.workflow.predict_timing import SUBMIT_IMPORTS_S, _sample_predictor, prediction_speeds
     layout = materialise(find_download(downloads["zip"]), str(tmp_path), show_progress=False)
     cfg, ctxs = Config(model="fastnet_small", num_workers=0, tta="auto"), [mx.cpu()]
     net = build_model(cfg.model, 10, ctxs, seed=0)
@@ -185,7 +185,8 @@ def test_the_time_budget_times_the_archived_test_images_as_submit_reads_them(rea
     timing = prediction_speeds(cfg, 10, ctxs, layout, ("flip", "flip-shift"), process_clock())
     assert timing.test_images == 50 and set(timing.images_per_s) == {"flip", "flip-shift"}
     assert min(timing.images_per_s.values()) > 0 and timing.startup_s > SUBMIT_IMPORTS_S
-    assert prediction_speeds(cfg, 10, ctxs, real_layout, ("flip",), process_clock()).test_images == 50  # extracted: test/ counted
+    extracted = prediction_speeds(cfg, 10, ctxs, real_layout, ("flip",), process_clock())
+    assert extracted.test_images == 50  # extracted: test/ counted
 
 
 def test_the_folder_the_zip_was_downloaded_into_means_the_zip(downloads):

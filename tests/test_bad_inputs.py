@@ -201,7 +201,8 @@ def test_prediction_input_that_is_fine(trained, tmp_path, capsys):
     (["--lr", "nan"], "--lr must be a finite number, got nan"),
     (["--lr", "inf"], "--lr must be a finite number, got inf"),
     (["--wd", "nan"], "--wd must be a finite number, got nan"),
-    (["--time-budget", "-1"], "--time-budget must be >= 0 minutes"),
+    (["--time-budget", "-1"], "--time-budget must be 0 to 10080 minutes (a week), got -1"),
+    (["--time-budget", "100000"], "--time-budget must be 0 to 10080 minutes (a week), got 100000"),
     (["--wide-from-epochs", "-1"], "--wide-from-epochs must be >= 0 epochs (0: never), got -1"),
     (["--time-budget", "5", "--kvstore", "dist_sync"], "with --kvstore dist_sync give --epochs instead"),
     (["--precision", "float16"], "--precision float16 (formerly --amp) needs GPU contexts"),  # bfloat16 on GPUs:

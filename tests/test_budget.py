@@ -1,4 +1,5 @@
 """--time-budget: the epochs are chosen from speeds measured on this machine, and the run keeps to it."""
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -20,7 +21,6 @@ from gluon_cifar.errors import ConfigError
 from gluon_cifar.presets import PRESETS, widened
 from gluon_cifar.runs import checkpoint
 from gluon_cifar.runs.recorder import open_run
-from gluon_cifar.training import budget
 from gluon_cifar.training.averaging import Lookahead
 from gluon_cifar.training.budget import (
     LATE_SAFETY,
@@ -41,7 +41,8 @@ from gluon_cifar.training.replan import replan
 from gluon_cifar.training.reporting import RunHooks
 from gluon_cifar.training.schedules import learning_rate
 from gluon_cifar.training.timing import measure_rate
-from gluon_cifar.workflow.budget import PREDICT_SAMPLE, PredictionTiming, prediction_sample
+from gluon_cifar.workflow.budget import Measuring, measure_speeds, plan_measured, plan_run
+from gluon_cifar.workflow.predict_timing import PREDICT_SAMPLE, PredictionTiming, _sample_predictor, prediction_sample
 from tests.conftest import BF16_REFUSED, run_script
 
 MIN = 60.0
@@ -49,9 +50,12 @@ MIN = 60.0
 
 def test_a_slow_machine_gets_fewer_epochs_and_a_fast_one_more():
     # cpu-fast's shape: 45,000 images an epoch, 300,000 test images, 45 minutes, 2 min preparing
-    slow = plan(45 * MIN, 2 * MIN, 150.0, 45_000, 0, 300_000, 600.0, min_epochs=3)
-    usual = plan(45 * MIN, 2 * MIN, 230.0, 45_000, 0, 300_000, 600.0, min_epochs=3)
-    fast = plan(45 * MIN, 2 * MIN, 460.0, 45_000, 0, 300_000, 1200.0, min_epochs=3)
+    slow = plan(budget_s=45 * MIN, elapsed_s=2 * MIN, train_images_per_s=150.0, train_images=45_000, valid_images=0,
+                test_images=300_000, predict_images_per_s=600.0, min_epochs=3)
+    usual = plan(budget_s=45 * MIN, elapsed_s=2 * MIN, train_images_per_s=230.0, train_images=45_000, valid_images=0,
+                 test_images=300_000, predict_images_per_s=600.0, min_epochs=3)
+    fast = plan(budget_s=45 * MIN, elapsed_s=2 * MIN, train_images_per_s=460.0, train_images=45_000, valid_images=0,
+                test_images=300_000, predict_images_per_s=1200.0, min_epochs=3)
     assert slow.epochs < usual.epochs < fast.epochs
     assert (slow.epochs, usual.epochs, fast.epochs) == (5.9, 9.1, 20.8)  # in tenths: the last epoch part-way
     for chosen in (slow, usual, fast):
@@ -62,25 +66,30 @@ def test_a_slow_machine_gets_fewer_epochs_and_a_fast_one_more():
 
 def test_later_faster_epochs_are_planned_at_their_own_speed():
     """cpu-fast's whitening bias learns for 3 epochs; the epochs after it are faster, measured so."""
-    one = plan(20 * MIN, 1 * MIN, 320.0, 45_000, 0, 5_000, 450.0, min_epochs=3)
-    two = plan(20 * MIN, 1 * MIN, 320.0, 45_000, 0, 5_000, 450.0, min_epochs=3, later_images_per_s=400.0,
-               first_epochs=3)
+    one = plan(budget_s=20 * MIN, elapsed_s=1 * MIN, train_images_per_s=320.0, train_images=45_000, valid_images=0,
+               test_images=5_000, predict_images_per_s=450.0, min_epochs=3)
+    two = plan(budget_s=20 * MIN, elapsed_s=1 * MIN, train_images_per_s=320.0, train_images=45_000, valid_images=0,
+               test_images=5_000, predict_images_per_s=450.0, min_epochs=3, later_images_per_s=400.0, first_epochs=3)
     assert (one.epochs, two.epochs) == (7, 8)
     assert two.planned_total_s == pytest.approx(60 + 3 * 45_000 / 320 + 5 * 45_000 / 400 + two.predict_s)
     assert two.planned_total_s <= 20 * MIN * SAFETY < two.planned_total_s + two.later_epoch_s / 10
     assert "after the first 3" in two.summary()
-    short = plan(8 * MIN, 1 * MIN, 320.0, 45_000, 0, 5_000, 450.0, min_epochs=1, later_images_per_s=400.0,
+    short = plan(budget_s=8 * MIN, elapsed_s=1 * MIN, train_images_per_s=320.0, train_images=45_000, valid_images=0,
+                 test_images=5_000, predict_images_per_s=450.0, min_epochs=1, later_images_per_s=400.0,
                  first_epochs=3)
     assert short.epochs == 2.4 and short.planned_total_s == pytest.approx(60 + 2.4 * 45_000 / 320 + short.predict_s)
-    longer = plan(10.5 * MIN, 1 * MIN, 320.0, 45_000, 0, 5_000, 450.0, min_epochs=1, later_images_per_s=400.0,
-                  first_epochs=3)  # 3 epochs at the first speed, the 4th's share at the later one
+    longer = plan(budget_s=10.5 * MIN, elapsed_s=1 * MIN, train_images_per_s=320.0, train_images=45_000,
+                  test_images=5_000, predict_images_per_s=450.0, min_epochs=1,
+                  later_images_per_s=400.0, first_epochs=3)  # 3 epochs at the first speed, the 4th's at the later
     assert longer.epochs == 3.4
     assert longer.planned_total_s == pytest.approx(60 + 3 * 45_000 / 320 + 0.4 * 45_000 / 400 + longer.predict_s)
 
 
 def test_validation_and_prediction_are_part_of_the_plan():
-    without = plan(30 * MIN, 0.0, 100.0, 10_000, 0, 0, 1.0, min_epochs=1)
-    with_both = plan(30 * MIN, 0.0, 100.0, 10_000, 5_000, 100_000, 500.0, min_epochs=1)
+    without = plan(budget_s=30 * MIN, elapsed_s=0.0, train_images_per_s=100.0, train_images=10_000, valid_images=0,
+                   test_images=0, predict_images_per_s=1.0, min_epochs=1)
+    with_both = plan(budget_s=30 * MIN, elapsed_s=0.0, train_images_per_s=100.0, train_images=10_000,
+                     valid_images=5_000, test_images=100_000, predict_images_per_s=500.0, min_epochs=1)
     assert without.predict_s == 0 and with_both.predict_s > 200
     assert with_both.epoch_s > without.epoch_s and with_both.epochs < without.epochs
 
@@ -89,7 +98,9 @@ def plans_by_views(budget_min: float, test_images: int, flip_shift_rate: float =
     """cpu-fast's shape on a Zen 4: 43 batches of 1024, 335 img/s for 3 epochs, 391 after; prediction
     600 img/s with flip (2 views), flip_shift_rate with flip-shift (6 views)."""
     def with_views(tta: str, rate: float):
-        return plan(budget_min * MIN, 1 * MIN, 335.0, 44_032, 0, test_images, rate, 3, 391.0, 3, tta)
+        return plan(budget_s=budget_min * MIN, elapsed_s=1 * MIN, train_images_per_s=335.0, train_images=44_032,
+                    test_images=test_images, predict_images_per_s=rate, min_epochs=3,
+                    later_images_per_s=391.0, first_epochs=3, tta=tta)
     return with_views("flip", 600.0), with_views("flip-shift", flip_shift_rate)
 
 
@@ -121,7 +132,8 @@ def test_auto_tta_keeps_two_views_where_six_cost_epochs_or_the_network_is_young(
 
 def test_auto_tta_gives_up_at_most_one_epoch_and_only_for_enough():
     def apart(flip_epochs: int, six_epochs: int) -> str:
-        flip = plan(60 * MIN, 0.0, 100.0, 1_000, 0, 0, 1.0, 1, tta="flip")
+        flip = plan(budget_s=60 * MIN, elapsed_s=0.0, train_images_per_s=100.0, train_images=1_000, valid_images=0,
+                    test_images=0, predict_images_per_s=1.0, min_epochs=1, tta="flip")
         return choose_tta(dataclasses.replace(flip, epochs=flip_epochs),
                           dataclasses.replace(flip, epochs=six_epochs, tta="flip-shift"), flip.predict_s).tta
     assert apart(SIX_VIEWS_FROM_EPOCHS + 1, SIX_VIEWS_FROM_EPOCHS) == "flip-shift"
@@ -134,7 +146,8 @@ def test_auto_tta_gives_up_at_most_one_epoch_and_only_for_enough():
 def test_six_views_pay_from_the_recipes_own_length():
     """Muon's network is as far along at 8 epochs as SGD's at 9.9: its plans weigh six views from 8 epochs, and a
     run lengthened (or cut) later weighs them again from there too."""
-    flip = plan(60 * MIN, 0.0, 100.0, 1_000, 0, 0, 1.0, 1, tta="flip")
+    flip = plan(budget_s=60 * MIN, elapsed_s=0.0, train_images_per_s=100.0, train_images=1_000, valid_images=0,
+                test_images=0, predict_images_per_s=1.0, min_epochs=1, tta="flip")
     for recipe, views in (("sgd", "flip"), ("muon", "flip-shift")):
         mine = dataclasses.replace(flip, epochs=8.6, six_views_from=SIX_VIEWS_FROM[recipe])
         chosen = choose_tta(mine, dataclasses.replace(mine, epochs=8.4, tta="flip-shift"), flip.predict_s)
@@ -157,7 +170,9 @@ def test_a_budget_too_small_for_the_warm_up_says_what_would_fit():
 def holdout_plan():
     """The 25-minute holdout run of docs/BENCHMARKS.md on the AMX Xeon: 14 epochs planned then (14.4 in
     tenths), 3 of them at 415 img/s, the rest at 576; 5,000 test images with six views."""
-    chosen = plan(25 * MIN, 1.5 * MIN, 415.0, 45_056, 0, 5_000, 300.0, 3, 576.0, 3, "flip-shift")
+    chosen = plan(budget_s=25 * MIN, elapsed_s=1.5 * MIN, train_images_per_s=415.0, train_images=45_056,
+                  test_images=5_000, predict_images_per_s=300.0, min_epochs=3,
+                  later_images_per_s=576.0, first_epochs=3, tta="flip-shift")
     assert chosen.epochs == 14.4
     return chosen
 
@@ -231,7 +246,9 @@ def seed0_plan():
     """The 24.35-minute holdout run of 2026-12-03 on the AMX Xeon (docs/BENCHMARKS.md): 6 epochs planned
     (6.5 in tenths) from 239 img/s while the whitening bias learns and 258 after; flip views over 5,000
     test images."""
-    chosen = plan(1461.0, 122.84, 238.636, 44_032, 0, 5_000, 360.645, 3, 258.19, 3, "flip")
+    chosen = plan(budget_s=1461.0, elapsed_s=122.84, train_images_per_s=238.636, train_images=44_032, valid_images=0,
+                  test_images=5_000, predict_images_per_s=360.645, min_epochs=3, later_images_per_s=258.19,
+                  first_epochs=3, tta="flip")
     assert chosen.epochs == 6.5 and chosen.planned_total_s == pytest.approx(1307.1, abs=0.5)
     return chosen
 
@@ -256,8 +273,12 @@ def test_a_lengthened_run_takes_six_views_where_they_now_pay():
     img/s, flip views (six would have left 8.5: too young), lengthened to 10 after epoch 2 at 0.82x its
     plan, and still predicted with 2 views; 6 scored 0.24 points more on those weights. Six views timed
     at 262 img/s."""
-    flip = plan(1461.0, 100.27, 322.042, 44_032, 0, 5_000, 405.309, 3, 319.562, 3, "flip")
-    six = plan(1461.0, 100.27, 322.042, 44_032, 0, 5_000, 262.0, 3, 319.562, 3, "flip-shift")
+    flip = plan(budget_s=1461.0, elapsed_s=100.27, train_images_per_s=322.042, train_images=44_032, valid_images=0,
+                test_images=5_000, predict_images_per_s=405.309, min_epochs=3, later_images_per_s=319.562,
+                first_epochs=3, tta="flip")
+    six = plan(budget_s=1461.0, elapsed_s=100.27, train_images_per_s=322.042, train_images=44_032, valid_images=0,
+               test_images=5_000, predict_images_per_s=262.0, min_epochs=3, later_images_per_s=319.562,
+               first_epochs=3, tta="flip-shift")
     chosen = choose_tta(flip, six, six.predict_s)
     assert (flip.epochs, six.epochs, chosen.tta) == (8.6, 8.5, "flip")
     age = 100.27 + 129.256 + 112.495  # the preparation, epochs 1 and 2 as they ran
@@ -275,7 +296,9 @@ def test_a_lengthened_run_takes_six_views_where_they_now_pay():
     # 9.2 epochs planned with two views (six, slow here, would leave 8.7); a run a little ahead keeps its
     # 9.2 epochs and gains the six views: a replan of the views alone
     def with_views(tta: str, rate: float) -> BudgetPlan:
-        return plan(26 * MIN, 100.27, 322.042, 44_032, 0, 5_000, rate, 3, 319.562, 3, tta)
+        return plan(budget_s=26 * MIN, elapsed_s=100.27, train_images_per_s=322.042, train_images=44_032,
+                    test_images=5_000, predict_images_per_s=rate, min_epochs=3,
+                    later_images_per_s=319.562, first_epochs=3, tta=tta)
     six_slow = with_views("flip-shift", 60.0)
     nine = choose_tta(with_views("flip", 405.309), six_slow, six_slow.predict_s)
     assert (nine.tta, nine.tta_considered) == ("flip", (("flip", 9.2), ("flip-shift", 8.7)))
@@ -284,14 +307,12 @@ def test_a_lengthened_run_takes_six_views_where_they_now_pay():
     assert "training keeps its 9.2 epochs" in same.summary() and "predicts with flip-shift views" in same.summary()
 
 
-def fit_on_a_faked_clock(run, monkeypatch, cfg, min_epochs, ages, late_margin=False, **plan_fields):
+def fit_on_a_faked_clock(run, cfg, min_epochs, ages, late_margin=False, **plan_fields):
     """cfg's run of a tiny network on two contexts (4 batches an epoch) into `run`, its budget's clock
     reading `ages` after each epoch. The plan: 6 epochs of 10 s from 20 s in, a 5-second prediction,
     a 100-second budget, and `plan_fields`; `ages` None: no budget. Without `late_margin` the margin stays
-    the plan's 10 s to the end (LATE_SAFETY 0), so that a test follows the one change it makes. Returns
+    the plan's 10 s to the end (late_safety 0), so that a test follows the one change it makes. Returns
     the parts, the history and config.json's record."""
-    if not late_margin:
-        monkeypatch.setattr(budget, "LATE_SAFETY", 0.0)
     ctxs = [mx.cpu(0), mx.cpu(1)]
     net = gluon.nn.HybridSequential()
     net.add(gluon.nn.Conv2D(4, 3, in_channels=3), gluon.nn.GlobalAvgPool2D(), gluon.nn.Dense(10, in_units=4))
@@ -302,7 +323,7 @@ def fit_on_a_faked_clock(run, monkeypatch, cfg, min_epochs, ages, late_margin=Fa
     parts = build_training(cfg, ctxs, connect("auto", ctxs), net, data)
     planned = BudgetPlan(budget_s=100.0, elapsed_s=20.0, train_images_per_s=2.4, epoch_s=10.0, test_images=100,
                          predict_images_per_s=20.0, predict_s=5.0, epochs=6, planned_total_s=85.0,
-                         min_epochs=min_epochs, **plan_fields)
+                         min_epochs=min_epochs, late_safety=LATE_SAFETY if late_margin else 0.0, **plan_fields)
     clock = iter(ages or ()).__next__  # read once after each epoch
     history = []
     with open_run(str(run), cfg, list("abcdefghij"), "labels:files", {"n_train": 24}) as recorder:
@@ -312,13 +333,13 @@ def fit_on_a_faked_clock(run, monkeypatch, cfg, min_epochs, ages, late_margin=Fa
         return parts, history, json.load(f)
 
 
-def test_a_slowed_run_is_cut_short_on_the_shorter_schedule_and_says_so_in_its_files(tmp_path, monkeypatch, caplog):
+def test_a_slowed_run_is_cut_short_on_the_shorter_schedule_and_says_so_in_its_files(tmp_path, caplog):
     """The whole mechanism, with the clock the budget reads faked: epoch 1 on pace, epoch 2 twice as
     slow. 6 planned epochs would end at 140 s of a 100-second budget; 3.7 fill 90% of the 50 s left, the
     4th epoch stopping after 3 of its 4 batches (0.7 of 4, rounded up)."""
     cfg = Config(epochs=6, lr=0.1, schedule="linear", warmup_epochs=1, lookahead_every=2, time_budget=100 / MIN)
     with caplog.at_level("WARNING"):  # after each epoch; the first is not judged (one-off costs)
-        parts, history, record = fit_on_a_faked_clock(tmp_path / "run", monkeypatch, cfg, 2,
+        parts, history, record = fit_on_a_faked_clock(tmp_path / "run", cfg, 2,
                                                       [30.0, 50.0, 70.0, 85.0])
     assert [h.epoch for h in history] == [1, 2, 3, 4]
     assert [h.examples for h in history] == [24, 24, 24, 18]  # 4 batches of 6, then 3
@@ -338,7 +359,7 @@ def test_a_slowed_run_is_cut_short_on_the_shorter_schedule_and_says_so_in_its_fi
     assert saved.config["epochs"] == 3.7 and saved.progress.epoch == 5  # a resume knows the run is done
 
 
-def test_a_run_well_ahead_of_its_plan_is_lengthened_on_the_longer_schedule(tmp_path, monkeypatch, caplog):
+def test_a_run_well_ahead_of_its_plan_is_lengthened_on_the_longer_schedule(tmp_path, caplog):
     """The same mechanism the other way: epoch 2, the warm-up's last, takes half its planned time, so 12.4
     epochs end inside 90% of the 100-second budget instead of 6; every rate is then the 12.4-epoch run's.
     --tta auto had chosen two views for 6 epochs; six (a 6-second prediction) fit the 12.4 and pay there
@@ -348,7 +369,7 @@ def test_a_run_well_ahead_of_its_plan_is_lengthened_on_the_longer_schedule(tmp_p
     views = {"tta": "flip", "tta_considered": (("flip", 6), ("flip-shift", 6)),
              "predict_s_by_tta": (("flip", 5.0), ("flip-shift", 6.0))}
     with caplog.at_level("INFO"):  # 5 s an epoch from epoch 2 on
-        parts, history, record = fit_on_a_faked_clock(tmp_path / "run", monkeypatch, cfg, 3,
+        parts, history, record = fit_on_a_faked_clock(tmp_path / "run", cfg, 3,
                                                       [30.0] + [35.0 + 5 * k for k in range(12)], **views)
     assert [h.epoch for h in history] == list(range(1, 14)) and history[-1].examples == 12  # 1.6 batches: 2
     assert "epoch 2 took 0.50x its planned time" in caplog.text
@@ -368,7 +389,7 @@ def test_a_run_well_ahead_of_its_plan_is_lengthened_on_the_longer_schedule(tmp_p
     assert checkpoint.read(str(tmp_path / "run" / checkpoint.LAST)).config["epochs"] == 12.4
 
 
-def test_a_run_on_pace_spends_the_margin_on_its_last_epochs_and_ends_inside_the_budget(tmp_path, monkeypatch, caplog):
+def test_a_run_on_pace_spends_the_margin_on_its_last_epochs_and_ends_inside_the_budget(tmp_path, caplog):
     """Every epoch exactly on its plan's 10 s: the plan's 10-second margin is kept while more than 40 s of
     the budget are left (6.5 epochs after epoch 2: the faked plan's 6 end at 85 s, not 90); after that a
     quarter of the time left is kept, and the run takes the rest: 6.7 epochs after epoch 5 (70 s in: margin
@@ -376,7 +397,7 @@ def test_a_run_on_pace_spends_the_margin_on_its_last_epochs_and_ends_inside_the_
     The rate still ends at 0."""
     cfg = Config(epochs=6, lr=0.1, schedule="linear", warmup_epochs=1, lookahead_every=2, time_budget=100 / MIN)
     with caplog.at_level("INFO"):
-        parts, history, record = fit_on_a_faked_clock(tmp_path / "run", monkeypatch, cfg, 2,
+        parts, history, record = fit_on_a_faked_clock(tmp_path / "run", cfg, 2,
                                                       [30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0], late_margin=True)
     assert [(r["after_epoch"], r["epochs_before"], r["epochs"]) for r in record["time_budget_replans"]] == [
         (2, 6, 6.5), (5, 6.5, 6.7), (6, 6.7, 7)]
@@ -398,7 +419,7 @@ def test_a_run_lengthened_after_its_rate_began_to_fall_goes_on_down_from_it(tmp_
     monkeypatch.setattr(gluon.Trainer, "set_learning_rate",
                         lambda trainer, lr: (used.append(lr), set_rate(trainer, lr)))
     with caplog.at_level("INFO"):
-        parts, history, record = fit_on_a_faked_clock(tmp_path / "run", monkeypatch, cfg, 2,
+        parts, history, record = fit_on_a_faked_clock(tmp_path / "run", cfg, 2,
                                                       [30.0, 40.0, 50.0, 55.0, 60.0, 65.0, 70.0, 75.0, 80.0, 85.0,
                                                        87.5])
     assert "training goes on for 6.5 epochs instead of 6" in caplog.text
@@ -420,7 +441,7 @@ def test_a_run_lengthened_after_its_rate_began_to_fall_goes_on_down_from_it(tmp_
     assert checkpoint.read(str(tmp_path / "run" / checkpoint.LAST)).config["length_changes"] == [[2, 6], [4, 6.5]]
     # the saved config is the whole run: trained again without a budget, the same rates and the same bits
     used.clear()
-    again, _, _ = fit_on_a_faked_clock(tmp_path / "again", monkeypatch, dataclasses.replace(saved, time_budget=0), 2,
+    again, _, _ = fit_on_a_faked_clock(tmp_path / "again", dataclasses.replace(saved, time_budget=0), 2,
                                        None)
     assert used == [learning_rate(saved, u, batches) for u in range(1, 43)]
     for param, repeated in zip(parts.net.collect_params().values(), again.net.collect_params().values()):
@@ -448,10 +469,10 @@ def test_measured_rate_excludes_the_warm_up_batches():
     assert len(ran) == 1 + 6  # at most max_batches, in chunks of 2, cycling the loader
 
 
-def plan_timed(monkeypatch, budget_min: float, tta: str = "flip"):
+def plan_timed(budget_min: float, tta: str = "flip"):
     """workflow.budget's measure_speeds, then plan_measured, as plan_run uses them, for cpu-fast's shape
-    (44,032 images an epoch; the whitening bias learns for 3 epochs) with the machine's speeds faked: 300 img/s
-    training while the bias learns, 360 once it is frozen, each timed in 20 s from 40 s into the process, and a
+    (44,032 images an epoch; the whitening bias learns for 3 epochs) on a fake machine: 300 img/s training
+    while the bias learns, 360 once it is frozen, each timed in 20 s from 40 s into the process, and a
     prediction of 5,000 images at 400 img/s (either views) after 9 s to start. Returns the plan and the parameter
     frozen, with what was timed."""
     frozen = SimpleNamespace(grad_req="write")
@@ -460,30 +481,32 @@ def plan_timed(monkeypatch, budget_min: float, tta: str = "flip"):
                             start_epoch=lambda epoch: setattr(frozen, "grad_req", "null" if epoch > 3 else "write"))
     timed, clock = [], [40.0]
 
-    def measure_rate(*args, **kwargs):
+    def training_rate(timed_probe, cfg):
+        assert timed_probe is probe
         timed.append(frozen.grad_req)
         clock[0] += 20
         return 300.0 if frozen.grad_req == "write" else 360.0
 
-    workflow_budget = importlib.import_module("gluon_cifar.workflow.budget")
-    monkeypatch.setattr(workflow_budget, "measure_rate", measure_rate)
-    monkeypatch.setattr(workflow_budget, "prediction_speeds", lambda cfg, n_classes, ctxs, data_dir, ttas, clock: (
-        timed.append(ttas) or PredictionTiming(5_000, {views: 400.0 for views in ttas}, 9.0)))
+    def prediction(cfg, ttas):
+        timed.append(ttas)
+        return PredictionTiming(5_000, {views: 400.0 for views in ttas}, 9.0)
+
+    measuring = Measuring(lambda: clock[0], None, training_rate, prediction, None)
     cfg = Config(time_budget=budget_min, tta=tta, warmup_epochs="auto", schedule="linear")
-    data = SimpleNamespace(classes=list("abcdefghij"), data_dir="unused", n_valid=0)
-    speeds = workflow_budget.measure_speeds(cfg, [mx.cpu()], data, probe, lambda: clock[0])
-    return workflow_budget.plan_measured(cfg, data, probe, speeds, clock[0]), frozen, timed
+    data = SimpleNamespace(n_valid=0)
+    speeds = measure_speeds(cfg, data, probe, measuring)
+    return plan_measured(cfg, data, probe, speeds, clock[0]), frozen, timed
 
 
-def test_the_frozen_speed_is_timed_only_for_a_run_that_gets_past_the_first_epochs(monkeypatch):
-    short, frozen, timed = plan_timed(monkeypatch, 8)  # at 300 img/s, 2.3 epochs fit: all learn the bias
+def test_the_frozen_speed_is_timed_only_for_a_run_that_gets_past_the_first_epochs():
+    short, frozen, timed = plan_timed(8)  # at 300 img/s, 2.3 epochs fit: all learn the bias
     assert timed == ["write", ("flip",)] and frozen.grad_req == "write"
     assert (short.epochs, short.later_images_per_s, short.first_epochs) == (2.3, 0.0, 0)
     # 3.1 epochs fit at the first speed (60 s spent), but not after another 20 s of timing: not timed
-    just_past, frozen, timed = plan_timed(monkeypatch, 10)
+    just_past, frozen, timed = plan_timed(10)
     assert timed == ["write", ("flip",)] and (just_past.epochs, just_past.later_images_per_s) == (3.1, 0.0)
     assert just_past.elapsed_s == 60 and just_past.planned_total_s == pytest.approx(60 + 3.1 * 44_032 / 300 + 21.5)
-    long, frozen, timed = plan_timed(monkeypatch, 25, tta="auto")
+    long, frozen, timed = plan_timed(25, tta="auto")
     assert timed == ["write", ("flip", "flip-shift"), "null"]  # timed frozen, then put back as the run starts
     assert frozen.grad_req == "write" and (long.later_images_per_s, long.first_epochs) == (360.0, 3)
     assert long.elapsed_s == 80 and long.planned_total_s == pytest.approx(
@@ -491,45 +514,42 @@ def test_the_frozen_speed_is_timed_only_for_a_run_that_gets_past_the_first_epoch
     assert long.planned_total_s <= SAFETY * 25 * MIN < long.planned_total_s + long.later_epoch_s / 10
 
 
-def plan_recipes(monkeypatch, budget_min: float, wide_from_epochs: float = 10, model: str = "fastnet"):
-    """workflow.budget.plan_run for cpu-fast with --wide-from-epochs, the machine's speeds faked: fastnet trains
+def plan_recipes(budget_min: float, wide_from_epochs: float = 10, model: str = "fastnet"):
+    """workflow.budget.plan_run for cpu-fast with --wide-from-epochs on a fake machine: fastnet trains
     44,032-image epochs at 800 img/s and predicts 5,000 test images at 400 img/s, fastnet_wide at 360 and 200
     (9 s to start either), each recipe timed in 30 s from 60 s into the process. Returns the planned run and
-    the networks timed, in order."""
-    timed, clock, started = [], [60.0], []
+    what was timed and put back, in order."""
+    timed, clock = [], [60.0]
     speeds = {"fastnet": (800.0, 400.0), "fastnet_wide": (360.0, 200.0), "fastnet_small": (800.0, 400.0)}
-    workflow_budget = importlib.import_module("gluon_cifar.workflow.budget")
 
-    def measure_speeds(cfg, ctxs, data, probe, read_clock):
-        assert probe.net.model == cfg.model  # each recipe's own network
+    @contextlib.contextmanager
+    def probe(cfg, net):
+        assert net.model == cfg.model  # each recipe's own network
+        yield SimpleNamespace(net=net, learn_first=(0, ()), batches_per_epoch=43,
+                              train_data=SimpleNamespace(batch_size=1024))
+        timed.append(f"put back {net.model}")
+
+    def training_rate(probe, cfg):
         timed.append(cfg.model)
         clock[0] += 30
-        assert read_clock() == clock[0]  # the clock plan_run was given
-        train, predict = speeds[cfg.model]
-        views = {"flip": predict, "flip-shift": predict / 30}
-        return workflow_budget.Speeds(train, None, PredictionTiming(5_000, views, 9.0))
+        return speeds[cfg.model][0]
 
-    monkeypatch.setattr(workflow_budget, "measure_speeds", measure_speeds)
-    monkeypatch.setattr(workflow_budget, "build_network", lambda cfg, ctxs, n, sample: SimpleNamespace(model=cfg.model))
-    monkeypatch.setattr(workflow_budget, "build_training", lambda cfg, ctxs, cluster, net, *args: SimpleNamespace(
-        net=net, learn_first=(3, ()), batches_per_epoch=43, train_data=SimpleNamespace(batch_size=1024)))
-    monkeypatch.setattr(workflow_budget, "weights", lambda net: net.model)
-    monkeypatch.setattr(workflow_budget, "rewind", lambda net, saved: timed.append(f"rewound {saved}"))
+    def prediction(cfg, ttas):
+        predict = speeds[cfg.model][1]
+        return PredictionTiming(5_000, {"flip": predict, "flip-shift": predict / 30}, 9.0)
+
+    measuring = Measuring(lambda: clock[0], probe, training_rate, prediction,
+                          network=lambda cfg: SimpleNamespace(model=cfg.model))
     cfg = Config(model=model, time_budget=budget_min, tta="auto", warmup_epochs="auto", schedule="linear", lr=1.5,
                  wd=1.33e-3, wide_from_epochs=wide_from_epochs)
-    data = SimpleNamespace(classes=list("abcdefghij"), data_dir="unused", n_valid=0)
-    loader = SimpleNamespace(start_at=started.append)
-    planned = workflow_budget.plan_run(cfg, [mx.cpu()], None, data, SimpleNamespace(model=model), loader, "bfloat16",
-                                       None, lambda: clock[0])
-    assert started == [1]  # the run starts at its first batch
-    return planned, timed
+    return plan_run(cfg, SimpleNamespace(n_valid=0), SimpleNamespace(model=model), measuring), timed
 
 
-def test_the_budget_trains_the_wider_recipe_where_enough_of_its_epochs_fit(monkeypatch):
+def test_the_budget_trains_the_wider_recipe_where_enough_of_its_epochs_fit():
     """fastnet's plan leaves 42.1 epochs of 45 minutes: the wider recipe is timed too and fits 18.6 of its
     122-second epochs: it trains, with airbench95's learning rate, for the epochs its plan chose."""
-    planned, timed = plan_recipes(monkeypatch, 45)
-    assert timed == ["fastnet", "rewound fastnet", "fastnet_wide", "rewound fastnet_wide"]
+    planned, timed = plan_recipes(45)
+    assert timed == ["fastnet", "put back fastnet", "fastnet_wide", "put back fastnet_wide"]
     cfg, plan = planned.cfg, planned.plan
     assert planned.net.model == cfg.model == plan.model == "fastnet_wide"
     assert (cfg.lr, cfg.wd) == (pytest.approx(1.5 * 10 / 11.5), pytest.approx(1.33e-3 * 11.5 / 10))
@@ -542,12 +562,12 @@ def test_the_budget_trains_the_wider_recipe_where_enough_of_its_epochs_fit(monke
     assert "--wide-from-epochs chose fastnet_wide (fastnet would train 41.5 epochs)" in plan.summary()
 
 
-def test_the_budget_keeps_the_runs_recipe_where_the_wider_one_would_be_short(monkeypatch):
+def test_the_budget_keeps_the_runs_recipe_where_the_wider_one_would_be_short():
     """23 minutes: fastnet 20.5 epochs, enough to time the wider recipe (twice 10), which then fits 8.8: fastnet
     trains, planned again for the time both timings took (19.9 epochs). 20 minutes: fastnet 17.6 epochs, the
     wider one not even timed; nor for another network, or without --wide-from-epochs."""
-    planned, timed = plan_recipes(monkeypatch, 23)
-    assert timed == ["fastnet", "rewound fastnet", "fastnet_wide", "rewound fastnet_wide"]
+    planned, timed = plan_recipes(23)
+    assert timed == ["fastnet", "put back fastnet", "fastnet_wide", "put back fastnet_wide"]
     assert planned.net.model == planned.cfg.model == planned.plan.model == "fastnet" and planned.cfg.lr == 1.5
     assert planned.plan.elapsed_s == 120 and dict(planned.plan.recipes_considered) == {
         "fastnet": in_tenths((SAFETY * 23 * MIN - 120 - 21.5) / (44_032 / 800)),
@@ -555,23 +575,24 @@ def test_the_budget_keeps_the_runs_recipe_where_the_wider_one_would_be_short(mon
                                                                                          "fastnet_wide": 8.8}
     assert planned.cfg.epochs == 19.9
     for budget_min, wide_from, model in ((20, 10, "fastnet"), (45, 0, "fastnet"), (45, 10, "fastnet_small")):
-        planned, timed = plan_recipes(monkeypatch, budget_min, wide_from, model)
-        assert timed == [model, f"rewound {model}"] and planned.cfg.model == model
+        planned, timed = plan_recipes(budget_min, wide_from, model)
+        assert timed == [model, f"put back {model}"] and planned.cfg.model == model
         assert planned.plan.recipes_considered == () and planned.plan.elapsed_s == 90
         assert "--wide-from-epochs" not in planned.plan.summary()
 
 
 def test_the_prediction_plans_its_measured_start_up():
     """submit.py's start-up as timed (here 9 s), not the 20-second allowance of a plan made from speeds alone."""
-    timed = plan(10 * MIN, 1 * MIN, 300.0, 44_032, 0, 5_000, 400.0, 2, predict_startup_s=9.0)
-    guessed = plan(10 * MIN, 1 * MIN, 300.0, 44_032, 0, 5_000, 400.0, 2)
+    timed = plan(budget_s=10 * MIN, elapsed_s=1 * MIN, train_images_per_s=300.0, train_images=44_032, valid_images=0,
+                 test_images=5_000, predict_images_per_s=400.0, min_epochs=2, predict_startup_s=9.0)
+    guessed = plan(budget_s=10 * MIN, elapsed_s=1 * MIN, train_images_per_s=300.0, train_images=44_032,
+                   test_images=5_000, predict_images_per_s=400.0, min_epochs=2)
     assert timed.predict_s == 9 + 5_000 / 400 and guessed.predict_s == 20 + 5_000 / 400
     assert (timed.epochs, guessed.epochs) == (3.1, 3)  # the 11 s given back to training: a tenth of an epoch
     assert "prediction of 5,000 test images 0.4 min (9 s to start, then 400 img/s)" in timed.summary()
 
 
-def test_the_header_check_is_timed_on_the_sample_and_counted_for_the_whole_folder(tmp_path, monkeypatch):
-    workflow_budget = importlib.import_module("gluon_cifar.workflow.budget")
+def test_the_header_check_is_timed_on_the_sample_and_counted_for_the_whole_folder(tmp_path):
     test = tmp_path / "test"
     test.mkdir()
     for i in range(1, 3001):
@@ -582,8 +603,7 @@ def test_the_header_check_is_timed_on_the_sample_and_counted_for_the_whole_folde
         checked.extend(paths)
         clock[0] += 0.001 * len(paths)  # 1 ms an image
 
-    monkeypatch.setattr(workflow_budget, "check_headers", check_headers)
-    sample = workflow_budget._sample_predictor(str(tmp_path), Config(num_workers=0), [mx.cpu()], lambda: clock[0])
+    sample = _sample_predictor(str(tmp_path), Config(num_workers=0), [mx.cpu()], lambda: clock[0], check_headers)
     assert sample.test_images == 3000 and len(checked) == prediction_sample(3000) == 1024
     assert len(set(checked)) == 1024 and str(test / "3.png") in checked  # spread over the folder: every 2nd
     assert sample.unread_check_s == pytest.approx(0.001 * (3000 - 1024))  # the 1,976 not checked
@@ -693,9 +713,9 @@ def test_a_budget_that_chooses_the_wider_recipe_trains_it_as_its_epochs_run_woul
     workflow_budget, timed = importlib.import_module("gluon_cifar.workflow.budget"), []
     real_speeds = workflow_budget.measure_speeds
 
-    def measure_speeds(cfg, ctxs, data, probe, clock):
-        speeds = real_speeds(cfg, ctxs, data, probe, clock)  # (after its steps: every shape is known)
-        timed.append((cfg.model, sum(p.data(ctxs[0]).size for p in probe.net.collect_params().values())))
+    def measure_speeds(cfg, data, probe, measuring):
+        speeds = real_speeds(cfg, data, probe, measuring)  # (after its steps: every shape is known)
+        timed.append((cfg.model, sum(p.data().size for p in probe.net.collect_params().values())))
         return speeds
 
     monkeypatch.setattr(workflow_budget, "measure_speeds", measure_speeds)
@@ -729,3 +749,27 @@ def test_bfloat16_training_runs_and_is_recorded(tmp_path):
     assert record["precision_used"] == "bfloat16" and record["config"]["time_budget"] == 0  # --epochs won
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
     assert len(metrics) == 3 and metrics["train_loss"].is_monotonic_decreasing and metrics["train_acc"].iloc[-1] > 0.5
+
+
+def test_a_replan_costs_a_few_dozen_steps_however_long_the_budget_and_agrees_with_stepping(monkeypatch):
+    """A week's budget of 1-second epochs: stepping a tenth at a time took minutes, which the run then
+    counted as its own slowdown. The lengths found by bisection are the ones stepping finds."""
+    from gluon_cifar.training import replan as replanning
+    week = plan(budget_s=10080 * MIN, elapsed_s=60.0, train_images_per_s=1000.0, train_images=1000, test_images=0,
+                predict_images_per_s=1.0, min_epochs=1)
+    assert week.epochs == in_tenths((SAFETY * 10080 * MIN - 60) / 1.0) == 544_260
+    calls = []
+    spy = replanning.planned_s
+    monkeypatch.setattr(replanning, "planned_s", lambda *args: calls.append(args) or spy(*args))
+    ahead = replan(week, week.epochs, 2, 0.5, 62.0)  # twice as fast: lengthened to what ends by the margin
+    assert ahead.epochs == in_tenths(2 + (SAFETY * 10080 * MIN - 62) / 0.5) and len(calls) < 200
+    calls.clear()
+    behind = replan(week, week.epochs, 2, 2.0, 64.0)  # twice as slow: cut
+    assert behind.epochs == in_tenths(2 + SAFETY * (10080 * MIN - 64) / 2.0) and len(calls) < 200
+    for start, end_by in ((3, 7.25), (3, 3.05), (9.3, 100.0)):  # against a tenth at a time
+        stepped = start
+        while round(stepped + 0.1, 1) <= end_by:
+            stepped = round(stepped + 0.1, 1)
+        assert replanning.longest_tenths(start, lambda n: n <= end_by) == stepped
+    assert replanning.longest_tenths(3, lambda n: n <= 7.25, below=5) == 4.9  # below `below`, not at it
+    assert replanning.longest_tenths(3, lambda n: n <= 3.05, below=5) == 3

@@ -77,7 +77,7 @@ def test_saved_config_reloads_equal(tmp_path):
     (["--gpus", "1,1"], "distinct ids"),
     (["--lr-decay", "2"], "--lr-decay in (0, 1]"),
     (["--lr", "nan"], "--lr must be a finite number, got nan"),
-    (["--time-budget", "-5"], "--time-budget must be >= 0 minutes"),
+    (["--time-budget", "-5"], "--time-budget must be 0 to 10080 minutes (a week), got -5"),
     (["--wide-from-epochs", "-1"], "--wide-from-epochs must be >= 0 epochs (0: never), got -1"),
     (["--warmup-epochs", "two"], "--warmup-epochs takes a whole number of epochs or auto, got 'two'"),
     (["--warmup-epochs", "20", "--schedule", "linear"], "--warmup-epochs must be >= 0 and fewer than --epochs (20)"),

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import Iterator
 
 from ..errors import ConfigError
 from ..settings import whole_if_integral
@@ -60,18 +59,6 @@ def in_tenths(epochs: float) -> float:
     return whole_if_integral(math.floor(epochs * TENTHS + 1e-6) / TENTHS)
 
 
-def _tenth_more(epochs: float) -> float:
-    """`epochs` and a tenth, in tenths."""
-    return in_tenths(epochs + 1 / TENTHS)
-
-
-def _tenths(start: float, below: float) -> Iterator[float]:
-    """start, a tenth more, ..., while shorter than `below`."""
-    while start < below:
-        yield start
-        start = _tenth_more(start)
-
-
 @dataclass(frozen=True)
 class BudgetPlan:
     """Every number the choice was made from; saved in config.json as `time_budget_plan`."""
@@ -101,6 +88,7 @@ class BudgetPlan:
     recipes_considered: tuple[tuple[str, float], ...] = ()
     model: str = ""
     six_views_from: float = SIX_VIEWS_FROM_EPOCHS  # the fewest epochs at which `six_views_pay` (the recipe's)
+    late_safety: float = LATE_SAFETY  # margin_s's late rule for the replans (0: the plan's margin to the end)
 
     def as_record(self) -> dict[str, float | int]:
         return asdict(self)
@@ -132,10 +120,10 @@ def training_s(epochs: float, epoch_s: float, later_epoch_s: float | None = None
     return min(epochs, first_epochs) * epoch_s + max(epochs - first_epochs, 0) * later_epoch_s
 
 
-def margin_s(budget_s: float, age_s: float) -> float:
+def margin_s(budget_s: float, age_s: float, late_safety: float = LATE_SAFETY) -> float:
     """The seconds of the budget a plan made `age_s` seconds into the run leaves unplanned: (1 - SAFETY) of
-    the budget, or (1 - LATE_SAFETY) of the time left, whichever is less."""
-    return min((1 - SAFETY) * budget_s, (1 - LATE_SAFETY) * max(budget_s - age_s, 0.0))
+    the budget, or (1 - late_safety) of the time left, whichever is less."""
+    return min((1 - SAFETY) * budget_s, (1 - late_safety) * max(budget_s - age_s, 0.0))
 
 
 def choose_epochs(budget_s: float, elapsed_s: float, epoch_s: float, predict_s: float, min_epochs: int,
@@ -156,8 +144,8 @@ def choose_epochs(budget_s: float, elapsed_s: float, epoch_s: float, predict_s: 
     return epochs
 
 
-def plan(budget_s: float, elapsed_s: float, train_images_per_s: float, train_images: int, valid_images: int,
-         test_images: int, predict_images_per_s: float, min_epochs: int, later_images_per_s: float | None = None,
+def plan(*, budget_s: float, elapsed_s: float, train_images_per_s: float, train_images: int, test_images: int,
+         predict_images_per_s: float, min_epochs: int, valid_images: int = 0, later_images_per_s: float | None = None,
          first_epochs: int = 0, tta: str = "", predict_startup_s: float = STARTUP_ALLOWANCE_S) -> BudgetPlan:
     """Turn the measured speeds into a BudgetPlan (pure: no measuring here). With
     `later_images_per_s`, the epochs after the first `first_epochs` train at that speed; `tta`: the

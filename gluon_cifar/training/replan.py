@@ -3,14 +3,16 @@ down so much that the run would miss its budget, lengthened where it runs so far
 fit. The arithmetic alone: training/reporting.py reads the clock and applies the decision."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
+from typing import Callable
 
+from ..settings import whole_if_integral
 from .budget import (
     SAFETY,
     SIX_VIEWS_FROM_EPOCHS,
+    TENTHS,
     BudgetPlan,
-    _tenth_more,
-    _tenths,
     margin_s,
     six_views_pay,
     training_s,
@@ -91,18 +93,14 @@ def replan(plan: BudgetPlan, epochs: float, done: int, last_epoch_s: float, age_
     def left_s(length: float, predicting_s: float = predict_s) -> float:  # training up to `length`, predicting
         return slowdown * (planned_s(plan, min(done, length), length) + predicting_s)  # (none after a part-way last)
 
-    end_by_s = plan.budget_s - margin_s(plan.budget_s, age_s)
+    end_by_s = plan.budget_s - margin_s(plan.budget_s, age_s, plan.late_safety)
 
     def longest(predicting_s: float) -> float:  # the longest run, from `epochs` on, that ends inside the margin
-        length = epochs
-        while age_s + left_s(_tenth_more(length), predicting_s) <= end_by_s:
-            length = _tenth_more(length)
-        return length
+        return longest_tenths(epochs, lambda length: age_s + left_s(length, predicting_s) <= end_by_s)
 
     least, chosen, chosen_tta = max(done + 1, plan.min_epochs), epochs, tta
     if age_s + left_s(epochs) > plan.budget_s and least < epochs:
-        chosen = max((n for n in _tenths(least, epochs) if left_s(n) <= SAFETY * (plan.budget_s - age_s)),
-                     default=least)
+        chosen = longest_tenths(least, lambda length: left_s(length) <= SAFETY * (plan.budget_s - age_s), epochs)
         if views and tta == "flip-shift" and chosen < plan.six_views_from:
             chosen_tta = "flip"
     elif done < epochs and slowdown > 0:
@@ -115,3 +113,22 @@ def replan(plan: BudgetPlan, epochs: float, done: int, last_epoch_s: float, age_
                   age_s + left_s(chosen, views.get(chosen_tta, predict_s)), plan.budget_s, chosen_tta,
                   tta if views else "", plan.six_views_from)
 
+
+def longest_tenths(start: float, fits: Callable[[float], bool], below: float = math.inf) -> float:
+    """The longest run, in tenths of an epoch from `start` (in tenths) up to and not including `below`, that
+    `fits`; `start` where none longer does. `fits` must be monotone (a run longer than one that does not fit
+    does not fit either), as the end of a run is in its length: so doubling, then bisection find it in a few
+    dozen calls however long the run (stepping a tenth at a time, a week's budget of 1-second epochs took
+    minutes, which the run then counted as its own slowdown)."""
+    def length(tenths: int) -> float:
+        return whole_if_integral(tenths / TENTHS)
+
+    low, step = round(start * TENTHS), 1
+    top = math.inf if below == math.inf else round(below * TENTHS)
+    while low + step < top and fits(length(low + step)):
+        low, step = low + step, 2 * step
+    high = min(low + step, top)  # does not fit, or is `below`
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if fits(length(middle)) else (low, middle)
+    return length(low)

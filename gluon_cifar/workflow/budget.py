@@ -6,58 +6,79 @@ The training speed is timed on the run's first batches, stepped by the run's net
 trainer of its own (for a fastnet whose whitening bias learns in the first epochs only, also with
 it frozen, where the run gets past those epochs: the later epochs are faster); the run then rewinds
 (weights put back, a fresh trainer, the loader at its first batch), so it trains bit for bit as
-`--epochs N --time-budget 0` would. The prediction is timed as submit.py will predict: its start-up
-(the test folder listed and its headers checked, the check timed on a sample; a network built and
-cast as it builds one; an allowance for the imports), then the same precision choice, test-time
-augmentation, batch size and decoding workers on a sample of the test folder or, with test.7z still
-archived, on its first images streamed out of the archive. With `--tta auto` both candidate views
+`--epochs N --time-budget 0` would. The prediction is timed as submit.py will predict
+(workflow/predict_timing.py). With `--tta auto` both candidate views
 are timed and planned, and training/budget.py's choose_tta picks one. With `--wide-from-epochs N`
 (cpu-fast), where the run's fastnet would train at least WIDE_COST_AT_LEAST x N epochs, airbench95's
 wider recipe is timed the same way on a network of its own, and trains instead where N of its epochs fit:
 the budget picks the recipe, not only its length.
+
+Everything plan_run measures with is passed in (`Measuring`): `this_machine` for a run, fakes in the tests.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-import os
-from typing import Callable, Iterable
+from typing import Callable, ContextManager, Iterable, Iterator
 
 import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
-from .. import STARTUP
 from ..config import TTA_AUTO, WARMUP_AUTO, Config, auto_warmup_epochs, with_warmup_decided
-from ..data.archives import SAMPLE
-from ..data.images import check_headers
-from ..data.kaggle import read_label_csv, read_test
-from ..data.layout import archived_test_images
 from ..data.source import TrainingData
 from ..distributed.cluster import Cluster
-from ..errors import ConfigError, LayoutError
-from ..inference.predict import cast_for_inference, predict_archive, predict_files
-from ..models import build_model
-from ..precision import decide
+from ..errors import ConfigError
 from ..presets import NARROW_MODEL, widened
-from ..submit_options import SubmitOptions
 from ..training import budget
 from ..training.engine import train_one_epoch
 from ..training.parts import TrainingParts, build_network, build_training, rewind, weights
 from ..training.timing import Clock, measure_rate
+from .predict_timing import PredictionTiming, prediction_speeds
 
 log = logging.getLogger(__name__)
 
-# Test images whose prediction is timed: at most a fifth of the test set, for timing most of a small one
-# (the 5,000-image holdout) would cost about what predicting it does; at least two batches.
-PREDICT_SAMPLE = 4096
-# submit.py's Python, MXNet and package imports and reading the run: the part of its start-up not timed here
-# (about 3 s of its 12 on the holdout, on the AMX Xeon).
-SUBMIT_IMPORTS_S = 5.0
 # airbench95's wider recipe is timed only where the run's own plan leaves this many times --wide-from-epochs:
 # fastnet_wide does 2.6x fastnet's multiply-adds a step and trained 2.2-2.3x slower per image (docs/BENCHMARKS.md),
 # and timing it costs about a minute.
 WIDE_COST_AT_LEAST = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Measuring:
+    """What plan_run measures with: this machine's (`this_machine`) or a test's fakes."""
+
+    clock: Clock  # seconds since the process started: what the budget counts
+    # A recipe's network stepping with a trainer of its own, put back (weights, loader) when the block ends
+    probe: Callable[[Config, gluon.Block], ContextManager[TrainingParts]]
+    training_rate: Callable[[TrainingParts, Config], float]  # images/s of the probe's steps
+    prediction: Callable[[Config, tuple[str, ...]], PredictionTiming]  # submit.py's, with each of the views
+    network: Callable[[Config], gluon.Block]  # a recipe's network, as a run of that recipe builds it
+
+
+def this_machine(ctxs: list[mx.Context], cluster: Cluster, data: TrainingData, train_data: Iterable,
+                 precision: str, sample: np.ndarray | None, clock: Clock) -> Measuring:
+    """The run's own measuring: its loader, networks built as the run builds them (`sample`: a fastnet's
+    whitening images), trainers of their own, the prediction as submit.py will run it; all by `clock`."""
+    @contextlib.contextmanager
+    def probe(recipe: Config, net: gluon.Block) -> Iterator[TrainingParts]:
+        initial = weights(net)
+        yield build_training(with_warmup_decided(recipe), ctxs, cluster, net, train_data, None, precision)
+        rewind(net, initial)  # the run trains bit for bit as `--epochs N` of its recipe would
+        train_data.start_at(1)
+
+    def training_rate(probe: TrainingParts, recipe: Config) -> float:
+        def steps(batches: Iterable) -> int:
+            return train_one_epoch(probe, batches, ctxs, sync_every=1 << 30)[2]  # reads the loss at the end: waits
+        # in chunks of lookahead_every batches: each includes one averaging step
+        return measure_rate(steps, probe.train_data, clock, chunk=max(1, recipe.lookahead_every), min_batches=5,
+                            min_seconds=10.0)
+
+    return Measuring(clock, probe, training_rate,
+                     lambda recipe, ttas: prediction_speeds(recipe, len(data.classes), ctxs, data.data_dir, ttas,
+                                                            clock),
+                     lambda recipe: build_network(recipe, ctxs, len(data.classes), sample))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,31 +88,25 @@ class PlannedRun:
     plan: budget.BudgetPlan
 
 
-def plan_run(cfg: Config, ctxs: list[mx.Context], cluster: Cluster, data: TrainingData, net: gluon.Block,
-             train_data: Iterable, precision: str, sample: np.ndarray | None, clock: Clock) -> PlannedRun:
-    """Plan cfg.time_budget for a fresh run: time `net` (built from cfg) stepping on `train_data` and the
-    prediction, and, with cfg.wide_from_epochs where that plan leaves room, airbench95's wider recipe too
-    (`widened`, its network built from `sample` as a run of it would build it); take the wider one where it
-    fits at least cfg.wide_from_epochs of its epochs. Every network timed is put back to its initial weights
-    and the loader to its first batch: the run trains bit for bit as `--epochs N` of its recipe would.
-    Everything is timed by `clock`, seconds since the process started (training/timing.py)."""
+def plan_run(cfg: Config, data: TrainingData, net: gluon.Block, measuring: Measuring) -> PlannedRun:
+    """Plan cfg.time_budget for a fresh run: time `net` (built from cfg) and the prediction, and, with
+    cfg.wide_from_epochs where that plan leaves room, airbench95's wider recipe too (`widened`, on a network
+    of its own); take the wider one where it fits at least cfg.wide_from_epochs of its epochs. Every network
+    timed is put back to its initial weights and the loader to its first batch (`measuring.probe`)."""
     def timed(recipe: Config, network: gluon.Block) -> tuple[TrainingParts, Speeds]:
-        initial = weights(network)
-        probe = build_training(with_warmup_decided(recipe), ctxs, cluster, network, train_data, None, precision)
-        speeds = measure_speeds(recipe, ctxs, data, probe, clock)
-        rewind(network, initial)
-        return probe, speeds
+        with measuring.probe(recipe, network) as probe:
+            return probe, measure_speeds(recipe, data, probe, measuring)
 
     probe, speeds = timed(cfg, net)
-    chosen = PlannedRun(cfg, net, plan_measured(cfg, data, probe, speeds, clock()))
+    chosen = PlannedRun(cfg, net, plan_measured(cfg, data, probe, speeds, measuring.clock()))
     if cfg.wide_from_epochs and cfg.model == NARROW_MODEL and \
             chosen.plan.epochs >= WIDE_COST_AT_LEAST * cfg.wide_from_epochs:
         wide_cfg = widened(cfg)
         log.info("time budget: %s would train %g epochs; timing %s (airbench95's recipe) too", cfg.model,
                  chosen.plan.epochs, wide_cfg.model)
-        wide_net = build_network(wide_cfg, ctxs, len(data.classes), sample)
+        wide_net = measuring.network(wide_cfg)
         wide_probe, wide_speeds = timed(wide_cfg, wide_net)
-        elapsed_s = clock()  # both plans after both timings
+        elapsed_s = measuring.clock()  # both plans after both timings
         narrow = dataclasses.replace(chosen, plan=plan_measured(cfg, data, probe, speeds, elapsed_s))
         try:
             wide = PlannedRun(wide_cfg, wide_net, plan_measured(wide_cfg, data, wide_probe, wide_speeds, elapsed_s))
@@ -101,7 +116,6 @@ def plan_run(cfg: Config, ctxs: list[mx.Context], cluster: Cluster, data: Traini
         considered = ((cfg.model, narrow.plan.epochs), (wide_cfg.model, wide.plan.epochs if wide else 0))
         chosen = dataclasses.replace(chosen, plan=dataclasses.replace(chosen.plan, recipes_considered=considered,
                                                                       model=chosen.cfg.model))
-    train_data.start_at(1)
     return dataclasses.replace(chosen, cfg=dataclasses.replace(chosen.cfg, epochs=chosen.plan.epochs,
                                                                tta=chosen.plan.tta, length_changes=()))
 
@@ -112,26 +126,17 @@ class Speeds:
 
     train_images_per_s: float
     later_images_per_s: float | None  # once the first epochs' parameters are frozen; None: not timed
-    prediction: "PredictionTiming"
+    prediction: PredictionTiming
 
 
-def measure_speeds(cfg: Config, ctxs: list[mx.Context], data: TrainingData, probe: TrainingParts,
-                   clock: Clock) -> Speeds:
-    """Time training steps of `probe` (the caller rewinds its weights and loader) and the prediction of
-    the test images with cfg's network, by `clock`; the frozen speed only for a run that gets past the first
-    epochs."""
-    def train_steps(batches: Iterable) -> int:
-        return train_one_epoch(probe, batches, ctxs, sync_every=1 << 30)[2]  # reads the loss at the end: waits
-
-    def rate() -> float:  # in chunks of cfg.lookahead_every batches: each includes one averaging step
-        return measure_rate(train_steps, probe.train_data, clock, chunk=max(1, cfg.lookahead_every), min_batches=5,
-                            min_seconds=10.0)
-
+def measure_speeds(cfg: Config, data: TrainingData, probe: TrainingParts, measuring: Measuring) -> Speeds:
+    """Time training steps of `probe` and the prediction of the test images with cfg's network; the
+    frozen speed only for a run that gets past the first epochs."""
+    clock = measuring.clock
     started_s = clock()
-    train_rate = rate()
+    train_rate = measuring.training_rate(probe, cfg)
     timing_s = clock() - started_s  # what timing the frozen speed too would cost
-    speeds = Speeds(train_rate, None, prediction_speeds(cfg, len(data.classes), ctxs, data.data_dir,
-                                                        tta_candidates(cfg), clock))
+    speeds = Speeds(train_rate, None, measuring.prediction(cfg, tta_candidates(cfg)))
     first_epochs, frozen = probe.learn_first
 
     def gets_past_first_epochs() -> bool:  # even after timing the later ones (a short budget: 20 s for nothing)
@@ -145,9 +150,9 @@ def measure_speeds(cfg: Config, ctxs: list[mx.Context], data: TrainingData, prob
     # gets to them.
     if first_epochs and gets_past_first_epochs():
         probe.start_epoch(first_epochs + 1)
-        speeds = dataclasses.replace(speeds, later_images_per_s=rate())
+        speeds = dataclasses.replace(speeds, later_images_per_s=measuring.training_rate(probe, cfg))
         for param in frozen:
-            param.grad_req = "write"  # as the run starts (the caller rewinds the weights)
+            param.grad_req = "write"  # as the run starts (the probe's block rewinds the weights)
     return speeds
 
 
@@ -166,10 +171,13 @@ def plan_measured(cfg: Config, data: TrainingData, probe: TrainingParts, speeds:
     min_epochs = warmup + 1 if cfg.schedule != "step" else 1  # the warm-up and one epoch of decay
 
     def plan_with(tta: str) -> budget.BudgetPlan:
-        made = budget.plan(cfg.time_budget * 60, elapsed_s, speeds.train_images_per_s, probe.batches_per_epoch *
-                           probe.train_data.batch_size, data.n_valid, prediction.test_images,
-                           prediction.images_per_s[tta], min_epochs, speeds.later_images_per_s, first_epochs, tta,
-                           prediction.startup_s)
+        made = budget.plan(budget_s=cfg.time_budget * 60, elapsed_s=elapsed_s,
+                           train_images_per_s=speeds.train_images_per_s,
+                           train_images=probe.batches_per_epoch * probe.train_data.batch_size,
+                           valid_images=data.n_valid, test_images=prediction.test_images,
+                           predict_images_per_s=prediction.images_per_s[tta], min_epochs=min_epochs,
+                           later_images_per_s=speeds.later_images_per_s, first_epochs=first_epochs, tta=tta,
+                           predict_startup_s=prediction.startup_s)
         return dataclasses.replace(made, six_views_from=budget.SIX_VIEWS_FROM[cfg.optimizer])
 
     ttas = ttas or tta_candidates(cfg)
@@ -187,73 +195,3 @@ def plan_measured(cfg: Config, data: TrainingData, probe: TrainingParts, speeds:
     if cfg.warmup_epochs == WARMUP_AUTO and cfg.schedule != "step":  # a cut must keep the warm-up the run gets
         chosen = dataclasses.replace(chosen, min_epochs=auto_warmup_epochs(chosen.epochs) + 1)
     return chosen
-
-
-@dataclasses.dataclass(frozen=True)
-class PredictionTiming:
-    """What submit.py's prediction of the test images will take, timed before the run."""
-
-    test_images: int
-    images_per_s: dict[str, float]  # by test-time views
-    startup_s: float  # before its first batch: imports, the network, listing and checking the test images
-
-
-def prediction_speeds(cfg: Config, n_classes: int, ctxs: list[mx.Context], data_dir: str,
-                      ttas: tuple[str, ...], clock: Clock) -> PredictionTiming:
-    """How fast submit.py will predict the test images with each of `ttas`; no test images (a layout
-    without them): 0 images, nothing to time. Timed on a network of its own, as submit.py builds one: an
-    inference pass may leave the weights of the network it runs in oneDNN's layout, which would make the
-    run differ in its last bits from one without a budget. Timed by `clock`."""
-    start = clock()
-    sample = _sample_predictor(data_dir, cfg, ctxs, clock)
-    if sample is None:
-        return PredictionTiming(0, {tta: 1.0 for tta in ttas}, 0.0)
-    precision = decide(SubmitOptions.precision, [c.device_type for c in ctxs], STARTUP, "predict")
-    net = build_model(cfg.model, n_classes, ctxs)
-    net.hybridize(static_alloc=True)
-    net = cast_for_inference(net, precision, ctxs)
-    startup_s = SUBMIT_IMPORTS_S + clock() - start + sample.unread_check_s
-    rates = {}
-    for tta in ttas:
-        sample.predict(net, SubmitOptions.batch_size, tta)  # warm-up: graph, oneDNN primitives, decoding workers
-        begun = clock()  # one pass like submit's, its decoding workers' start included
-        rates[tta] = sample.predict(net, prediction_sample(sample.test_images), tta) / (clock() - begun)
-    return PredictionTiming(sample.test_images, rates, startup_s)
-
-
-def prediction_sample(test_images: int) -> int:
-    """How many of `test_images` the prediction speed is timed on."""
-    return min(PREDICT_SAMPLE, max(2 * SubmitOptions.batch_size, test_images // 5))
-
-
-@dataclasses.dataclass(frozen=True)
-class _Sample:
-    """The test images submit.py will predict, and a predictor over a sample of them."""
-
-    test_images: int
-    predict: Callable[[mx.gluon.Block, int, str], int]  # (net, n, views) -> images predicted, of the first n
-    unread_check_s: float  # submit.py's header check of the test images the sample's check left out
-
-
-def _sample_predictor(data_dir: str, cfg: Config, ctxs: list[mx.Context], clock: Clock) -> _Sample | None:
-    """The test images read the way submit.py reads them: streamed out of test.7z, or files spread over
-    test/, listed and their headers checked as submit.py will (timed by `clock` on the sample, for the whole
-    folder)."""
-    batch, workers = SubmitOptions.batch_size, cfg.num_workers
-    archive = archived_test_images(data_dir)
-    if archive is not None:
-        sample_csv = os.path.join(data_dir, SAMPLE)  # the archive's count is only known once read through
-        n_test = len(read_label_csv(sample_csv)) if os.path.isfile(sample_csv) else 0
-        return _Sample(n_test, lambda net, n, tta: len(predict_archive(net, archive, ctxs, batch, workers, tta=tta,
-                                                                       limit=n)[0]), 0.0) if n_test else None
-    try:
-        _, paths = read_test(data_dir)
-    except LayoutError:
-        return None  # a layout without test images: nothing to predict
-    sample = prediction_sample(len(paths))
-    spread = paths[::max(1, len(paths) // sample)][:sample]
-    start = clock()
-    check_headers(spread, os.path.join(data_dir, "test"))  # (a bad file fails here, before the run, named)
-    per_image_s = (clock() - start) / len(spread)
-    return _Sample(len(paths), lambda net, n, tta: len(predict_files(net, spread[:n], ctxs, batch, workers, tta=tta)),
-                   per_image_s * (len(paths) - len(spread)))

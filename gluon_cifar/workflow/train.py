@@ -38,7 +38,7 @@ from ..training.records import EpochProgress, EpochResult
 from ..training.reporting import RunHooks
 from ..training.schedules import last_epoch
 from ..training.timing import process_clock
-from .budget import plan_run
+from .budget import plan_run, this_machine
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def run_training(job: TrainingJob, out: str, resume_from: checkpoint.Checkpoint 
     net = build_network(cfg, ctxs, len(data.classes), sample)
     plan, clock = None, process_clock()  # the budget's one clock, from its plan to its last replan
     if cfg.time_budget and resume_from is None:
-        planned = plan_run(cfg, ctxs, cluster, data, net, train_data, job.precision, sample, clock)
+        planned = plan_run(cfg, data, net, this_machine(ctxs, cluster, data, train_data, job.precision, sample, clock))
         cfg, net, plan = planned.cfg, planned.net, planned.plan
         log.info("%s", plan.summary())
     elif cfg.tta == TTA_AUTO:
