@@ -3,6 +3,8 @@
 The scripts run in this process (as `python scripts/X.py` would run them) so that the whole
 catalogue costs seconds, not one MXNet start-up per case.
 """
+import contextlib
+import glob
 import json
 import logging
 import os
@@ -313,6 +315,52 @@ def test_submit_never_overwrites_an_input(target, message, trained, capsys):
     assert code == 2 and f"--out {out} " + message.format(data=source, run=run_dir) in err and "Traceback" not in err
     assert {name: os.path.getmtime(os.path.join(source, name)) for name in os.listdir(source)} == before
     assert not os.path.exists(os.path.join(source, "test", "new.csv"))
+
+
+@pytest.mark.parametrize("command", ["submit", "predict", "export"])
+@pytest.mark.parametrize("target,message", [
+    ("{data}/sampleSubmission.csv", " is inside the data folder {data}, which is only read"),
+    ("{data}/test/new.onnx", " is inside the data folder {data}, which is only read"),
+    ("{run}/model.params", " is one of run {run}'s own files"),
+    ("{run}/config.json", " is one of run {run}'s own files"),
+    ("{run}/checkpoint-last.zip", " is one of run {run}'s own files"),
+    ("{other}/metrics.csv", " is one of run {other}'s own files"),  # a run that is not the one used
+])
+def test_no_command_writes_into_the_data_folder_or_over_a_runs_files(command, target, message, trained, tmp_path,
+                                                                    capsys):
+    """One guard for submit, predict and export (each once wrote over a run's config.json or weights, or into
+    the data folder): refused before any work, named, nothing touched."""
+    source, run_dir = trained
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    names = {"data": source, "run": run_dir, "other": other}
+    out = target.format(**names)
+    before = {path: os.path.getmtime(path) for folder in (source, run_dir, other)
+              for path in glob.glob(os.path.join(folder, "**"), recursive=True)}
+    image = os.path.join(source, "test", "1.png")
+    args = {"submit": ["submit.py", "--run", run_dir, "--data-dir", source, "--no-progress"],
+            "predict": ["predict.py", run_dir, image, "--no-progress"],
+            "export": ["export.py", run_dir, "--format", "onnx"]}[command]
+    code, err = run(*args, "--out", out, capsys=capsys)
+    if command == "predict" and not out.endswith((".csv", ".json")):
+        message = ": name a .csv or a .json file"  # refused as what predict cannot write at all
+    assert code == 2 and f"--out {out}" + message.format(**names) in err and "Traceback" not in err, err
+    after = {path: os.path.getmtime(path) for folder in (source, run_dir, other)
+             for path in glob.glob(os.path.join(folder, "**"), recursive=True)}
+    assert after == before  # nothing written, not even a folder
+
+
+def test_training_over_a_finished_run_whose_checkpoints_were_deleted_is_refused(trained, tmp_path, capsys):
+    source, run_dir = trained
+    finished = tmp_path / "finished"
+    shutil.copytree(run_dir, finished)
+    for name in ("checkpoint-last.zip", "checkpoint-best.zip"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(finished / name)
+    weights = (finished / "model.params").read_bytes()
+    code, err = run("train.py", "--data-dir", source, *TRAIN, "--out", finished, capsys=capsys)
+    assert code == 2 and f"{finished} holds a trained run (model.params) without its checkpoints" in err, err
+    assert (finished / "model.params").read_bytes() == weights
 
 
 def test_a_finished_run_missing_its_parameters_says_they_were_removed(trained, tmp_path, capsys):

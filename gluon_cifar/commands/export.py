@@ -15,13 +15,14 @@ import os
 
 import mxnet as mx
 
-from ..atomic import check_output_file, writable_dir
+from ..atomic import refuse_inside, writable_dir
 from ..data.layout import first_test_images
 from ..data.source import resolve_data_dir
 from ..errors import ConfigError
 from ..inference.export import export_and_check, export_files
 from ..inference.network import load_network
 from ..runs import rundir
+from ..workflow.outputs import check_output
 
 
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -54,9 +55,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         raise ConfigError(f"--check-images must be at least 1 (an export is only reported done once checked), "
                           f"got {args.check_images}")
     out = args.out or os.path.join(args.run, "export", "model" + (".onnx" if args.format == "onnx" else ""))
+    data_dir, files = rundir.load(args.run)[0].data_dir, export_files(args.format, out)
+    for path in files if data_dir else ():  # none in the data folder: not even the folder made for them
+        refuse_inside(path, data_dir, "--out")
     writable_dir(os.path.dirname(os.path.abspath(out)), "the folder", f"choose another --out than {out}")
-    for path in export_files(args.format, out):  # every file it will write, before the work
-        check_output_file(path, "--out", "model.onnx" if args.format == "onnx" else "model")
+    for path in files:  # every file it will write, before the work
+        check_output(path, "--out", "model.onnx" if args.format == "onnx" else "model", (data_dir,))
     net, images = load_for_export(args.run, args.params, args.check_images)
     check = export_and_check(net, args.format, out, images)
     verdict = "passed" if check.passed else "FAILED"

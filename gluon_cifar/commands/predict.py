@@ -17,10 +17,12 @@ import sys
 
 import pandas as pd
 
-from ..atomic import atomic_path, check_output_file
+from ..atomic import atomic_path
 from ..contexts import resolve_contexts
 from ..flags import add_config_arguments, config_overrides
 from ..predict_options import PredictOptions
+from ..runs import rundir
+from ..workflow.outputs import check_output
 from ..workflow.predict import predict
 
 SKIPPED = 3  # the exit code when some images could not be read (the rest were predicted)
@@ -39,8 +41,8 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = get_args_parser(prog).parse_args(argv)
     options = PredictOptions(**config_overrides(args, PredictOptions)).validate()
-    if options.out is not None:
-        check_output_file(options.out, "--out", "preds.csv")  # before the work
+    if options.out is not None:  # before the work
+        check_output(options.out, "--out", "preds.csv", (rundir.load(args.run)[0].data_dir,))
     ctxs = resolve_contexts(options.gpu_ids(), options.cpus)
     table = predict(args.run, args.images, options.top_k, options.precision, options.tta, ctxs, options.batch_size,
                     not args.no_progress)

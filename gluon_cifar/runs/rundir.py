@@ -60,6 +60,9 @@ def check_new(path: str) -> None:
     if has_checkpoint(path):
         raise GluonCifarError(f"{path} already holds a run: continue it with --resume {path}, or choose "
                               "another --out")
+    if os.path.exists(os.path.join(path, PARAMS)):  # trained weights whose checkpoints were removed
+        raise GluonCifarError(f"{path} holds a trained run ({PARAMS}) without its checkpoints: nothing there is "
+                              "overwritten; choose another --out")
     ours_in_flight = tuple(f".{name}." for name in OWN_FILES)  # atomic_path's temporaries of our own files
     names = sorted(n for n in os.listdir(path)
                    if n != LOCK and not (n.startswith(ours_in_flight) and n.endswith(".tmp")))
@@ -68,6 +71,11 @@ def check_new(path: str) -> None:
         listed = ", ".join((foreign or names)[:5]) + (" ..." if len(foreign or names) > 5 else "")
         raise GluonCifarError(f"{path} is not empty and is not a run directory of gluon_cifar (it holds {listed}): "
                               "nothing there is overwritten; choose a new or empty --out")
+
+
+def holds_run(path: str) -> bool:
+    """Whether folder `path` is a run directory: a checkpoint, or a config.json of ours."""
+    return has_checkpoint(path) or _written_by_us(os.path.join(path, CONFIG))
 
 
 def _written_by_us(config_path: str) -> bool:

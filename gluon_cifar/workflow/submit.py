@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import mxnet as mx
 
 from .. import STARTUP
-from ..atomic import check_output_file, refuse_inside, write_text
+from ..atomic import write_text
 from ..config import Config
 from ..data.images import check_headers
 from ..data.kaggle import check_sample_submission, read_test
@@ -29,6 +29,7 @@ from ..progress import progress_bar
 from ..runs import checkpoint, rundir
 from ..submit_options import SubmitOptions
 from ..training.schedules import last_epoch
+from .outputs import check_output
 from .train import resume, resume_config, run_training, training_job, training_precision
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def submit(options: SubmitOptions, ctxs: list[mx.Context], show_progress: bool =
     out = _output(options, cfg)
     record = ensemble_record(out)
     if len(members) > 1:
-        check_output_file(record, "--out", "submission.csv")  # the record beside it, too
+        check_output(record, "--out", "submission.csv", (options.data_dir, cfg.data_dir))  # the record beside it
     given = options.data_dir or cfg.data_dir  # predicting alone needs no extracted training images
     data_dir = kaggle_layout(given, cfg, show_progress, options.retrain) if given else resolve_data_dir(cfg)
     log.info("predicting the test images of %s", given or data_dir)
@@ -127,16 +128,7 @@ def _output(options: SubmitOptions, cfg: Config) -> str:
                           f"--data-dir {cfg.data_dir!r} depends on the working directory; pass --data-dir with the "
                           "folder it means")
     out = options.out or os.path.join(run, "submission.csv")
-    for folder in {options.data_dir, cfg.data_dir} - {None}:
-        if os.path.isdir(folder):
-            refuse_inside(out, folder, "--out")  # first: not even a write probe goes there
-    check_output_file(out, "--out", "submission.csv")
-    if os.path.basename(out) in rundir.OWN_FILES:  # then it must not be in any of the runs' folders
-        folder = os.path.dirname(os.path.abspath(out))
-        for member in options.run:
-            if os.path.samefile(folder, member):
-                raise ConfigError(f"--out {out} is one of run {member}'s own files: choose another name, e.g. the "
-                                  f"default {os.path.join(run, 'submission.csv')}")
+    check_output(out, "--out", "submission.csv", (options.data_dir, cfg.data_dir))
     return out
 
 
