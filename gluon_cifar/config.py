@@ -16,6 +16,7 @@ from .precision import PRECISIONS
 from .settings import (
     check_at_least,
     check_fields,
+    check_types,
     cpus_setting,
     gpus_setting,
     parse_gpu_ids,
@@ -39,21 +40,6 @@ def parse_warmup_epochs(value: str) -> int | str:
         return int(value)
     except ValueError:
         raise ConfigError(f"--warmup-epochs takes a whole number of epochs or auto, got {value!r}") from None
-
-
-def auto_warmup_epochs(epochs: float) -> int:
-    """`--warmup-epochs auto` for a run `epochs` long: a fifth of it in whole epochs (airbench warms up over
-    23% of its steps), at least 1; at most 2, the warm-up every run of 8 epochs or more was measured with
-    (docs/BENCHMARKS.md: at 5 epochs, 1 scored 0.84 and 0.46 points more than 2, seeds 0 and 1)."""
-    return min(2, max(1, round(epochs / 5)))
-
-
-def with_warmup_decided(cfg: "Config") -> "Config":
-    """cfg with `--warmup-epochs auto` made a number for its epochs (unchanged otherwise): a run decides
-    it once its length is known, and saves the number."""
-    if cfg.warmup_epochs != WARMUP_AUTO:
-        return cfg
-    return dataclasses.replace(cfg, warmup_epochs=auto_warmup_epochs(cfg.epochs))
 
 
 def check_length_changes(changes: tuple[tuple[int, float], ...]) -> None:
@@ -202,7 +188,8 @@ class Config:
         if self.wide_from_epochs < 0:
             raise ConfigError(f"--wide-from-epochs must be >= 0 epochs (0: never), got {self.wide_from_epochs:g}")
         if not 0 <= self.time_budget <= MAX_TIME_BUDGET:
-            raise ConfigError(f"--time-budget must be 0 to {MAX_TIME_BUDGET:g} minutes (a week), got {self.time_budget:g}")
+            raise ConfigError(f"--time-budget must be 0 to {MAX_TIME_BUDGET:g} minutes (a week), "
+                              f"got {self.time_budget:g}")
         if self.time_budget and self.kvstore.startswith("dist"):
             raise ConfigError("--time-budget measures one process's speed: with --kvstore "
                               f"{self.kvstore} give --epochs instead (and --time-budget 0)")
@@ -219,13 +206,16 @@ class Config:
         write_text(path, json.dumps({"config": self.to_dict(), **(extra or {})}, indent=2) + "\n")
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "Config":
+    def from_dict(cls, values: dict[str, Any], source: str = "the settings") -> "Config":
+        """The settings `values` (from `source`, a file: named in every error), each of its field's type."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: the settings must be a JSON object, got {type(values).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         values = _upgraded(values)
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ConfigError(f"unknown settings {unknown}; valid settings are {sorted(known)}")
-        return cls(**values).validate()
+            raise ConfigError(f"{source}: unknown settings {unknown}; valid settings are {sorted(known)}")
+        return cls(**check_types(cls, values, source)).validate()
 
     @classmethod
     def load(cls, path: str) -> "Config":
@@ -236,7 +226,7 @@ class Config:
             raise ConfigError(f"{path} does not exist: point to a run directory made by scripts/train.py") from None
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ConfigError(f"{path} is not a gluon_cifar config.json ({exc}); re-run training") from None
-        return cls.from_dict(values)
+        return cls.from_dict(values, path)
 
 
 def _upgraded(values: dict[str, Any]) -> dict[str, Any]:

@@ -14,9 +14,9 @@ if TYPE_CHECKING:
 # airbench94's optimizer (K. Jordan, 2024; legacy/airbench94.py), restated for a mean loss: Nesterov SGD
 # (training/optim.py, make_trainer) at its lr 11.5 and wd 0.0153 "per 1024 examples": lr 1.5, wd 1.33e-3;
 # BatchNorm offsets at 64x the rate, their weight decay / 64; a linear warm-up over a fifth of the run (auto:
-# 1 epoch below 7.5, else 2; airbench: 23% of its steps; config.py, auto_warmup_epochs), then a straight line
-# to 0 (training/schedules.py, learning_rate); the weights pulled to a slow average every 5 steps, decay
-# 0.95**5 * (t/T)**3 (training/averaging.py, Lookahead).
+# 1 epoch below 7.5, else 2; airbench: 23% of its steps; training/schedules.py, auto_warmup_epochs), then a
+# straight line to 0 (training/schedules.py, learning_rate); the weights pulled to a slow average every 5
+# steps, decay 0.95**5 * (t/T)**3 (training/averaging.py, Lookahead).
 AIRBENCH94_SGD: dict[str, Any] = {
     "optimizer": "sgd", "batch_size": 1024, "nesterov": True, "momentum": 0.85, "lr": 1.5, "wd": 1.33e-3,
     "bias_lr_mult": 64.0, "schedule": "linear", "warmup_epochs": "auto", "lookahead_every": 5,

@@ -4,9 +4,10 @@ a dataclass field whose metadata carries its help, group, choices and check; the
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import field
-from typing import Any
+from typing import Any, Callable
 
 from .errors import ConfigError
 
@@ -62,3 +63,37 @@ def check_at_least(settings: Any, low: int, *names: str) -> None:
 def flag(name: str) -> str:
     """The command-line flag of setting `name`, without its dashes: batch_size -> batch-size."""
     return name.replace("_", "-")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# What a settings field's annotation accepts from JSON, and how to say it; a type not listed is not checked.
+_JSON_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "int": (lambda v: _is_number(v) and float(v).is_integer(), "a whole number"),
+    "float": (_is_number, "a number"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "str | None": (lambda v: v is None or isinstance(v, str), "a string or null"),
+    "int | str": (lambda v: isinstance(v, str) or _is_number(v) and float(v).is_integer(),
+                  "a whole number or a string"),
+    "tuple[tuple[int, float], ...]": (lambda v: isinstance(v, (list, tuple)) and all(
+        isinstance(p, (list, tuple)) and len(p) == 2 and all(map(_is_number, p)) for p in v),
+        "a list of [epoch, length] pairs"),
+}
+
+
+def check_types(settings: type, values: dict[str, Any], source: str) -> dict[str, Any]:
+    """`values` for dataclass `settings`, each of its field's type as JSON holds it (a whole float such as 3.0
+    taken for an int): a ConfigError naming the key and `source` (the file) otherwise."""
+    types = {f.name: f.type for f in dataclasses.fields(settings)}
+    checked = dict(values)
+    for key, value in values.items():
+        accepts, said = _JSON_TYPES.get(str(types.get(key)), (lambda v: True, ""))
+        if not accepts(value):
+            raise ConfigError(f"{source}: \"{key}\" must be {said}, got {json.dumps(value)}: was it edited by hand? "
+                              "Restore it, or start a new run")
+        if types.get(key) == "int" and isinstance(value, float):
+            checked[key] = int(value)
+    return checked

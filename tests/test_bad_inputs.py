@@ -363,6 +363,26 @@ def test_training_over_a_finished_run_whose_checkpoints_were_deleted_is_refused(
     assert (finished / "model.params").read_bytes() == weights
 
 
+@pytest.mark.parametrize("command", ["train --config", "train --resume", "submit", "predict"])
+@pytest.mark.parametrize("key, value", [("epochs", "three"), ("hybridize", "false"), ("seed", None),
+                                        ("length_changes", "abc")])
+def test_every_command_names_the_key_and_file_of_a_hand_edited_config(command, key, value, trained, tmp_path,
+                                                                       capsys):
+    source, run_dir = trained
+    edited = tmp_path / "edited"
+    shutil.copytree(run_dir, edited)
+    saved = json.loads((edited / "config.json").read_text())
+    saved["config"][key] = value
+    (edited / "config.json").write_text(json.dumps(saved))
+    args = {"train --config": ["train.py", "--config", edited / "config.json", "--out", tmp_path / "again"],
+            "train --resume": ["train.py", "--resume", edited],
+            "submit": ["submit.py", "--run", edited, "--out", tmp_path / "s.csv", "--no-progress"],
+            "predict": ["predict.py", edited, os.path.join(source, "test", "1.png")]}[command]
+    code, err = run(*args, capsys=capsys)
+    assert code == 2 and f'{edited / "config.json"}: "{key}" must be ' in err and "Traceback" not in err, err
+    assert not (tmp_path / "again").exists() and not (tmp_path / "s.csv").exists()
+
+
 def test_a_finished_run_missing_its_parameters_says_they_were_removed(trained, tmp_path, capsys):
     source, trained_run = trained
     run_dir = tmp_path / "run"

@@ -7,9 +7,10 @@ import pytest
 
 from gluon_cifar.cli import run_main
 from gluon_cifar.commands.train import main as train_command
-from gluon_cifar.config import Config, auto_warmup_epochs, with_warmup_decided
+from gluon_cifar.config import Config
 from gluon_cifar.errors import ConfigError
 from gluon_cifar.flags import add_config_arguments, config_from_args
+from gluon_cifar.training.schedules import auto_warmup_epochs, with_warmup_decided
 
 
 def parse(*flags):
@@ -47,6 +48,48 @@ def test_auto_warm_up_is_a_fifth_of_the_run_in_whole_epochs_one_or_two(tmp_path)
     decided = with_warmup_decided(cfg)
     decided.save(str(tmp_path / "config.json"))  # a run saves the number it trained with
     assert Config.load(str(tmp_path / "config.json")).warmup_epochs == 1
+
+
+@pytest.mark.parametrize("epochs, warmup", [(1, 0), (1.5, 1), (2, 1)])
+def test_auto_warm_up_is_shorter_than_the_run_so_that_the_saved_config_loads_again(epochs, warmup, tmp_path):
+    """`--preset cpu-fast-sgd --epochs 1` saved a warm-up of 1 epoch for a 1-epoch run, which submit,
+    predict, --resume and --config then refused."""
+    decided = with_warmup_decided(config_from_args(parse("--epochs", str(epochs)), preset="cpu-fast-sgd"))
+    assert decided.warmup_epochs == warmup
+    decided.save(str(tmp_path / "config.json"))
+    assert Config.load(str(tmp_path / "config.json")) == decided
+
+
+@pytest.mark.parametrize("key, value, said", [
+    ("epochs", "three", 'must be a number, got "three"'),
+    ("lr", "0.1", 'must be a number, got "0.1"'),
+    ("seed", None, "must be a whole number, got null"),
+    ("batch_size", 32.5, "must be a whole number, got 32.5"),
+    ("hybridize", "false", 'must be true or false, got "false"'),
+    ("length_changes", "abc", 'must be a list of [epoch, length] pairs, got "abc"'),
+    ("length_changes", [[2, "x"]], 'must be a list of [epoch, length] pairs, got [[2, "x"]]'),
+    ("data_dir", 3, "must be a string or null, got 3"),
+    ("warmup_epochs", 1.5, "must be a whole number or a string, got 1.5"),
+])
+def test_a_hand_edited_config_of_the_wrong_type_is_named_with_its_key_and_file(key, value, said, tmp_path):
+    path = tmp_path / "config.json"
+    Config().save(str(path))
+    saved = json.loads(path.read_text())
+    saved["config"][key] = value
+    path.write_text(json.dumps(saved))
+    with pytest.raises(ConfigError) as refused:
+        Config.load(str(path))
+    assert str(refused.value).startswith(f'{path}: "{key}" {said}: was it edited by hand?'), str(refused.value)
+
+
+def test_whole_numbers_written_as_floats_load_as_the_ints_they_are(tmp_path):
+    path = tmp_path / "config.json"
+    Config().save(str(path))
+    saved = json.loads(path.read_text())
+    saved["config"].update(batch_size=64.0, seed=3.0)
+    path.write_text(json.dumps(saved))
+    loaded = Config.load(str(path))
+    assert (loaded.batch_size, loaded.seed) == (64, 3) and isinstance(loaded.batch_size, int)
 
 
 def test_a_bad_warm_up_or_a_hand_edited_length_history_stops_the_command_named(tmp_path, capsys):

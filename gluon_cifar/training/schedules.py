@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from ..config import Config
+from ..config import WARMUP_AUTO, Config
 
 
 def total_updates(epochs: float, batches_per_epoch: int) -> int:
@@ -90,3 +90,19 @@ def epochs_at(epochs: float, length_changes: tuple[tuple[int, float], ...], step
         if step <= after_epoch * batches_per_epoch:
             return epochs_before
     return epochs
+
+
+def auto_warmup_epochs(epochs: float) -> int:
+    """`--warmup-epochs auto` for a run `epochs` long: a fifth of it in whole epochs (airbench warms up over
+    23% of its steps), at least 1; at most 2, the warm-up every run of 8 epochs or more was measured with
+    (docs/BENCHMARKS.md: at 5 epochs, 1 scored 0.84 and 0.46 points more than 2, seeds 0 and 1); and always
+    fewer than the run's epochs (a 1-epoch run has none: it saved a warm-up of 1 that no command then loaded)."""
+    return min(2, max(1, round(epochs / 5)), math.ceil(epochs) - 1)
+
+
+def with_warmup_decided(cfg: Config) -> Config:
+    """cfg with `--warmup-epochs auto` made a number for its epochs (unchanged otherwise): a run decides
+    it once its length is known, and saves the number."""
+    if cfg.warmup_epochs != WARMUP_AUTO:
+        return cfg
+    return dataclasses.replace(cfg, warmup_epochs=auto_warmup_epochs(cfg.epochs))

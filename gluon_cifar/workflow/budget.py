@@ -26,7 +26,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
-from ..config import TTA_AUTO, WARMUP_AUTO, Config, auto_warmup_epochs, with_warmup_decided
+from ..config import TTA_AUTO, WARMUP_AUTO, Config
 from ..data.source import TrainingData
 from ..distributed.cluster import Cluster
 from ..errors import ConfigError
@@ -34,6 +34,7 @@ from ..presets import NARROW_MODEL, widened
 from ..training import budget
 from ..training.engine import train_one_epoch
 from ..training.parts import TrainingParts, build_network, build_training, rewind, weights
+from ..training.schedules import auto_warmup_epochs, with_warmup_decided
 from ..training.timing import Clock, measure_rate
 from .predict_timing import PredictionTiming, prediction_speeds
 

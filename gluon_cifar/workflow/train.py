@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import STARTUP
 from ..atomic import refuse_inside
-from ..config import RESUMABLE, TTA_AUTO, Config, changed_settings, with_warmup_decided
+from ..config import RESUMABLE, TTA_AUTO, Config, changed_settings
 from ..data.source import TrainingData, open_training_data
 from ..data.split import warn_if_unbalanced
 from ..distributed import cluster as distributed
@@ -36,7 +36,7 @@ from ..training.optim import enable_mixed_precision
 from ..training.parts import TrainingParts, build_network, build_training, weights_digest
 from ..training.records import EpochProgress, EpochResult
 from ..training.reporting import RunHooks
-from ..training.schedules import last_epoch
+from ..training.schedules import last_epoch, with_warmup_decided
 from ..training.timing import process_clock
 from .budget import plan_run, this_machine
 
@@ -185,7 +185,7 @@ def resume(run: str, cfg: Config, ctxs: list[mx.Context], show_progress: bool = 
     with rundir.locked(run):
         pass  # only to fail at once, named, while another process still runs it
     last = checkpoint.read(os.path.join(run, checkpoint.LAST))
-    changed = changed_settings(Config.from_dict(last.config), cfg)
+    changed = changed_settings(Config.from_dict(last.config, last.path), cfg)
     if changed:
         raise ConfigError(f"{last.path} was written with other settings than {run}/config.json "
                           f"({', '.join(f'{k}: {a} vs {b}' for k, (a, b) in changed.items())}): it does not belong "
