@@ -59,7 +59,8 @@ class SubmitOptions:
         if len(given) != len(self.run) or not all(math.isfinite(w) and w > 0 for w in given):
             raise ConfigError(f"--weights must give one positive number per --run ({len(self.run)}), got "
                               f"{self.weights!r}")
-        return [w / sum(given) for w in given]
+        scaled = [w / max(given) for w in given]  # first: 1e308 twice summed to inf, and every weight to 0
+        return [w / sum(scaled) for w in scaled]
 
     def gpu_ids(self) -> list[int]:
         return parse_gpu_ids(self.gpus)

@@ -704,10 +704,10 @@ def test_the_budgets_measuring_leaves_no_trace(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_a_budget_that_chooses_the_wider_recipe_trains_it_as_its_epochs_run_would(tmp_path, monkeypatch):
-    """cpu-fast's fastnet, planned at 2 epochs (the fewest), with --wide-from-epochs 1: the wider recipe is timed
-    on a network of its own and chosen; the run is bit for bit cpu-fast-sgd's `--model fastnet_wide` with
-    airbench95's learning rate and weight decay for 2 epochs (airbench95's recipe, not cpu-fast's Muon), and
-    records both recipes' plans."""
+    """cpu-fast's fastnet, planned at 1 epoch, with --wide-from-epochs 0.5: the wider recipe is timed on a network
+    of its own and chosen; the run is bit for bit cpu-fast-sgd's `--model fastnet_wide` with airbench95's
+    learning rate and weight decay for 1 epoch (airbench95's recipe, not cpu-fast's Muon), and records both
+    recipes' plans."""
     monkeypatch.setitem(presets.AIRBENCH94_SGD, "batch_size", 64)  # the demo's 900 images hold no batch of 1024
     wide = widened(Config(**PRESETS["cpu-fast"]))
     workflow_budget, timed = importlib.import_module("gluon_cifar.workflow.budget"), []
@@ -719,7 +719,7 @@ def test_a_budget_that_chooses_the_wider_recipe_trains_it_as_its_epochs_run_woul
         return speeds
 
     monkeypatch.setattr(workflow_budget, "measure_speeds", measure_speeds)
-    records, plans = budgeted_and_fixed(tmp_path, monkeypatch, 2, ["--model", "fastnet", "--wide-from-epochs", "1"],
+    records, plans = budgeted_and_fixed(tmp_path, monkeypatch, 1, ["--model", "fastnet", "--wide-from-epochs", "0.5"],
                                         ["--preset", "cpu-fast-sgd", "--model", "fastnet_wide", "--lr", repr(wide.lr),
                                          "--wd", repr(wide.wd)])
     saved = records["budgeted"]["config"]

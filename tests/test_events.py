@@ -51,3 +51,20 @@ def test_a_run_writes_its_curves_as_tensorboard_events(tmp_path):
     cfg = Config.from_dict(json.loads((run / "config.json").read_text())["config"])
     assert [v for _, v in events["sync/lr"]] == pytest.approx([learning_rate(cfg, s, 7) for s in steps], rel=1e-6)
     assert all(0 < v < 10 for _, v in events["sync/train_loss"]) and all(v > 0 for _, v in events["sync/images_per_s"])
+
+
+def test_a_resumed_run_whose_tensorboard_folder_cannot_be_written_warns_once_and_trains_on(tmp_path):
+    """`--resume` of a run whose tensorboard/ had become a file died with a traceback; a full disk already warned
+    and trained on. (Root writes into any folder, so the unwritable folder is a file here.)"""
+    run = tmp_path / "run"
+    first = run_script("train.py", *TINY[:7], "--epochs", "1", "--warmup-epochs", "0", "--precision", "float32",
+                       "--no-progress", "--out", run)
+    assert first.returncode == 0, first.stderr
+    for name in os.listdir(run / "tensorboard"):
+        os.remove(run / "tensorboard" / name)
+    os.rmdir(run / "tensorboard")
+    (run / "tensorboard").write_text("not a folder\n")
+    resumed = run_script("train.py", "--resume", run, "--epochs", "2", "--no-progress")
+    assert resumed.returncode == 0 and "Traceback" not in resumed.stderr, resumed.stderr
+    assert resumed.stderr.count(f"no TensorBoard events: cannot write {run}/tensorboard") == 1, resumed.stderr
+    assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1, 2]

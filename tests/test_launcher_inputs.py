@@ -41,3 +41,35 @@ def test_ipv6_addresses_are_host_names(tmp_path):
 def test_launcher_flags_are_checked_like_the_training_flags(flags, message):
     with pytest.raises(ConfigError, match=message):
         main(["-n", "2", *flags, *COMMAND])
+
+
+def test_a_worker_command_that_does_not_exist_is_named_before_any_process_starts(monkeypatch):
+    """`launch -n 1 -s 1 -- /nonexistent/cmd` gave a traceback and left its scheduler and server running."""
+    from gluon_cifar.distributed import launcher
+
+    started = []
+    monkeypatch.setattr(launcher, "_start", lambda *args: started.append(args))
+    with pytest.raises(ConfigError, match=r"the worker command '/nonexistent/cmd' is not an executable file nor on "
+                                          r"PATH: check what follows --"):
+        main(["-n", "1", "-s", "1", "--", "/nonexistent/cmd"])
+    assert started == []
+
+
+def test_a_process_that_cannot_start_stops_those_already_started(monkeypatch):
+    """Whatever fails while the job starts (here the worker: permission denied), the scheduler and server
+    already running are stopped, not left with no parent."""
+    from gluon_cifar.distributed import launcher
+
+    real_start, started = launcher._start, []
+
+    def start(name, command, *args):
+        if name.startswith("worker"):
+            raise PermissionError(13, "Permission denied", command[0])
+        started.append(real_start(name, ["sleep", "600"], *args))  # stand-ins for the scheduler and server
+        return started[-1]
+
+    monkeypatch.setattr(launcher, "_start", start)
+    with pytest.raises(PermissionError):
+        launcher.launch(["python", "-c", "pass"], workers=1, servers=1, options=launcher.LaunchOptions(grace=5))
+    assert [p.name for p in started] == ["scheduler", "server 0"]
+    assert all(p.popen.poll() is not None for p in started)  # stopped, and reaped

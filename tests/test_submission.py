@@ -21,6 +21,7 @@ from gluon_cifar.inference.predict import (
 )
 from gluon_cifar.models import build_model
 from gluon_cifar.precision import decide
+from gluon_cifar.submit_options import SubmitOptions
 from tests.conftest import needs_bfloat16_kernels
 
 IDS = [1, 2, 10, 100, 11, 3, 1000, 20, 9, 99]  # string order and numeric order differ
@@ -114,3 +115,10 @@ def test_forced_bfloat16_prediction_warns_where_auto_would_not_choose_it(monkeyp
         cast_for_inference(net, "bfloat16", [mx.cpu()])
     warned = [r.getMessage() for r in caplog.records if "float32 (--precision auto here)" in r.getMessage()]
     assert [said in w for w in warned] == ([True] if said else [])
+
+
+@pytest.mark.parametrize("weights, expected", [("1e308,1e308", [0.5, 0.5]), ("1,3", [0.25, 0.75]),
+                                               ("5e-324,5e-324", [0.5, 0.5]), (None, [0.5, 0.5])])
+def test_ensemble_weights_sum_to_one_whatever_their_scale(weights, expected):
+    """--weights 1e308,1e308 overflowed to zero weights and submitted all-airplane, exit 0."""
+    assert SubmitOptions(run=["a", "b"], weights=weights).run_weights() == pytest.approx(expected)

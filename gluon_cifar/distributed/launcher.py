@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -186,17 +187,24 @@ def launch(command: list[str], workers: int, servers: int, options: LaunchOption
     def host(i: int) -> str | None:
         return hosts[i % len(hosts)] if hosts else None
 
-    processes = [_start("scheduler", _RUN_ROLE, {**env, "DMLC_ROLE": "scheduler"}, host(0), options, out)]
-    processes += [_start(f"server {i}", _RUN_ROLE, {**env, "DMLC_ROLE": "server"}, host(i), options, out)
-                  for i in range(servers)]
-    processes += [_start(f"worker {i}", command, {**env, "DMLC_ROLE": "worker"}, host(i), options, out)
-                  for i in range(workers)]
+    if not hosts and shutil.which(command[0]) is None:  # before any process starts, none is left behind
+        raise ConfigError(f"the worker command {command[0]!r} is not an executable file nor on PATH: check what "
+                          "follows --, e.g. -- python scripts/train.py --kvstore dist_sync")
+    roles = [("scheduler", _RUN_ROLE, "scheduler", 0)] + [(f"server {i}", _RUN_ROLE, "server", i) for i in
+                                                         range(servers)]
+    roles += [(f"worker {i}", command, "worker", i) for i in range(workers)]
+    processes: list[Process] = []
     try:
+        for name, argv, role, i in roles:
+            processes.append(_start(name, argv, {**env, "DMLC_ROLE": role}, host(i), options, out))
         return _watch(processes, grace)
     except KeyboardInterrupt:
         log.error("interrupted: stopping every process")
         _stop(processes, grace)
         return 130
+    except BaseException:  # a process that cannot start (or a bug): stop those started, then say why
+        _stop(processes, grace)
+        raise
 
 
 def _watch(processes: list[Process], grace: float) -> int:

@@ -75,6 +75,10 @@ def open_event_log(run: str, wanted: bool) -> EventLog | None:
         log.info("no TensorBoard events (tensorboardX is not installed: pip install 'gluon_cifar[tensorboard]'; "
                  "--no-tensorboard silences this)")
         return None
+    except OSError as exc:  # RUN/tensorboard not writable, or a file: the run trains on without events
+        log.warning("no TensorBoard events: cannot write %s (%s); the run trains on (--no-tensorboard silences "
+                    "this)", os.path.join(run, FOLDER), exc.strerror or exc)
+        return None
 
 
 def discard(run: str) -> None:
