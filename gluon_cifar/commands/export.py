@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     for path in files if data_dir else ():  # none in the data folder: not even the folder made for them
         refuse_inside(path, data_dir, "--out")
     writable_dir(os.path.dirname(os.path.abspath(out)), "the folder", f"choose another --out than {out}")
-    for path in files:  # every file it will write, before the work
-        check_output(path, "--out", "model.onnx" if args.format == "onnx" else "model", (data_dir,))
+    for path in files:  # every file it will write, before the work (the data folder refused above)
+        check_output(path, "--out", "model.onnx" if args.format == "onnx" else "model")
     net, images = load_for_export(args.run, args.params, args.check_images)
     check = export_and_check(net, args.format, out, images)
     verdict = "passed" if check.passed else "FAILED"
