@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import mxnet as mx
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, ImageOps
 
 from ..errors import LayoutError
 
@@ -100,7 +100,7 @@ def decode_rgb(path: str, shown_as: str | None = None) -> np.ndarray:
 
     Pillow, not `mx.image.imread`: OpenCV's PNG reader returns an all-black image without any
     error for a file whose header is valid and whose data is garbage (libpng only prints to
-    stderr), while Pillow's `load` raises. Grayscale, palette and alpha become RGB, as before.
+    stderr), while Pillow's `load` raises. Every mode becomes RGB as it looks (`as_rgb`).
     `shown_as`: the name to give in errors, e.g. the original of a linked file.
     """
     shown_as = shown_as or path
@@ -110,7 +110,7 @@ def decode_rgb(path: str, shown_as: str | None = None) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()  # the whole decode, checked: raises on damaged data
-            pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+            pixels = np.asarray(as_rgb(image))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise LayoutError(f"{shown_as} cannot be decoded ({exc}); replace it with the original from the Kaggle "
                           "archive or remove it") from None
@@ -120,3 +120,19 @@ def decode_rgb(path: str, shown_as: str | None = None) -> np.ndarray:
         raise LayoutError(f"{shown_as} is {pixels.shape[1]}x{pixels.shape[0]}, not {SIZE[0]}x{SIZE[1]}; CIFAR-10 images "
                           f"are {SIZE[0]}x{SIZE[1]}: replace it with the original")
     return pixels
+
+
+# Pillow's modes of more than 8 bits per grey value; Image.convert clips them to 255 instead of scaling.
+_WIDE_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def as_rgb(image: Image.Image) -> Image.Image:
+    """`image` as it looks, in 8-bit RGB: turned upright by its EXIF orientation (a phone's photo), 16-bit grey
+    (and 32-bit integer grey, which holds 16-bit data: PNG and TIFF scans) scaled to 8 bits, every other mode
+    (1, L, LA, P with or without transparency, RGBA, CMYK, YCbCr, ...) converted by Pillow, alpha dropped.
+    Pillow's own conversion clips wide grey to 255: a 16-bit photo came out white."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in _WIDE_GREY:
+        grey = np.asarray(image, dtype=np.float64) / 257  # 65535 -> 255, 257 -> 1: a 16-bit level in 8 bits
+        image = Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8), "L")
+    return image if image.mode == "RGB" else image.convert("RGB")

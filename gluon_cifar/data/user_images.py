@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from ..errors import LayoutError
-from .images import SIZE
+from .images import SIZE, as_rgb
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")  # what a folder's search takes
 
@@ -49,7 +49,7 @@ def load_image(path: str) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()
-            rgb = image.convert("RGB")
+            rgb = as_rgb(image)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise LayoutError(f"{path} cannot be read as an image ({str(exc).splitlines()[0][:160]})") from None
     finally:
