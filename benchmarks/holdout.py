@@ -71,15 +71,15 @@ def measure(data_dir: str, preset: str, seed: int, work: str, dtype: str, flags:
     accuracy = float(re.search(r"accuracy ([0-9.]+)", scored.stdout).group(1))
     with open(os.path.join(run, "config.json"), encoding="utf-8") as f:
         record = json.load(f)
-    config = record["config"]
-    cuts = record.get("time_budget_replans")  # the budget changed the run's length: the host's speed changed
-    return {"preset": preset, "seed": seed, "flags": flags, "dtype": dtype, "epochs": config["epochs"],
-            "time_budget": config.get("time_budget", 0), "precision_used": record.get("precision_used", "float32"),
+    config, plan = record["config"], record["plan"]
+    cuts = plan["replans"]  # the budget changed the run's length: the host's speed changed
+    return {"preset": preset, "seed": seed, "flags": flags, "dtype": dtype, "epochs": plan["epochs"],
+            "time_budget": config.get("time_budget", 0), "precision_used": plan["precision"],
             "startup": record.get("startup"),
             **({"planned_epochs": cuts[0]["epochs_before"], "time_budget_replans": cuts} if cuts else {}),
             **({"contend_after_min": contend_after} if contend_after is not None else {}),
             **({"contend_until_min": contend_until} if contend_until is not None else {}),
-            "tta": config["tta"], "train_s": trained.seconds, "submit_s": submitted.seconds,
+            "tta": plan["tta"], "train_s": trained.seconds, "submit_s": submitted.seconds,
             "total_s": trained.seconds + submitted.seconds, "holdout_acc": accuracy,
             "peak_memory": max(trained.peak_memory, submitted.peak_memory), **stamp()}
 

@@ -41,7 +41,7 @@ def ours(layout: str, work: str, epochs: int, precision: str, preset: str) -> di
     with open(os.path.join(run, "metrics.csv"), encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     with open(os.path.join(run, "config.json"), encoding="utf-8") as f:
-        used = json.load(f)["precision_used"]
+        used = json.load(f)["plan"]["precision"]
     return {"rates": [float(r["examples_per_sec"]) for r in rows], "seconds": result.seconds, "precision": used}
 
 

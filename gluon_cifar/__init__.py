@@ -1,6 +1,6 @@
 """gluon_cifar: the Kaggle CIFAR-10 download to a submission.csv with MXNet Gluon."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from .runtime import configure
 
@@ -9,6 +9,12 @@ STARTUP = configure()
 
 try:
     import mxnet as _mxnet  # noqa: F401
+except KeyboardInterrupt:  # Ctrl-C in the seconds MXNet takes to load: nothing has started, nothing to show
+    import sys
+
+    from .errors import Interrupted
+    print("\ninterrupted", file=sys.stderr)
+    raise SystemExit(Interrupted.exit_code) from None
 except ImportError as exc:  # mxnet is an extra because CPU and CUDA users need different wheels
     raise ImportError(
         "gluon_cifar needs MXNet 1.9.1, which is not installed. Install the extra for your "

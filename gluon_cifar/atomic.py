@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from typing import Iterator
 
-from .errors import GluonCifarError
+from .errors import DiskFull, GluonCifarError
 
 
 @contextlib.contextmanager
@@ -56,15 +56,15 @@ def write_errors_named(path: str | os.PathLike) -> Iterator[None]:
         raise named from None
 
 
-def _named_write_error(exc: BaseException, path: str) -> GluonCifarError | None:
+def _named_write_error(exc: BaseException, path: str) -> DiskFull | None:
     full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC
     if not (full or "Write incomplete" in str(exc)):  # the latter: MXNet's FileStream, whatever the cause
         return None
     directory = os.path.dirname(os.path.abspath(path))
     free = shutil.disk_usage(directory).free
     reason = "no space left on device" if full or free < 64 << 20 else str(exc).strip().splitlines()[0][:200]
-    return GluonCifarError(f"cannot write {path}: {reason} ({free / 2**20:.0f} MB free in {directory}); free "
-                           "some space and run again (training: --resume continues from the last checkpoint)")
+    return DiskFull(f"cannot write {path}: {reason} ({free / 2**20:.0f} MB free in {directory}); free some space "
+                    "and run again")
 
 
 def writable_dir(path: str, what: str, fix: str) -> bool:
@@ -89,7 +89,8 @@ def check_output_file(path: str, flag: str, example: str) -> None:
                               f"{os.path.join(path, example)}")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise GluonCifarError(f"cannot write {path}: {directory} is not a writable directory; choose {flag} elsewhere")
+        raise GluonCifarError(f"cannot write {path}: the folder {directory} does not exist; create it (mkdir -p "
+                              f"{directory}) or choose {flag} elsewhere")
     try:
         fd, probe = tempfile.mkstemp(prefix=".write-probe.", suffix=".tmp", dir=directory)
         os.close(fd)

@@ -1,4 +1,5 @@
-"""The one configuration object: every setting of a run, saved as JSON beside its results.
+"""The one configuration object: every setting a run asks for, saved as JSON beside its results (and beside
+what the run decided from them: training/run_plan.py).
 
 Defaults are the book's recipe ("Dive into Deep Learning", Kaggle CIFAR-10, MXNet tab).
 flags.py generates the command-line flags from the fields, so a new setting is added in one place;
@@ -40,13 +41,6 @@ def parse_warmup_epochs(value: str) -> int | str:
         return int(value)
     except ValueError:
         raise ConfigError(f"--warmup-epochs takes a whole number of epochs or auto, got {value!r}") from None
-
-
-def check_length_changes(changes: tuple[tuple[int, float], ...]) -> None:
-    afters = [after for after, _ in changes]
-    if any(a < 1 for a in afters) or afters != sorted(set(afters)):
-        raise ConfigError(f"length_changes must name increasing epochs from 1 on, got {list(changes)}: config.json was "
-                          "edited by hand? Restore it, or start a new run")
 
 
 @dataclass
@@ -135,28 +129,24 @@ class Config:
                               choices=PRECISIONS)
     sync_every: int = setting(50, "batches between reads of the running metrics (each read "
                                    "waits for the device)", "devices")
+    batch_pieces: int = setting(1, "compute each device's share of a batch in this many pieces, one after another, "
+                                    "their gradients summed before the one update: the same step in less memory "
+                                    "(BatchNorm normalises each piece by its own statistics, as on several devices)",
+                                "devices")
     # checkpoints: RUN/checkpoint-last.zip after every epoch, -best.zip on the best validation
     checkpoint_every: int = setting(0, "also checkpoint every N batches within an epoch (0: only at "
                                         "epoch ends)", "checkpoints")
     tensorboard: bool = setting(True, "write TensorBoard event files to RUN/tensorboard at every metrics read and "
                                       "epoch (needs the tensorboard extra: tensorboardX)", "checkpoints")
-    # Set by the run, not a flag: where a time budget changed the run's length, ((after_epoch, epochs_before), ...)
-    # in order. The schedule and the averaging follow them (training/schedules.py, with_length), so that a resumed
-    # or repeated run trains as the run did.
-    length_changes: tuple[tuple[int, float], ...] = setting((), "the epochs after which a time budget changed the "
-                                                                "run's length, and the length before",
-                                                            flag=False, check=check_length_changes)
 
     def __post_init__(self) -> None:
         self.epochs = whole_if_integral(self.epochs)  # 10, not 10.0, in config.json and messages
         if isinstance(self.warmup_epochs, str):
             self.warmup_epochs = parse_warmup_epochs(self.warmup_epochs)
-        # config.json holds them as lists
-        self.length_changes = tuple((int(after), whole_if_integral(before)) for after, before in self.length_changes)
 
     def validate(self) -> "Config":
         check_fields(self)
-        check_at_least(self, 1, "epochs", "batch_size", "lr_period", "cpus", "sync_every")
+        check_at_least(self, 1, "epochs", "batch_size", "lr_period", "cpus", "sync_every", "batch_pieces")
         if not 0.0 <= self.valid_ratio < 1.0:
             raise ConfigError(f"--valid-ratio must be in [0, 1), got {self.valid_ratio}")
         if self.lr <= 0 or not 0 < self.lr_decay <= 1:
@@ -217,17 +207,6 @@ class Config:
             raise ConfigError(f"{source}: unknown settings {unknown}; valid settings are {sorted(known)}")
         return cls(**check_types(cls, values, source)).validate()
 
-    @classmethod
-    def load(cls, path: str) -> "Config":
-        try:
-            with open(path, encoding="utf-8") as f:
-                values = json.load(f)["config"]
-        except FileNotFoundError:
-            raise ConfigError(f"{path} does not exist: point to a run directory made by scripts/train.py") from None
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{path} is not a gluon_cifar config.json ({exc}); re-run training") from None
-        return cls.from_dict(values, path)
-
 
 def _upgraded(values: dict[str, Any]) -> dict[str, Any]:
     """Settings saved by older versions, in today's terms: `amp: true` is `precision: float16`."""
@@ -236,10 +215,8 @@ def _upgraded(values: dict[str, Any]) -> dict[str, Any]:
 
 
 # Settings that may change when a run is resumed: none of them changes what is computed, except
-# `epochs`, which extends (or shortens) the schedule, and `length_changes`, which a time budget records with it
-# (config.json has it a moment before the next checkpoint does).
-RESUMABLE = ("epochs", "num_workers", "gpus", "cpus", "sync_every", "checkpoint_every", "tta", "tensorboard",
-             "length_changes")
+# `epochs`, which extends (or shortens) the run (its plan's length), and `tta`, its plan's views.
+RESUMABLE = ("epochs", "num_workers", "gpus", "cpus", "sync_every", "checkpoint_every", "tta", "tensorboard")
 
 
 def changed_settings(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:

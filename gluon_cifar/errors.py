@@ -36,3 +36,7 @@ class Terminated(KeyboardInterrupt):
     that the same clean-up runs: a run stops after its last checkpoint, or leaves nothing behind."""
 
     exit_code = 143  # 128 + SIGTERM, as shells report it
+
+
+class DiskFull(GluonCifarError):
+    """A file could not be written for want of space (or a write cut short); the message says what and where."""

@@ -182,3 +182,9 @@ def _use_every_core(environ: MutableMapping[str, str]) -> None:
 def omp_threads(environ: MutableMapping[str, str] = os.environ) -> str:
     """The thread setting in force, for the run's record."""
     return next((f"{v}={environ[v]}" for v in THREAD_VARIABLES if v in environ), "MXNet default")
+
+
+def peak_memory_mb() -> float:
+    """The most resident memory this process has held so far, in MB (Linux reports ru_maxrss in KB)."""
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -8,8 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from gluon_cifar.cli import run_main  # noqa: E402
-from gluon_cifar.commands.train import main  # noqa: E402
+from gluon_cifar.commands import run  # noqa: E402
 
 if __name__ == "__main__":
-    run_main(main)
+    run(["train", *sys.argv[1:]], prog=os.path.basename(__file__))

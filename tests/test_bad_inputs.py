@@ -240,7 +240,8 @@ def test_a_trailing_comma_on_every_row_reads_as_the_same_labels(header, tmp_path
 @pytest.mark.parametrize("out,message", [
     ("{dir}", "cannot write {dir}: it is a directory; give --out a file name, e.g. {dir}/submission.csv"),
     ("/proc/submission.csv", "cannot write /proc/submission.csv: no file can be created in /proc"),
-    ("{dir}/no/such/folder.csv", "cannot write {dir}/no/such/folder.csv: {dir}/no/such is not a writable directory"),
+    ("{dir}/no/such/folder.csv", "cannot write {dir}/no/such/folder.csv: the folder {dir}/no/such does not exist; "
+                                 "create it (mkdir -p {dir}/no/such) or choose --out elsewhere"),
 ])
 def test_submit_to_a_place_it_cannot_write_fails_before_predicting(out, message, trained, tmp_path, capsys):
     source, run_dir = trained
@@ -365,21 +366,23 @@ def test_training_over_a_finished_run_whose_checkpoints_were_deleted_is_refused(
 
 @pytest.mark.parametrize("command", ["train --config", "train --resume", "submit", "predict"])
 @pytest.mark.parametrize("key, value", [("epochs", "three"), ("hybridize", "false"), ("seed", None),
-                                        ("length_changes", "abc")])
+                                        ("plan:length_changes", "abc")])
 def test_every_command_names_the_key_and_file_of_a_hand_edited_config(command, key, value, trained, tmp_path,
                                                                        capsys):
     source, run_dir = trained
     edited = tmp_path / "edited"
     shutil.copytree(run_dir, edited)
     saved = json.loads((edited / "config.json").read_text())
-    saved["config"][key] = value
+    part, _, key = key.rpartition(":")
+    saved[part or "config"][key] = value
     (edited / "config.json").write_text(json.dumps(saved))
+    named = f"plan key {key!r} has the wrong type" if part else f'"{key}" must be '
     args = {"train --config": ["train.py", "--config", edited / "config.json", "--out", tmp_path / "again"],
             "train --resume": ["train.py", "--resume", edited],
             "submit": ["submit.py", "--run", edited, "--out", tmp_path / "s.csv", "--no-progress"],
             "predict": ["predict.py", edited, os.path.join(source, "test", "1.png")]}[command]
     code, err = run(*args, capsys=capsys)
-    assert code == 2 and f'{edited / "config.json"}: "{key}" must be ' in err and "Traceback" not in err, err
+    assert code == 2 and f'{edited / "config.json"}: {named}' in err and "Traceback" not in err, err
     assert not (tmp_path / "again").exists() and not (tmp_path / "s.csv").exists()
 
 

@@ -14,12 +14,13 @@ import pytest
 from mxnet import gluon
 
 from gluon_cifar import STARTUP, presets
+from gluon_cifar.commands.submit import main as submit_command
 from gluon_cifar.commands.train import main as train_command
 from gluon_cifar.config import Config
 from gluon_cifar.distributed.cluster import connect
 from gluon_cifar.errors import ConfigError
 from gluon_cifar.presets import PRESETS, widened
-from gluon_cifar.runs import checkpoint
+from gluon_cifar.runs import checkpoint, rundir
 from gluon_cifar.runs.recorder import open_run
 from gluon_cifar.training.averaging import Lookahead
 from gluon_cifar.training.budget import (
@@ -39,6 +40,7 @@ from gluon_cifar.training.engine import fit
 from gluon_cifar.training.parts import build_training
 from gluon_cifar.training.replan import replan
 from gluon_cifar.training.reporting import RunHooks
+from gluon_cifar.training.run_plan import RunLength, RunPlan
 from gluon_cifar.training.schedules import learning_rate
 from gluon_cifar.training.timing import measure_rate
 from gluon_cifar.workflow.budget import Measuring, measure_speeds, plan_measured, plan_run
@@ -307,12 +309,12 @@ def test_a_lengthened_run_takes_six_views_where_they_now_pay():
     assert "training keeps its 9.2 epochs" in same.summary() and "predicts with flip-shift views" in same.summary()
 
 
-def fit_on_a_faked_clock(run, cfg, min_epochs, ages, late_margin=False, **plan_fields):
-    """cfg's run of a tiny network on two contexts (4 batches an epoch) into `run`, its budget's clock
-    reading `ages` after each epoch. The plan: 6 epochs of 10 s from 20 s in, a 5-second prediction,
-    a 100-second budget, and `plan_fields`; `ages` None: no budget. Without `late_margin` the margin stays
-    the plan's 10 s to the end (late_safety 0), so that a test follows the one change it makes. Returns
-    the parts, the history and config.json's record."""
+def fit_on_a_faked_clock(run, cfg, min_epochs, ages, late_margin=False, plan=None, **plan_fields):
+    """cfg's run of a tiny network on two contexts (4 batches an epoch) into `run` as `plan` (default: cfg's
+    epochs and views) decided it, its budget's clock reading `ages` after each epoch. The budget: 6 epochs of
+    10 s from 20 s in, a 5-second prediction, a 100-second budget, and `plan_fields`; `ages` None: no budget.
+    Without `late_margin` the margin stays the budget's 10 s to the end (late_safety 0), so that a test follows
+    the one change it makes. Returns the parts, the history and config.json's record."""
     ctxs = [mx.cpu(0), mx.cpu(1)]
     net = gluon.nn.HybridSequential()
     net.add(gluon.nn.Conv2D(4, 3, in_channels=3), gluon.nn.GlobalAvgPool2D(), gluon.nn.Dense(10, in_units=4))
@@ -320,15 +322,16 @@ def fit_on_a_faked_clock(run, cfg, min_epochs, ages, late_margin=False, **plan_f
     net.initialize(mx.init.Xavier(), ctx=ctxs)
     rng = np.random.default_rng(0)
     data = [(mx.nd.array(rng.normal(size=(6, 3, 8, 8))), mx.nd.array(rng.integers(0, 10, 6))) for _ in range(4)]
-    parts = build_training(cfg, ctxs, connect("auto", ctxs), net, data)
+    plan = plan or RunPlan(RunLength(cfg.epochs), cfg.warmup_epochs, cfg.tta, "float32")
+    parts = build_training(cfg, ctxs, connect("auto", ctxs), net, data, length=plan.length)
     planned = BudgetPlan(budget_s=100.0, elapsed_s=20.0, train_images_per_s=2.4, epoch_s=10.0, test_images=100,
                          predict_images_per_s=20.0, predict_s=5.0, epochs=6, planned_total_s=85.0,
                          min_epochs=min_epochs, late_safety=LATE_SAFETY if late_margin else 0.0, **plan_fields)
     clock = iter(ages or ()).__next__  # read once after each epoch
     history = []
-    with open_run(str(run), cfg, list("abcdefghij"), "labels:files", {"n_train": 24}) as recorder:
-        fit(parts, ctxs, cfg.epochs, hooks=RunHooks(cfg, parts, recorder, history, planned if ages else None,
-                                                    show_progress=False, clock=clock))
+    with open_run(str(run), cfg, plan, list("abcdefghij"), "labels:files", {"n_train": 24}) as recorder:
+        fit(parts, ctxs, hooks=RunHooks(cfg, parts, recorder, history, plan, planned if ages else None,
+                                        show_progress=False, clock=clock))
     with open(run / "config.json") as f:
         return parts, history, json.load(f)
 
@@ -351,12 +354,13 @@ def test_a_slowed_run_is_cut_short_on_the_shorter_schedule_and_says_so_in_its_fi
     assert parts.lookahead.decay(last_update) == 1.0  # and the weights are the average (an odd step: averaged too)
     assert parts.lookahead.decay(last_update - 1) < 1.0
     assert history[2].lr < learning_rate(cfg, 2 * batches + 1, batches)  # below the 6-epoch schedule's
-    assert record["config"]["epochs"] == 3.7 and record["n_train"] == 24  # what it recorded before is kept
-    (cut,) = record["time_budget_replans"]
+    assert record["plan"]["epochs"] == 3.7 and record["n_train"] == 24  # what it recorded before is kept
+    assert record["config"]["epochs"] == 6  # what was asked for
+    (cut,) = record["plan"]["replans"]
     assert (cut["after_epoch"], cut["epochs_before"], cut["epochs"]) == (2, 6, 3.7)
     assert (cut["slowdown"], cut["uncut_end_s"]) == (2.0, 140.0) and cut["end_s"] == pytest.approx(94.0)
     saved = checkpoint.read(str(tmp_path / "run" / checkpoint.LAST))
-    assert saved.config["epochs"] == 3.7 and saved.progress.epoch == 5  # a resume knows the run is done
+    assert saved.plan["epochs"] == 3.7 and saved.progress.epoch == 5  # a resume knows the run is done
 
 
 def test_a_run_well_ahead_of_its_plan_is_lengthened_on_the_longer_schedule(tmp_path, caplog):
@@ -380,13 +384,15 @@ def test_a_run_well_ahead_of_its_plan_is_lengthened_on_the_longer_schedule(tmp_p
     assert parts.trainer.learning_rate == parts.learning_rate(last_update) == 0.0
     assert parts.lookahead.decay(last_update) == 1.0 and parts.lookahead.decay(12 * batches) < 1.0
     assert "the submission predicts with flip-shift views" in caplog.text
-    assert (record["config"]["epochs"], record["config"]["tta"]) == (12.4, "flip-shift")  # what submit.py reads
-    (longer_plan,) = record["time_budget_replans"]
+    assert (record["plan"]["epochs"], record["plan"]["tta"]) == (12.4, "flip-shift")  # what submit.py reads
+    assert (rundir.load(str(tmp_path / "run"))[0].epochs, rundir.load(str(tmp_path / "run"))[0].tta) == (
+        12.4, "flip-shift")
+    (longer_plan,) = record["plan"]["replans"]
     assert (longer_plan["after_epoch"], longer_plan["epochs_before"], longer_plan["epochs"]) == (2, 6, 12.4)
     assert (longer_plan["slowdown"], longer_plan["uncut_end_s"]) == (0.5, 57.5)
     assert longer_plan["end_s"] == pytest.approx(90.0)
     assert (longer_plan["tta_before"], longer_plan["tta"]) == ("flip", "flip-shift")
-    assert checkpoint.read(str(tmp_path / "run" / checkpoint.LAST)).config["epochs"] == 12.4
+    assert checkpoint.read(str(tmp_path / "run" / checkpoint.LAST)).plan["epochs"] == 12.4
 
 
 def test_a_run_on_pace_spends_the_margin_on_its_last_epochs_and_ends_inside_the_budget(tmp_path, caplog):
@@ -399,12 +405,12 @@ def test_a_run_on_pace_spends_the_margin_on_its_last_epochs_and_ends_inside_the_
     with caplog.at_level("INFO"):
         parts, history, record = fit_on_a_faked_clock(tmp_path / "run", cfg, 2,
                                                       [30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0], late_margin=True)
-    assert [(r["after_epoch"], r["epochs_before"], r["epochs"]) for r in record["time_budget_replans"]] == [
+    assert [(r["after_epoch"], r["epochs_before"], r["epochs"]) for r in record["plan"]["replans"]] == [
         (2, 6, 6.5), (5, 6.5, 6.7), (6, 6.7, 7)]
-    assert all(r["slowdown"] == pytest.approx(1.0) for r in record["time_budget_replans"])
-    assert [r["end_s"] for r in record["time_budget_replans"]] == pytest.approx([90.0, 92.0, 95.0])
+    assert all(r["slowdown"] == pytest.approx(1.0) for r in record["plan"]["replans"])
+    assert [r["end_s"] for r in record["plan"]["replans"]] == pytest.approx([90.0, 92.0, 95.0])
     assert "training goes on for 7 epochs instead of 6.7" in caplog.text
-    assert [h.epoch for h in history] == list(range(1, 8)) and record["config"]["epochs"] == 7
+    assert [h.epoch for h in history] == list(range(1, 8)) and record["plan"]["epochs"] == 7
     assert parts.trainer.learning_rate == parts.learning_rate(7 * parts.batches_per_epoch) == 0.0
 
 
@@ -412,7 +418,8 @@ def test_a_run_lengthened_after_its_rate_began_to_fall_goes_on_down_from_it(tmp_
     """Lengthened twice once its decay has begun (warm-up: epoch 1): after epoch 2, on pace, to the 6.5
     epochs the plan's margin holds (the faked plan says 6); after epoch 4, which took half its time, to
     10.5. Every rate the run used is the one its saved config gives (what a resumed run trains with), no
-    rate ever rises after the warm-up, and it ends at 0 with the weights averaged."""
+    rate ever rises after the warm-up, and it ends at 0 with the weights averaged. Repeated with its saved
+    plan (as --config RUN and submit --retrain repeat it), it trains the same bits."""
     cfg = Config(epochs=6, lr=0.1, schedule="linear", warmup_epochs=1, lookahead_every=2, time_budget=100 / MIN)
     used = []
     set_rate = gluon.Trainer.set_learning_rate
@@ -426,24 +433,24 @@ def test_a_run_lengthened_after_its_rate_began_to_fall_goes_on_down_from_it(tmp_
     assert "epoch 4 took 0.50x its planned time" in caplog.text
     assert "training goes on for 10.5 epochs instead of 6.5" in caplog.text
     assert [h.epoch for h in history] == list(range(1, 12)) and history[-1].examples == 12  # 2 of 4 batches
-    saved = Config.from_dict(record["config"])
-    assert (saved.epochs, saved.length_changes) == (10.5, ((2, 6), (4, 6.5)))
-    assert [(r["after_epoch"], r["epochs"]) for r in record["time_budget_replans"]] == [(2, 6.5), (4, 10.5)]
+    saved = RunPlan.from_record(record["plan"], "config.json")
+    assert (saved.length.epochs, saved.length.changes) == (10.5, ((2, 6), (4, 6.5)))
+    assert [(r["after_epoch"], r["epochs"]) for r in saved.replans] == [(2, 6.5), (4, 10.5)]
     batches = parts.batches_per_epoch
-    assert used == [learning_rate(saved, u, batches) for u in range(1, 43)]  # 10.5 epochs: 42 updates
+    assert used == [learning_rate(cfg, u, batches, saved.length) for u in range(1, 43)]  # 10.5 epochs: 42 updates
     assert used[:8] == [learning_rate(cfg, u, batches) for u in range(1, 9)]  # the planned run's, until the change
     assert used[3] == 0.1 and all(b <= a for a, b in zip(used[3:], used[4:]))  # down from the peak, no jump up
     plain = dataclasses.replace(cfg, epochs=10.5)
     assert learning_rate(plain, 17, batches) > used[15]  # a plain 10.5-epoch schedule would jump back up
     assert used[-2] == used[-1] == parts.trainer.learning_rate == 0.0
     assert parts.lookahead.decay(42) == 1.0 and parts.lookahead.decay(8) == Lookahead(
-        parts.net, 2, batches, 6).decay(8)  # the averaging too: over the length as it stood at each step
-    assert checkpoint.read(str(tmp_path / "run" / checkpoint.LAST)).config["length_changes"] == [[2, 6], [4, 6.5]]
-    # the saved config is the whole run: trained again without a budget, the same rates and the same bits
+        parts.net, 2, batches, RunLength(6)).decay(8)  # the averaging too: over the length as it stood at each step
+    assert checkpoint.read(str(tmp_path / "run" / checkpoint.LAST)).plan["length_changes"] == [[2, 6], [4, 6.5]]
+    # the saved plan is the whole run: trained again without a budget, the same rates and the same bits
     used.clear()
-    again, _, _ = fit_on_a_faked_clock(tmp_path / "again", dataclasses.replace(saved, time_budget=0), 2,
-                                       None)
-    assert used == [learning_rate(saved, u, batches) for u in range(1, 43)]
+    again, _, repeated = fit_on_a_faked_clock(tmp_path / "again", cfg, 2, None, plan=saved.repeated())
+    assert used == [learning_rate(cfg, u, batches, saved.length) for u in range(1, 43)]
+    assert repeated["plan"]["replans"] == [] and repeated["plan"]["length_changes"] == [[2, 6], [4, 6.5]]
     for param, repeated in zip(parts.net.collect_params().values(), again.net.collect_params().values()):
         np.testing.assert_array_equal(param.data().asnumpy(), repeated.data().asnumpy(), err_msg=param.name)
 
@@ -478,7 +485,8 @@ def plan_timed(budget_min: float, tta: str = "flip"):
     frozen = SimpleNamespace(grad_req="write")
     probe = SimpleNamespace(learn_first=(3, (frozen,)), batches_per_epoch=43,
                             train_data=SimpleNamespace(batch_size=1024),
-                            start_epoch=lambda epoch: setattr(frozen, "grad_req", "null" if epoch > 3 else "write"))
+                            start_epoch=lambda epoch: setattr(frozen, "grad_req", "null" if epoch > 3 else "write"),
+                            learns=lambda params: [setattr(p, "grad_req", "write") for p in params])
     timed, clock = [], [40.0]
 
     def training_rate(timed_probe, cfg):
@@ -555,7 +563,7 @@ def test_the_budget_trains_the_wider_recipe_where_enough_of_its_epochs_fit():
     assert (cfg.lr, cfg.wd) == (pytest.approx(1.5 * 10 / 11.5), pytest.approx(1.33e-3 * 11.5 / 10))
     wide_epoch_s = 44_032 / 360
     # both plans made after both timings (120 s); six views would cost 6 epochs: two views
-    assert plan.elapsed_s == 120 and plan.tta == cfg.tta == "flip" and cfg.epochs == plan.epochs == in_tenths(
+    assert plan.elapsed_s == 120 and plan.tta == "flip" and plan.epochs == in_tenths(
         (SAFETY * 45 * MIN - 120 - 9 - 5_000 / 200) / wide_epoch_s) == 18.6
     assert dict(plan.recipes_considered) == {"fastnet": in_tenths((SAFETY * 45 * MIN - 120 - 21.5) / (44_032 / 800)),
                                              "fastnet_wide": 18.6}
@@ -573,7 +581,7 @@ def test_the_budget_keeps_the_runs_recipe_where_the_wider_one_would_be_short():
         "fastnet": in_tenths((SAFETY * 23 * MIN - 120 - 21.5) / (44_032 / 800)),
         "fastnet_wide": in_tenths((SAFETY * 23 * MIN - 120 - 34) / (44_032 / 360))} == {"fastnet": 19.9,
                                                                                          "fastnet_wide": 8.8}
-    assert planned.cfg.epochs == 19.9
+    assert planned.plan.epochs == 19.9
     for budget_min, wide_from, model in ((20, 10, "fastnet"), (45, 0, "fastnet"), (45, 10, "fastnet_small")):
         planned, timed = plan_recipes(budget_min, wide_from, model)
         assert timed == [model, f"put back {model}"] and planned.cfg.model == model
@@ -628,31 +636,31 @@ def test_a_budgeted_run_plans_itself_inside_the_budget_and_trains_what_it_decide
     assert submitted.returncode == 0, submitted.stderr
     with open(tmp_path / "run" / "config.json") as f:
         record = json.load(f)
-    chosen = record["time_budget_plan"]
+    chosen = record["plan"]["time_budget"]
     assert chosen["budget_s"] == budget_min * MIN and chosen["planned_total_s"] <= SAFETY * chosen["budget_s"]
     later_epoch_s = chosen["later_epoch_s"] if chosen["first_epochs"] else None
     assert chosen["planned_total_s"] == pytest.approx(chosen["elapsed_s"] + chosen["predict_s"] + training_s(
         chosen["epochs"], chosen["epoch_s"], later_epoch_s, chosen["first_epochs"]))
-    replans = record.get("time_budget_replans", [])  # only if this machine's pace changed during the run
+    replans = record["plan"]["replans"]  # only if this machine's pace changed during the run
     for decided in replans:  # each ends inside the budget at the pace measured, or keeps the fewest epochs
         fewest = max(decided["after_epoch"] + 1, chosen["min_epochs"])
         assert decided["end_s"] <= decided["budget_s"] or decided["epochs"] == fewest, decided
     cuts = [r for r in replans if r["epochs"] != r["epochs_before"]]  # (not those that changed the views only)
     epochs = cuts[-1]["epochs"] if cuts else chosen["epochs"]
-    assert record["config"]["epochs"] == epochs >= chosen["min_epochs"]
+    assert record["plan"]["epochs"] == epochs >= chosen["min_epochs"]
     assert len(pd.read_csv(tmp_path / "run" / "metrics.csv")) == math.ceil(epochs)  # trained what it decided
     # cpu-fast's Muon has no warm-up: any cut keeps one epoch
     assert record["config"]["optimizer"] == "muon"
-    assert record["config"]["warmup_epochs"] == 0 == chosen["min_epochs"] - 1
+    assert record["plan"]["warmup_epochs"] == 0 == chosen["min_epochs"] - 1
     assert record["config"]["time_budget"] == budget_min
     assert f"time budget {budget_min:.1f} min" in trained.stderr and f"{chosen['epochs']:g} epochs" in trained.stderr
-    assert record["precision_used"] in ("float32", "bfloat16") and record["startup"]["threads"]
+    assert record["plan"]["precision"] in ("float32", "bfloat16") and record["startup"]["threads"]
     # cpu-fast's --tta auto, decided by the budget on both measured views and saved as decided
     left = dict(chosen["tta_considered"])
     six_pay = left["flip-shift"] >= SIX_VIEWS_FROM["muon"] and round(left["flip"] - left["flip-shift"], 6) <= 1
     assert chosen["six_views_from"] == SIX_VIEWS_FROM["muon"] == 8
     assert chosen["tta"] == ("flip-shift" if six_pay else "flip")
-    assert record["config"]["tta"] == (replans[-1]["tta"] if replans else chosen["tta"])  # a replan may change them
+    assert record["plan"]["tta"] == (replans[-1]["tta"] if replans else chosen["tta"])  # a replan may change them
     assert chosen["epochs"] == left[chosen["tta"]] and f"--tta auto chose {chosen['tta']}" in trained.stderr
 
 
@@ -673,7 +681,7 @@ def budgeted_and_fixed(tmp_path, monkeypatch, epochs: int, flags: list[str], fix
     monkeypatch.setattr(workflow_budget, "plan_measured", plan_of)
     monkeypatch.setattr(workflow_budget, "measure_rate",
                         lambda *args, **kwargs: real_rate(*args, **{**kwargs, "min_seconds": 0}))
-    monkeypatch.setattr(RunHooks, "_keep_to_budget", lambda self, epoch: None)
+    monkeypatch.setattr(RunHooks, "judge", lambda self, result: None)
     common = ["--demo", "--preset", "cpu-fast", "--batch-size", "64", "--precision", "float32",
               "--no-progress"]  # float32: AMP would stay switched on in this process
     # (the plan counts this process's age as preparation: in pytest, the whole session's so far)
@@ -683,8 +691,8 @@ def budgeted_and_fixed(tmp_path, monkeypatch, epochs: int, flags: list[str], fix
     for run in ("budgeted", "fixed"):
         with open(tmp_path / run / "config.json") as f:
             records[run] = json.load(f)
-        assert records[run]["config"]["epochs"] == len(pd.read_csv(tmp_path / run / "metrics.csv")) == epochs
-    assert records["budgeted"]["time_budget_plan"]["epochs"] == epochs and "time_budget_plan" not in records["fixed"]
+        assert records[run]["plan"]["epochs"] == len(pd.read_csv(tmp_path / run / "metrics.csv")) == epochs
+    assert records["budgeted"]["plan"]["time_budget"]["epochs"] == epochs and records["fixed"]["plan"]["time_budget"] is None
     budgeted, reference = (mx.nd.load(str(tmp_path / run / "model.params")) for run in ("budgeted", "fixed"))
     assert budgeted.keys() == reference.keys()
     for name, value in reference.items():
@@ -699,7 +707,43 @@ def test_the_budgets_measuring_leaves_no_trace(tmp_path, monkeypatch):
     small = ["--model", "fastnet_small"]
     records, plans = budgeted_and_fixed(tmp_path, monkeypatch, 3, small, small)
     assert plans and plans[-1].train_images_per_s > 0 and plans[-1].predict_images_per_s > 0
-    assert records["fixed"]["config"]["tta"] == "flip"  # --tta auto without a budget
+    assert records["fixed"]["plan"]["tta"] == "flip"  # --tta auto without a budget
+
+
+@pytest.mark.slow
+def test_a_budgeted_run_is_repeated_by_its_plan_not_planned_again(tmp_path, monkeypatch):
+    """`submit --retrain` and `--config RUN` of a budgeted run repeat its length (cut here from 3 epochs to 2.5
+    after epoch 1, as a slowed host would) and plan nothing: the budget's measuring is not even reachable. The
+    run trains on every image (cpu-fast: no validation), so both repeats train its very bits."""
+    workflow_budget = importlib.import_module("gluon_cifar.workflow.budget")
+    real_plan = workflow_budget.plan_measured
+    monkeypatch.setattr(workflow_budget, "plan_measured",
+                        lambda *args, **kwargs: dataclasses.replace(real_plan(*args, **kwargs), epochs=3))
+    monkeypatch.setattr(RunHooks, "judge", lambda self, result: (
+        SimpleNamespace(epochs=2.5, tta="", as_record=lambda: {"after_epoch": 1, "epochs": 2.5})
+        if result.epoch == 1 else None))
+    run = tmp_path / "run"
+    common = ["--preset", "cpu-fast", "--model", "fastnet_small", "--batch-size", "64", "--precision", "float32",
+              "--no-progress"]
+    train_command(["--demo", *common, "--time-budget", "600", "--out", str(run)])
+    asked, plan = rundir.saved_run(str(run / "config.json"))
+    assert asked.time_budget == 600 and plan.budget["epochs"] == 3 and plan.length.changes == ((1, 3),)
+    assert len(pd.read_csv(run / "metrics.csv")) == 3 and plan.length.epochs == 2.5
+
+    def no_planning(*args, **kwargs):
+        raise AssertionError("a repeated run planned its budget again")
+
+    monkeypatch.setattr(workflow_budget, "plan_run", no_planning)
+    monkeypatch.setattr(importlib.import_module("gluon_cifar.workflow.train"), "plan_run", no_planning)
+    assert submit_command(["--run", str(run), "--retrain", "--no-progress"]) == 0
+    train_command(["--config", str(run), "--out", str(tmp_path / "again"), "--no-progress"])
+    trained = mx.nd.load(str(run / "model.params"))
+    for repeat in (run / "retrain", tmp_path / "again"):
+        _, repeated = rundir.saved_run(str(repeat / "config.json"))
+        assert (repeated.length.epochs, repeated.length.changes, repeated.budget) == (2.5, ((1, 3),), None)
+        again = mx.nd.load(str(repeat / "model.params"))
+        for name, value in trained.items():
+            np.testing.assert_array_equal(again[name].asnumpy(), value.asnumpy(), err_msg=f"{repeat}: {name}")
 
 
 @pytest.mark.slow
@@ -707,7 +751,8 @@ def test_a_budget_that_chooses_the_wider_recipe_trains_it_as_its_epochs_run_woul
     """cpu-fast's fastnet, planned at 1 epoch, with --wide-from-epochs 0.5: the wider recipe is timed on a network
     of its own and chosen; the run is bit for bit cpu-fast-sgd's `--model fastnet_wide` with airbench95's
     learning rate and weight decay for 1 epoch (airbench95's recipe, not cpu-fast's Muon), and records both
-    recipes' plans."""
+    recipes' plans. The wider recipe trains on batches of its own size (airbench95's, here 64), not the run's
+    (32): the fixed twin at 64 proves it."""
     monkeypatch.setitem(presets.AIRBENCH94_SGD, "batch_size", 64)  # the demo's 900 images hold no batch of 1024
     wide = widened(Config(**PRESETS["cpu-fast"]))
     workflow_budget, timed = importlib.import_module("gluon_cifar.workflow.budget"), []
@@ -719,12 +764,18 @@ def test_a_budget_that_chooses_the_wider_recipe_trains_it_as_its_epochs_run_woul
         return speeds
 
     monkeypatch.setattr(workflow_budget, "measure_speeds", measure_speeds)
-    records, plans = budgeted_and_fixed(tmp_path, monkeypatch, 1, ["--model", "fastnet", "--wide-from-epochs", "0.5"],
+    records, plans = budgeted_and_fixed(tmp_path, monkeypatch, 1, ["--model", "fastnet", "--wide-from-epochs", "0.5",
+                                                                   "--batch-size", "32"],
                                         ["--preset", "cpu-fast-sgd", "--model", "fastnet_wide", "--lr", repr(wide.lr),
                                          "--wd", repr(wide.wd)])
-    saved = records["budgeted"]["config"]
-    assert (saved["model"], saved["optimizer"], saved["lr"], saved["wd"]) == ("fastnet_wide", "sgd", wide.lr, wide.wd)
-    chosen = records["budgeted"]["time_budget_plan"]
+    asked, plan = records["budgeted"]["config"], records["budgeted"]["plan"]
+    assert asked["model"] == "fastnet" and plan["recipe"] == {  # what was asked for, and what the budget chose
+        "model": "fastnet_wide", "optimizer": "sgd", "batch_size": 64, "lr": wide.lr, "wd": wide.wd,
+        "lookahead_every": 5}
+    saved, _ = rundir.load(str(tmp_path / "budgeted"))
+    assert (saved.model, saved.optimizer, saved.lr, saved.wd) == ("fastnet_wide", "sgd", wide.lr, wide.wd)
+    assert saved.batch_size == 64 and asked["batch_size"] == 32  # it trained on batches of its own recipe's size
+    chosen = plan["time_budget"]
     assert chosen["model"] == "fastnet_wide" and [model for model, _ in chosen["recipes_considered"]] == [
         "fastnet", "fastnet_wide"]
     # each recipe timed on a network of its own (which of them runs faster is the host's business, not the test's:
@@ -746,7 +797,7 @@ def test_bfloat16_training_runs_and_is_recorded(tmp_path):
     assert trained.returncode == 0, trained.stderr
     with open(tmp_path / "run" / "config.json") as f:
         record = json.load(f)
-    assert record["precision_used"] == "bfloat16" and record["config"]["time_budget"] == 0  # --epochs won
+    assert record["plan"]["precision"] == "bfloat16" and record["config"]["time_budget"] == 0  # --epochs won
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
     assert len(metrics) == 3 and metrics["train_loss"].is_monotonic_decreasing and metrics["train_acc"].iloc[-1] > 0.5
 

@@ -134,7 +134,7 @@ def test_submit_from_a_directory_that_is_not_a_run(tmp_path, capsys):
 def test_submit_to_an_unwritable_place_fails_before_predicting(half_trained_run, tmp_path, capsys):
     code, err = run_in_process("submit.py", "--run", half_trained_run, "--out", tmp_path / "missing" / "submission.csv",
                                capsys=capsys)
-    assert code == 2 and "is not a writable directory" in err
+    assert code == 2 and "missing does not exist; create it (mkdir -p" in err
     assert "predict" not in err  # no progress bar: it stopped before the 300k-image work
 
 

@@ -10,7 +10,14 @@ from gluon_cifar.commands.train import main as train_command
 from gluon_cifar.config import Config
 from gluon_cifar.errors import ConfigError
 from gluon_cifar.flags import add_config_arguments, config_from_args
+from gluon_cifar.runs import rundir
+from gluon_cifar.training.run_plan import RunLength, RunPlan
 from gluon_cifar.training.schedules import auto_warmup_epochs, with_warmup_decided
+
+
+def load(path) -> Config:
+    """The settings asked for in config.json `path`."""
+    return rundir.saved_run(str(path))[0]
 
 
 def parse(*flags):
@@ -47,7 +54,7 @@ def test_auto_warm_up_is_a_fifth_of_the_run_in_whole_epochs_one_or_two(tmp_path)
     assert with_warmup_decided(config_from_args(parse("--warmup-epochs", "3"))).warmup_epochs == 3
     decided = with_warmup_decided(cfg)
     decided.save(str(tmp_path / "config.json"))  # a run saves the number it trained with
-    assert Config.load(str(tmp_path / "config.json")).warmup_epochs == 1
+    assert load(tmp_path / "config.json").warmup_epochs == 1
 
 
 @pytest.mark.parametrize("epochs, warmup", [(1, 0), (1.5, 1), (2, 1)])
@@ -57,7 +64,7 @@ def test_auto_warm_up_is_shorter_than_the_run_so_that_the_saved_config_loads_aga
     decided = with_warmup_decided(config_from_args(parse("--epochs", str(epochs)), preset="cpu-fast-sgd"))
     assert decided.warmup_epochs == warmup
     decided.save(str(tmp_path / "config.json"))
-    assert Config.load(str(tmp_path / "config.json")) == decided
+    assert load(tmp_path / "config.json") == decided
 
 
 @pytest.mark.parametrize("key, value, said", [
@@ -66,20 +73,26 @@ def test_auto_warm_up_is_shorter_than_the_run_so_that_the_saved_config_loads_aga
     ("seed", None, "must be a whole number, got null"),
     ("batch_size", 32.5, "must be a whole number, got 32.5"),
     ("hybridize", "false", 'must be true or false, got "false"'),
-    ("length_changes", "abc", 'must be a list of [epoch, length] pairs, got "abc"'),
-    ("length_changes", [[2, "x"]], 'must be a list of [epoch, length] pairs, got [[2, "x"]]'),
     ("data_dir", 3, "must be a string or null, got 3"),
     ("warmup_epochs", 1.5, "must be a whole number or a string, got 1.5"),
 ])
 def test_a_hand_edited_config_of_the_wrong_type_is_named_with_its_key_and_file(key, value, said, tmp_path):
     path = tmp_path / "config.json"
-    Config().save(str(path))
+    assert refused_after_editing(path, "config", key, value).startswith(f'{path}: "{key}" {said}: was it edited by '
+                                                                         "hand?")
+
+
+def refused_after_editing(path, part: str, key: str, value) -> str:
+    """The error loading config.json `path` gives once `value` is written into its `part` ("config" or "plan") under
+    `key`; the file loads before the edit."""
+    Config().save(str(path), {"plan": RunPlan(RunLength(3, ((1, 2),)), 0, "flip", "float32").as_record()})
+    assert load(path) == Config()
     saved = json.loads(path.read_text())
-    saved["config"][key] = value
+    saved[part][key] = value
     path.write_text(json.dumps(saved))
     with pytest.raises(ConfigError) as refused:
-        Config.load(str(path))
-    assert str(refused.value).startswith(f'{path}: "{key}" {said}: was it edited by hand?'), str(refused.value)
+        load(path)
+    return str(refused.value)
 
 
 def test_whole_numbers_written_as_floats_load_as_the_ints_they_are(tmp_path):
@@ -88,18 +101,32 @@ def test_whole_numbers_written_as_floats_load_as_the_ints_they_are(tmp_path):
     saved = json.loads(path.read_text())
     saved["config"].update(batch_size=64.0, seed=3.0)
     path.write_text(json.dumps(saved))
-    loaded = Config.load(str(path))
+    loaded = load(path)
     assert (loaded.batch_size, loaded.seed) == (64, 3) and isinstance(loaded.batch_size, int)
 
 
+@pytest.mark.parametrize("key, value, said", [
+    ("epochs", "three", "plan key 'epochs' has the wrong type ('three')"),
+    ("length_changes", "abc", "plan key 'length_changes' has the wrong type ('abc')"),
+    ("length_changes", [[2, "x"]], "length_changes must be a list of [epoch, length] pairs, got [[2, 'x']]"),
+    ("tta", None, "plan key 'tta' has the wrong type (None)"),
+    ("recipe", [], "plan key 'recipe' has the wrong type ([])"),
+    ("recipe", {"lr": "x"}, 'the plan\'s recipe: "lr" must be a number'),
+])
+def test_a_hand_edited_plan_of_the_wrong_type_is_named_with_its_key_and_file(key, value, said, tmp_path):
+    path = tmp_path / "config.json"
+    assert refused_after_editing(path, "plan", key, value).startswith(f"{path}: {said}")
+
+
 def test_a_bad_warm_up_or_a_hand_edited_length_history_stops_the_command_named(tmp_path, capsys):
-    edited = Config(epochs=6, time_budget=10, length_changes=((4, 8),)).to_dict()
-    edited["length_changes"] = [[4, 8], [2, 5]]  # out of order: not what a run writes
-    (tmp_path / "config.json").write_text(json.dumps({"config": edited}))
+    plan = RunPlan(RunLength(6, ((4, 8),)), 0, "flip", "float32").as_record()
+    plan["length_changes"] = [[4, 8], [2, 5]]  # out of order: not what a run writes
+    (tmp_path / "config.json").write_text(json.dumps({"config": Config(epochs=6, time_budget=10).to_dict(),
+                                                      "plan": plan}))
     for argv, message in [(["--demo", "--warmup-epochs", "two"], "--warmup-epochs takes a whole number of epochs or "
                                                                   "auto, got 'two'"),
-                          (["--config", str(tmp_path / "config.json")], "length_changes must name increasing epochs "
-                                                                         "from 1 on, got [(4, 8), (2, 5)]")]:
+                          (["--config", str(tmp_path / "config.json")], "its changes name increasing epochs from 1 "
+                                                                         "on, got 6 and [[4, 8], [2, 5]]")]:
         with pytest.raises(SystemExit) as exited:  # in this process: both fail before any work
             run_main(lambda argv=argv: train_command([*argv, "--out", str(tmp_path / "x"), "--no-progress"]))
         err = capsys.readouterr().err
@@ -110,7 +137,7 @@ def test_a_bad_warm_up_or_a_hand_edited_length_history_stops_the_command_named(t
 def test_saved_config_reloads_equal(tmp_path):
     cfg = config_from_args(parse("--seed", "7", "--gpus", "0,1", "--data-dir", "/d"))
     cfg.save(str(tmp_path / "config.json"), {"classes": ["a"]})
-    assert Config.load(str(tmp_path / "config.json")) == cfg
+    assert load(tmp_path / "config.json") == cfg
     assert cfg.gpu_ids() == [0, 1]
 
 
@@ -158,3 +185,27 @@ def test_an_explicit_epoch_count_turns_a_presets_time_budget_off():
     assert config_from_args(parse("--epochs", "3"), preset="cpu-fast").time_budget == 0
     both = config_from_args(parse("--epochs", "3", "--time-budget", "20"), preset="cpu-fast")
     assert (both.epochs, both.time_budget) == (3, 20)  # the budget chooses; --epochs is its fallback
+
+
+def test_a_run_written_before_plans_loads_with_its_decisions_as_its_plan(tmp_path):
+    """0.2.0 and earlier kept the decisions in the settings themselves (the epochs and views chosen, the length's
+    changes as the setting `length_changes`) and the budget's numbers beside them."""
+    old = Config(epochs=12.9, time_budget=45, tta="flip-shift", warmup_epochs=0).to_dict()
+    old["length_changes"] = [[3, 11.1]]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"config": old, "precision_used": "bfloat16", "time_budget_plan": {"epochs": 11.1},
+                                "time_budget_replans": [{"after_epoch": 3, "epochs": 12.9}]}))
+    asked, plan = rundir.saved_run(str(path))
+    assert (plan.length.epochs, plan.length.changes, plan.tta, plan.precision) == (12.9, ((3, 11.1),), "flip-shift",
+                                                                                   "bfloat16")
+    assert plan.budget == {"epochs": 11.1} and plan.replans == [{"after_epoch": 3, "epochs": 12.9}]
+    assert plan.settings(asked) == asked and asked.time_budget == 45
+
+
+@pytest.mark.parametrize("key, value", [("tta", "auto"), ("tta", "sideways"), ("warmup_epochs", -1)])
+def test_a_hand_edited_plan_value_out_of_range_is_named(key, value, tmp_path):
+    path = tmp_path / "config.json"
+    plan = RunPlan(RunLength(3), 0, "flip", "float32").as_record()
+    Config().save(str(path), {"plan": {**plan, key: value}})
+    with pytest.raises(ConfigError, match=f"{path}: the plan's views must be one of none, flip, flip-shift"):
+        load(path)

@@ -13,6 +13,7 @@ from gluon_cifar.training.averaging import Lookahead
 from gluon_cifar.training.engine import FitHooks, evaluate, fit, train_one_epoch
 from gluon_cifar.training.optim import make_trainer
 from gluon_cifar.training.parts import TrainingParts
+from gluon_cifar.training.run_plan import RunLength
 from gluon_cifar.training.schedules import learning_rate
 
 
@@ -32,13 +33,15 @@ def batches(sizes, seed=0):
             for n in sizes]
 
 
-def train_params(n_ctx, sizes, optimizer="sgd"):
+def train_params(n_ctx, sizes, optimizer="sgd", pieces=1):
+    """The weights after one epoch of `sizes` batches over `n_ctx` contexts, each context's slice in `pieces`."""
     ctxs = [mx.cpu(i) for i in range(n_ctx)]
     net = small_net(ctxs)
     cfg = Config(lr=0.1, momentum=0.9, wd=1e-4, optimizer=optimizer, nesterov=optimizer == "muon")
-    trainer = make_trainer(net, cfg)
-    train_one_epoch(TrainingParts(net, trainer, gluon.loss.SoftmaxCrossEntropyLoss(), []), batches(sizes), ctxs)
-    return net, [[d.asnumpy() for d in p.list_data()] for p in net.collect_params().values()]
+    parts = TrainingParts(net, make_trainer(net, cfg), gluon.loss.SoftmaxCrossEntropyLoss(), [], pieces=pieces)
+    parts.learns(net.collect_params().values())  # as build_training does: pieces add up their gradients
+    loss, acc, _ = train_one_epoch(parts, batches(sizes), ctxs)
+    return net, [[d.asnumpy() for d in p.list_data()] for p in net.collect_params().values()], (loss, acc)
 
 
 # 7 splits unevenly over 2 and 3; the final 2-sample batch leaves the third context without data. Muon
@@ -47,8 +50,8 @@ def train_params(n_ctx, sizes, optimizer="sgd"):
 @pytest.mark.parametrize("n_ctx", [2, 3])
 def test_contexts_match_single_context(n_ctx, optimizer):
     sizes = [7, 6, 2]
-    _, single = train_params(1, sizes, optimizer)
-    net, multi = train_params(n_ctx, sizes, optimizer)
+    _, single, _ = train_params(1, sizes, optimizer)
+    net, multi, _ = train_params(n_ctx, sizes, optimizer)
     assert len(multi) == len(single) == 4
     for replicas, (reference,) in zip(multi, single):
         assert len(replicas) == n_ctx
@@ -72,6 +75,42 @@ def test_resnet_replicas_stay_identical_over_three_contexts():
             np.testing.assert_array_equal(first, other)
 
 
+# Batches of 11, 7 and 2 over 1-3 contexts in 2-4 pieces: uneven pieces, contexts with fewer samples than
+# pieces, and a context left without data. Three updates: gradients summed in place must start at zero each time.
+@pytest.mark.parametrize("optimizer", ["sgd", "muon"])
+@pytest.mark.parametrize("n_ctx, pieces", [(1, 4), (2, 3), (3, 2)])
+def test_a_batch_in_pieces_is_the_same_update_as_the_whole_batch(n_ctx, pieces, optimizer):
+    """Issue 44's memory saver: without batch statistics, a step whose batch went through in pieces is the
+    whole batch's step, to float tolerance (the sums are added in another order), and so are the metrics."""
+    sizes = [11, 7, 2]
+    _, whole, whole_metrics = train_params(n_ctx, sizes, optimizer)
+    _, split, split_metrics = train_params(n_ctx, sizes, optimizer, pieces)
+    for replicas, reference in zip(split, whole):
+        for replica, expected in zip(replicas, reference):
+            np.testing.assert_allclose(replica, expected, rtol=1e-5, atol=1e-6)
+    assert split_metrics == pytest.approx(whole_metrics, rel=1e-5)
+    _, once, _ = train_params(n_ctx, sizes[:1], optimizer, pieces)
+    assert not all(np.allclose(a[0], b[0]) for a, b in zip(once, split))  # (three updates are not one)
+
+
+def test_pieces_of_a_batchnorm_network_normalise_each_piece_as_devices_do():
+    """With BatchNorm the pieces are the devices' story: 2 pieces on 1 context train what 2 contexts do."""
+    sample = np.random.default_rng(0).normal(size=(64, 3, 32, 32)).astype(np.float32)
+    data = [(nd.array(np.random.default_rng(b).normal(size=(8, 3, 32, 32))), nd.array(np.arange(8) % 10))
+            for b in range(2)]
+
+    def trained(ctxs, pieces):
+        net = build_model("fastnet_small", 10, ctxs, seed=0, sample=sample)
+        parts = TrainingParts(net, make_trainer(net, Config(lr=0.05, momentum=0.9)),
+                              gluon.loss.SoftmaxCrossEntropyLoss(), [], pieces=pieces)
+        parts.learns(p for p in net.collect_params().values() if p.grad_req != "null")
+        train_one_epoch(parts, data, ctxs)
+        return [p.data(ctxs[0]).asnumpy() for p in net.collect_params().values() if p.grad_req != "null"]
+
+    for in_pieces, on_devices in zip(trained([mx.cpu(0)], 2), trained([mx.cpu(0), mx.cpu(1)], 1)):
+        np.testing.assert_allclose(in_pieces, on_devices, rtol=1e-4, atol=1e-5)
+
+
 def test_step_schedule_decays_every_lr_period_epochs():
     cfg = Config(lr=0.02, lr_period=4, lr_decay=0.9, epochs=20)
     def schedule(step):
@@ -89,14 +128,15 @@ def test_fit_reports_per_epoch_and_decays_lr():
     cfg = Config(lr=0.5, lr_period=1, lr_decay=0.5, epochs=3)
     data = batches([8, 8])
     parts = TrainingParts(net, make_trainer(net, cfg), gluon.loss.SoftmaxCrossEntropyLoss(), data,
-                          batches([5, 3], seed=1), schedule=functools.partial(learning_rate, cfg, batches_per_epoch=2))
+                          batches([5, 3], seed=1), schedule=functools.partial(learning_rate, cfg, batches_per_epoch=2),
+                          length=RunLength(3))
     history = []
 
     class Collect(FitHooks):
-        def on_epoch_end(self, result):
+        def on_epoch_end(self, result, decision):
             history.append(result)
 
-    fit(parts, ctxs, epochs=3, hooks=Collect())
+    fit(parts, ctxs, hooks=Collect())
     assert [h.epoch for h in history] == [1, 2, 3]
     assert [h.lr for h in history] == pytest.approx([0.5, 0.25, 0.125])
     assert all(h.examples == 16 and h.examples_per_sec > 0 for h in history)
@@ -109,28 +149,28 @@ def test_a_fractional_run_over_three_contexts_stops_part_way_and_ends_on_the_ave
     ctxs = [mx.cpu(0), mx.cpu(1), mx.cpu(2)]
     net = small_net(ctxs)
     cfg = Config(lr=0.5, epochs=2.6, schedule="linear", warmup_epochs=1)
-    steps = []
+    length, steps = RunLength(cfg.epochs), []
 
     def schedule(step):
         steps.append(step)
         return learning_rate(cfg, step, 4)
 
     parts = TrainingParts(net, make_trainer(net, cfg), gluon.loss.SoftmaxCrossEntropyLoss(), batches([7] * 4),
-                          lookahead=Lookahead(net, 2, 4, cfg.epochs), schedule=schedule)
+                          lookahead=Lookahead(net, 2, 4, length), schedule=schedule, length=length)
     history = []
 
     class Collect(FitHooks):
-        def on_epoch_end(self, result):
+        def on_epoch_end(self, result, decision):
             history.append(result)
 
-    fit(parts, ctxs, cfg.epochs, hooks=Collect())
+    fit(parts, ctxs, hooks=Collect())
     assert set(steps) == set(range(1, 12)) and parts.trainer.learning_rate == 0.0  # (fit asks epoch starts too)
     assert [(h.epoch, h.examples) for h in history] == [(1, 28), (2, 28), (3, 21)]
     for param, averages in zip(net.collect_params().values(), parts.lookahead._average):  # (its running average)
         for weight, average in zip(param.list_data(), averages):
             np.testing.assert_array_equal(weight.asnumpy(), average.asnumpy())
     history.clear()  # a fraction below one update adds no epoch (it had none of its batches and stopped the run)
-    fit(dataclasses.replace(parts, schedule=None), ctxs, 2.0000001, hooks=Collect())
+    fit(dataclasses.replace(parts, schedule=None, lookahead=None, length=RunLength(2.0000001)), ctxs, hooks=Collect())
     assert [h.epoch for h in history] == [1, 2]
 
 
@@ -156,16 +196,16 @@ def test_a_parameter_that_learns_in_the_first_epochs_only_is_frozen_after_them(n
             for b in range(2)]
     cfg = Config(lr=0.05, momentum=0.9, nesterov=True)
     parts = TrainingParts(net, make_trainer(net, cfg), gluon.loss.SoftmaxCrossEntropyLoss(), data,
-                          learn_first=(1, (net.whiten.bias,)))
+                          learn_first=(1, (net.whiten.bias,)), length=RunLength(3))
     seen = []
 
     class Watch(FitHooks):
-        def on_epoch_end(self, result):
+        def on_epoch_end(self, result, decision):
             seen.append([net.whiten.bias.data(c).asnumpy().copy() for c in ctxs]
                         + [net.head.weight.data(c).asnumpy().copy() for c in ctxs])
 
     start = [net.whiten.bias.data(c).asnumpy().copy() for c in ctxs]
-    fit(parts, ctxs, 3, hooks=Watch())
+    fit(parts, ctxs, hooks=Watch())
     assert not np.array_equal(seen[0][0], start[0])  # learnt in epoch 1
     for later in seen[1:]:
         for k in range(n_ctx):

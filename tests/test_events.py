@@ -1,6 +1,5 @@
 """TensorBoard event files: what a run writes there is what it trained, read back from the files."""
 import glob
-import json
 import os
 import struct
 from collections import defaultdict
@@ -8,7 +7,7 @@ from collections import defaultdict
 import pandas as pd
 import pytest
 
-from gluon_cifar.config import Config
+from gluon_cifar.runs import rundir
 from gluon_cifar.training.schedules import learning_rate
 from tests.conftest import run_script
 
@@ -48,7 +47,7 @@ def test_a_run_writes_its_curves_as_tensorboard_events(tmp_path):
     # 7 batches an epoch (896 images in batches of 128): synced every 2 batches and at each epoch's end
     steps = [s for s, _ in events["sync/lr"]]
     assert steps == [2, 4, 6, 7, 9, 11, 13, 14]
-    cfg = Config.from_dict(json.loads((run / "config.json").read_text())["config"])
+    cfg, _ = rundir.load(str(run))  # the settings it trained with
     assert [v for _, v in events["sync/lr"]] == pytest.approx([learning_rate(cfg, s, 7) for s in steps], rel=1e-6)
     assert all(0 < v < 10 for _, v in events["sync/train_loss"]) and all(v > 0 for _, v in events["sync/images_per_s"])
 

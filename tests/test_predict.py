@@ -139,16 +139,21 @@ def test_config_repeats_a_run_bit_for_bit_and_refuses_another_versions(run, tmp_
     for name in first:
         np.testing.assert_array_equal(first[name].asnumpy(), second[name].asnumpy(), err_msg=name)
     args = train_parser().parse_args(["--config", run, "--epochs", "3", "--lr", "0.5", "--out", "x"])
-    overridden, saved = repeat_config(args), json.loads(open(os.path.join(run, "config.json")).read())["config"]
-    assert (overridden.epochs, overridden.lr, overridden.model) == (3, 0.5, saved["model"])  # flags over the run's
+    (overridden, plan), saved = repeat_config(args), json.loads(open(os.path.join(run, "config.json")).read())
+    assert (overridden.epochs, overridden.lr, overridden.model) == (3, 0.5, saved["config"]["model"])  # flags win
+    assert plan is None  # another length: planned afresh
     cut = json.loads(open(os.path.join(run, "config.json")).read())  # as a budget that cut 5 epochs to 2 leaves it
-    cut["config"].update(epochs=2, time_budget=10, length_changes=[[1, 5]])
+    cut["config"].update(time_budget=10)
+    cut["plan"].update(epochs=2, length_changes=[[1, 5]], tta="flip-shift")
     (tmp_path / "cut.json").write_text(json.dumps(cut))
-    repeated_cut = repeat_config(train_parser().parse_args(["--config", str(tmp_path / "cut.json"), "--out", "x"]))
-    assert (repeated_cut.epochs, repeated_cut.time_budget, repeated_cut.length_changes) == (2, 0, ((1, 5),))
+    asked, repeated_plan = repeat_config(train_parser().parse_args(["--config", str(tmp_path / "cut.json"), "--out",
+                                                                    "x"]))
+    assert asked.time_budget == 10 and repeated_plan.settings(asked).tta == "flip-shift"  # the run's, not planned
+    assert (repeated_plan.length.epochs, repeated_plan.length.changes) == (2, ((1, 5),))
     for flags in (["--epochs", "4"], ["--time-budget", "20"]):  # another length: its own schedule from the start
-        other = repeat_config(train_parser().parse_args(["--config", str(tmp_path / "cut.json"), "--out", "x", *flags]))
-        assert other.length_changes == ()
+        _, other = repeat_config(train_parser().parse_args(["--config", str(tmp_path / "cut.json"), "--out", "x",
+                                                            *flags]))
+        assert other is None
     old = json.loads(open(os.path.join(run, "config.json")).read())
     old["config"]["mixup"] = 0.2
     old["versions"]["gluon_cifar"] = "9.9.9"

@@ -67,16 +67,18 @@ def test_every_preset_trains_and_submits(tmp_path, preset, flags):
     run = tmp_path / preset
     trained = run_script("train.py", "--demo", "--preset", preset, *flags, "--out", run, "--no-progress")
     assert trained.returncode == 0, trained.stderr
-    saved = json.loads((run / "config.json").read_text())["config"]
+    record = json.loads((run / "config.json").read_text())
+    saved, plan = record["config"], record["plan"]
     overridden = {flag[2:].replace("-", "_") for flag in flags if flag.startswith("--")}
     overridden |= {"time_budget"} if "epochs" in overridden else set()  # an explicit --epochs turns it off
-    # saved as decided: flip without a budget; a warm-up of a fifth of 2 epochs, at least 1
+    # saved as asked, and what the run made of "auto" in its plan: flip without a budget; a warm-up of a fifth
+    # of 2 epochs, at least 1
+    assert {k: saved[k] for k in PRESETS[preset] if k not in overridden} == {
+        k: v for k, v in PRESETS[preset].items() if k not in overridden}
     decided = {k for k in ("tta", "warmup_epochs") if PRESETS[preset].get(k) == "auto"}
-    assert {k: saved[k] for k in PRESETS[preset] if k not in overridden | decided} == {
-        k: v for k, v in PRESETS[preset].items() if k not in overridden | decided}
-    assert {k: saved[k] for k in decided} == {k: {"tta": "flip", "warmup_epochs": 1}[k] for k in decided}
+    assert {k: plan[k] for k in decided} == {k: {"tta": "flip", "warmup_epochs": 1}[k] for k in decided}
     metrics = pd.read_csv(run / "metrics.csv")
-    assert len(metrics) == saved["epochs"] and np.isfinite(metrics["train_loss"]).all()
+    assert len(metrics) == plan["epochs"] and np.isfinite(metrics["train_loss"]).all()
     if saved["valid_ratio"]:
         assert (metrics["valid_acc"] >= 0).all()
         assert f"valid acc {metrics['valid_acc'].iloc[-1]:.4f} after" in trained.stdout

@@ -5,6 +5,7 @@ and the runs take seconds instead of minutes.
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -108,7 +109,7 @@ def test_resume_extends_a_finished_run_and_refuses_other_changes(tmp_path, capsy
     longer = run_script("train.py", "--resume", run, "--epochs", "2", "--no-progress")
     assert longer.returncode == 0, longer.stderr
     assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1, 2]
-    assert json.loads((run / "config.json").read_text())["config"]["epochs"] == 2
+    assert json.loads((run / "config.json").read_text())["plan"]["epochs"] == 2
     code, err = run_in_process("train.py", *SMALL, "--epochs", "1", "--out", run, capsys=capsys)
     assert code == 2 and f"{run} already holds a run: continue it with --resume" in err
 
@@ -132,6 +133,11 @@ def test_resume_errors_name_the_problem(tmp_path, capsys):
     truncated = run_script("train.py", "--resume", run, "--epochs", "2")
     assert truncated.returncode == 2 and f"{last} is damaged" in truncated.stderr
     assert "Traceback" not in truncated.stderr
+    assert f"Resume from {run / checkpoint.BEST} by copying it over {last}" in truncated.stderr
+    os.unlink(run / checkpoint.BEST)
+    os.link(last, run / checkpoint.BEST)  # the last epoch was the best: one file under both names, both damaged
+    same = run_script("train.py", "--resume", run, "--epochs", "2")
+    assert same.returncode == 2 and "No other checkpoint holds the run: start it again" in same.stderr, same.stderr
 
 
 def test_absurd_learning_rate_stops_with_a_message_and_leaves_no_half_run(tmp_path):
@@ -169,7 +175,7 @@ def test_interrupted_checkpoint_write_leaves_the_previous_one_loadable(tmp_path,
     trainer = make_trainer(net, Config(lr=0.1))
     train_one_epoch(_parts(net, trainer), batches([8, 8, 8]), ctxs)
     saved = [p.data().asnumpy() for p in net.collect_params().values()]
-    checkpoint.save(run, net, trainer, EpochProgress(epoch=2), [], Config().to_dict(), "labels", None)
+    checkpoint.save(run, net, trainer, EpochProgress(epoch=2), [], Config().to_dict(), {}, "labels", None)
 
     train_one_epoch(_parts(net, trainer), batches([8, 8, 8], seed=1), ctxs)
 
@@ -178,7 +184,7 @@ def test_interrupted_checkpoint_write_leaves_the_previous_one_loadable(tmp_path,
 
     monkeypatch.setattr(zipfile.ZipFile, "writestr", disk_full)
     with pytest.raises(GluonCifarError, match=r"cannot write .*checkpoint-last.zip: no space left on device"):
-        checkpoint.save(run, net, trainer, EpochProgress(epoch=3), [], Config().to_dict(), "labels", None)
+        checkpoint.save(run, net, trainer, EpochProgress(epoch=3), [], Config().to_dict(), {}, "labels", None)
     monkeypatch.undo()
 
     assert sorted(os.listdir(run)) == [checkpoint.LAST]  # no temporary file left
@@ -195,7 +201,7 @@ def test_a_checkpoint_of_another_network_is_refused(tmp_path):
     net = small_net(ctxs)
     trainer = make_trainer(net, Config())
     train_one_epoch(_parts(net, trainer), batches([8]), ctxs)
-    checkpoint.save(str(tmp_path), net, trainer, EpochProgress(epoch=2), [], Config().to_dict(), "labels", None)
+    checkpoint.save(str(tmp_path), net, trainer, EpochProgress(epoch=2), [], Config().to_dict(), {}, "labels", None)
     other = gluon.nn.HybridSequential()
     other.add(gluon.nn.Dense(3, in_units=5))
     other.initialize(ctx=ctxs)
@@ -289,6 +295,7 @@ def test_a_disk_that_fills_up_mid_run_is_named_and_the_last_checkpoint_survives(
         assert victim.returncode == 2, err
         last_line = err.strip().splitlines()[-1]
         assert last_line.startswith(f"error: cannot write {run}/") and "no space left on device" in last_line
+        assert last_line.endswith(f"continue with: python scripts/train.py --resume {run}")
         assert "Traceback" not in err and not [n for n in os.listdir(run) if n.endswith(".tmp")]
         last = checkpoint.read(str(run / checkpoint.LAST)).progress  # the last one is intact
         assert (last.epoch, last.batches) == (1, 4)
@@ -296,5 +303,23 @@ def test_a_disk_that_fills_up_mid_run_is_named_and_the_last_checkpoint_survives(
         resumed = run_script("train.py", "--resume", run, "--no-progress")
         assert resumed.returncode == 0, resumed.stderr
         assert f"resuming {run} at epoch 1, batch 4" in resumed.stderr and len(pd.read_csv(run / "metrics.csv")) == 1
+        # a disk already full at the first checkpoint: nothing is kept, and nothing suggests --resume
+        shutil.rmtree(run)
+        fill_up(disk / "filler", keep=256 << 10)  # config.json fits, a checkpoint does not
+        again = disk / "again"
+        failed = run_script("train.py", *STEADY, "--epochs", "1", "--out", again)
+        assert failed.returncode == 2 and "Traceback" not in failed.stderr, failed.stderr
+        last_line = failed.stderr.strip().splitlines()[-1]
+        assert "no space left on device" in last_line and "--resume" not in last_line
+        assert last_line.endswith("no checkpoint was kept: start the run again") and not again.exists()
     finally:
         subprocess.run(["umount", "-l", str(disk)])
+
+
+def fill_up(path, keep: int) -> None:
+    """Fill the filesystem of `path` with a file until about `keep` bytes are left."""
+    with open(path, "wb") as filler:
+        while shutil.disk_usage(os.path.dirname(path)).free > keep + (1 << 20):
+            filler.write(b"\0" * (1 << 20))
+            filler.flush()
+        filler.write(b"\0" * max(0, shutil.disk_usage(os.path.dirname(path)).free - keep))

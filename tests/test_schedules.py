@@ -12,7 +12,8 @@ from gluon_cifar.config import Config
 from gluon_cifar.models import build_model
 from gluon_cifar.training.averaging import Lookahead
 from gluon_cifar.training.optim import SmoothedCrossEntropy, make_loss, make_trainer
-from gluon_cifar.training.schedules import epoch_batches, last_epoch, learning_rate, total_updates, with_length
+from gluon_cifar.training.run_plan import RunLength, RunPlan
+from gluon_cifar.training.schedules import epoch_batches, last_epoch, learning_rate, total_updates
 
 
 def lr_schedule(cfg, batches_per_epoch):
@@ -73,8 +74,16 @@ def test_learning_rate_equals_gluoncvs_schedulers_at_every_update(settings, batc
         assert learning_rate(cfg, step, batches) == reference(step), step
 
 
-def _rates(cfg: Config, batches: int, updates: int) -> list[float]:
-    return [learning_rate(cfg, u, batches) for u in range(1, updates + 1)]
+def _rates(cfg: Config, batches: int, updates: int, length: RunLength | None = None) -> list[float]:
+    return [learning_rate(cfg, u, batches, length) for u in range(1, updates + 1)]
+
+
+def changed(epochs: float, *changes: tuple[int, float]) -> RunLength:
+    """A run `epochs` long changed to each (after_epoch, new length) in turn."""
+    length = RunLength(epochs)
+    for after, new in changes:
+        length.change(new, after)
+    return length
 
 
 def test_a_run_lengthened_during_its_warm_up_takes_the_longer_runs_own_schedule():
@@ -86,31 +95,31 @@ def test_a_run_lengthened_during_its_warm_up_takes_the_longer_runs_own_schedule(
     for schedule in ("linear", "cosine"):
         cfg = Config(lr=2.0, epochs=6, schedule=schedule, warmup_epochs=2)
         for done in (1, 2):
-            longer = with_length(cfg, 9, done)
-            assert (longer.epochs, longer.length_changes) == (9, ((done, 6),))
-            assert _rates(longer, batches, 95) == _rates(dataclasses.replace(cfg, epochs=9), batches, 95)
-            assert _rates(cfg, batches, done * batches) == _rates(longer, batches, done * batches)
-        planned, longer = _rates(cfg, batches, 21), _rates(with_length(cfg, 9, 2), batches, 21)
+            longer = changed(6, (done, 9))
+            assert (longer.epochs, longer.changes) == (9, ((done, 6),))
+            assert _rates(cfg, batches, 95, longer) == _rates(dataclasses.replace(cfg, epochs=9), batches, 95)
+            assert _rates(cfg, batches, done * batches) == _rates(cfg, batches, done * batches, longer)
+        planned, longer = _rates(cfg, batches, 21), _rates(cfg, batches, 21, changed(6, (2, 9)))
         assert longer[19] == planned[19] == 2.0 and planned[20] < longer[20] < 2.0  # from the peak, a gentler slope
     step = Config(lr=0.1, epochs=6, lr_period=2, lr_decay=0.5)
-    assert _rates(with_length(step, 9, 5), batches, 95) == _rates(dataclasses.replace(step, epochs=9), batches, 95)
-    assert _rates(step, batches, 51) == _rates(with_length(step, 9, 5), batches, 51)
+    assert _rates(step, batches, 95, changed(6, (5, 9))) == _rates(dataclasses.replace(step, epochs=9), batches, 95)
+    assert _rates(step, batches, 51) == _rates(step, batches, 51, changed(6, (5, 9)))
 
 
 @pytest.mark.parametrize("schedule", ["linear", "cosine"])
 def test_a_length_changed_once_the_rate_falls_goes_on_down_from_the_rate_reached(schedule):
     """After epoch 4 of a 6-epoch run (2 of warm-up), lengthened to 9.5 or cut to 5.3: every rate used so
     far stays, the next ones fall from the one reached (a plain 9.5-epoch schedule would jump back up,
-    a 5.3-epoch one down) to 0 at the new end, and the config records where (a resumed run reads it
-    there). A second change goes on from the first's rates."""
+    a 5.3-epoch one down) to 0 at the new end, and the run's length records where (a resumed run reads it
+    there, from its plan). A second change goes on from the first's rates."""
     batches = 10
     cfg = Config(lr=2.0, epochs=6, schedule=schedule, warmup_epochs=2)
     planned = _rates(cfg, batches, 60)
     reached = planned[39]  # update 40, epoch 4's last
     for epochs, total in ((9.5, 95), (5.3, 53)):
-        changed = with_length(cfg, epochs, 4)
-        assert changed.epochs == epochs and changed.length_changes == ((4, 6),)
-        rates = _rates(changed, batches, total + 2)
+        length = changed(6, (4, epochs))
+        assert length.epochs == epochs and length.changes == ((4, 6),)
+        rates = _rates(cfg, batches, total + 2, length)
         assert rates[:40] == planned[:40]
         plain = _rates(dataclasses.replace(cfg, epochs=epochs), batches, 41)
         assert abs(plain[40] - reached) > 0.1 and abs(rates[40] - reached) < 2.0 / (total - 41) * 1.01
@@ -118,12 +127,13 @@ def test_a_length_changed_once_the_rate_falls_goes_on_down_from_the_rate_reached
         assert rates[total - 2] == rates[total - 1] == rates[total + 1] == 0.0  # 0 from the new end's (n-1)-th
         if schedule == "linear":
             np.testing.assert_allclose(np.diff(rates[39:total - 1]), -reached / (total - 41), rtol=1e-9)
-    twice = with_length(with_length(cfg, 9.5, 4), 8, 6)  # then cut back after epoch 6
-    assert twice.length_changes == ((4, 6), (6, 9.5))
-    first, second = _rates(with_length(cfg, 9.5, 4), batches, 95), _rates(twice, batches, 80)
+    twice = changed(6, (4, 9.5), (6, 8))  # then cut back after epoch 6
+    assert twice.changes == ((4, 6), (6, 9.5))
+    first, second = _rates(cfg, batches, 95, changed(6, (4, 9.5))), _rates(cfg, batches, 80, twice)
     assert second[:60] == first[:60] and 0 < second[60] < first[59] and second[78] == 0.0
-    saved = Config.from_dict(json.loads(json.dumps(twice.to_dict())))  # config.json's lists
-    assert saved == twice and _rates(saved, batches, 80) == second
+    plan = RunPlan(twice, 2, "flip", "float32")
+    saved = RunPlan.from_record(json.loads(json.dumps(plan.as_record())), "config.json")  # config.json's lists
+    assert saved == plan and _rates(cfg, batches, 80, saved.length) == second
 
 
 def test_a_fractional_run_stops_part_way_through_its_last_epoch_as_airbench_counts():
@@ -147,7 +157,7 @@ def test_lookahead_averages_on_a_fractional_runs_last_update():
     and no epoch's end, but the run's last: the weights become the average there."""
     net = gluon.nn.Dense(1, in_units=1)
     net.initialize(ctx=mx.cpu())
-    lookahead = Lookahead(net, every=3, batches_per_epoch=4, epochs=2.25)
+    lookahead = Lookahead(net, every=3, batches_per_epoch=4, length=RunLength(2.25))
     assert lookahead.decay(8) < 1.0 == lookahead.decay(9)
     net.weight.set_data(nd.array([[1.0]]))
     lookahead(2, 4)  # the average starts here
@@ -177,7 +187,7 @@ def test_label_smoothing_loss_matches_its_formula():
 def test_lookahead_pulls_weights_towards_their_average_on_schedule():
     net = gluon.nn.Dense(3, in_units=2)
     net.initialize(ctx=[mx.cpu(0), mx.cpu(1)])
-    lookahead = Lookahead(net, every=5, batches_per_epoch=12, epochs=2)
+    lookahead = Lookahead(net, every=5, batches_per_epoch=12, length=RunLength(2))
     assert lookahead.decay(12) == pytest.approx(0.95 ** 5 * (12 / 24) ** 3) and lookahead.decay(24) == 1.0
 
     def set_weight(value):

@@ -15,8 +15,11 @@ COMMANDS = {"train": "train a network into a run directory",
             "launch": "run a training command as a parameter-server job (several processes or machines)"}
 
 
-def run(argv: list[str] | None = None) -> None:
-    """`gluon-cifar COMMAND [flags]`: run one command's main under cli.run_main (exit codes)."""
+def run(argv: list[str] | None = None, prog: str | None = None) -> None:
+    """`gluon-cifar COMMAND [flags]` (`prog`: the name its usage shows, scripts/COMMAND.py's own): run one
+    command's main under cli.run_main (exit codes). The command's module is imported there too: its imports
+    (GluonCV, pandas, ...) take seconds, and a Ctrl-C in them is an interruption like any other, not a
+    traceback."""
     from ..cli import run_main
 
     argv = sys.argv[1:] if argv is None else argv
@@ -25,5 +28,5 @@ def run(argv: list[str] | None = None) -> None:
         print(f"usage: gluon-cifar COMMAND [flags]; COMMAND --help for its flags\n\ncommands:\n{listed}",
               file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
-    command = importlib.import_module(f"{__name__}.{argv[0]}")
-    run_main(lambda: command.main(argv[1:], prog=f"gluon-cifar {argv[0]}"))
+    run_main(lambda: importlib.import_module(f"{__name__}.{argv[0]}").main(argv[1:],
+                                                                         prog=prog or f"gluon-cifar {argv[0]}"))

@@ -42,7 +42,7 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def load_for_export(run: str, params_name: str, n_images: int) -> tuple[mx.gluon.HybridBlock, mx.nd.NDArray]:
     """The run's network on the CPU and the first `n_images` test images of its data, transformed."""
     cfg, classes = rundir.load(run)
-    params = os.path.join(run, params_name)
+    params = rundir.trained_params(run) if params_name == rundir.PARAMS else os.path.join(run, params_name)
     if not os.path.isfile(params):
         raise ConfigError(f"{params} is missing: train the run first (or pass --params)")
     net = load_network(cfg, classes, params, [mx.cpu()])
@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         raise ConfigError(f"--check-images must be at least 1 (an export is only reported done once checked), "
                           f"got {args.check_images}")
     out = args.out or os.path.join(args.run, "export", "model" + (".onnx" if args.format == "onnx" else ""))
+    if args.format == "mxnet" and (out.endswith(os.sep) or os.path.isdir(out)):
+        out = os.path.join(out, "model")  # a folder: the prefix's files go inside it, not beside it
     data_dir, files = rundir.load(args.run)[0].data_dir, export_files(args.format, out)
     for path in files if data_dir else ():  # none in the data folder: not even the folder made for them
         refuse_inside(path, data_dir, "--out")

@@ -18,12 +18,13 @@ import os
 from .. import workflow
 from ..config import RESUMABLE, Config
 from ..contexts import resolve_contexts
-from ..errors import Interrupted, Terminated
+from ..errors import DiskFull, Interrupted, Terminated
 from ..flags import add_config_arguments, config_from_args, config_overrides
 from ..presets import PRESETS
 from ..runs import rundir
 from ..settings import flag
 from ..training.records import EpochResult
+from ..training.run_plan import RunPlan
 
 
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -68,17 +69,21 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 parser.error("--resume continues RUN in place with its own settings: drop --out, --preset and --demo")
             if args.amp:
                 parser.error("--resume keeps the run's precision: drop --amp")
-            cfg = workflow.resume_config(out, config_overrides(args))
-            trained = workflow.resume(out, cfg, resolve_contexts(cfg.gpu_ids(), cfg.cpus), not args.no_progress)
+            cfg, plan = workflow.resume_config(out, config_overrides(args))
+            trained = workflow.resume(out, cfg, plan, resolve_contexts(cfg.gpu_ids(), cfg.cpus), not args.no_progress)
         elif args.config:
             if not args.out or args.preset or args.demo:
                 parser.error("--config starts a new run with a saved run's settings: give --out (a new directory), "
                              "and no --preset or --demo")
-            cfg = repeat_config(args)
-            trained = workflow.train(cfg, resolve_contexts(cfg.gpu_ids(), cfg.cpus), out, not args.no_progress)
+            cfg, plan = repeat_config(args)
+            trained = workflow.train(cfg, resolve_contexts(cfg.gpu_ids(), cfg.cpus), out, not args.no_progress, plan)
         else:
             cfg = config_from_args(args, args.preset or ("demo" if args.demo else "d2l"))
             trained = workflow.train(cfg, resolve_contexts(cfg.gpu_ids(), cfg.cpus), out, not args.no_progress)
+    except DiskFull as exc:  # where the run goes on from depends on whether a checkpoint was kept
+        kept = (f"continue with: python scripts/train.py --resume {out}" if rundir.has_checkpoint(out)
+                else "no checkpoint was kept: start the run again")
+        raise DiskFull(f"{exc}; {kept}") from None
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, Terminated)
         if rundir.has_checkpoint(out):
@@ -89,18 +94,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     return 0
 
 
-def repeat_config(args: argparse.Namespace) -> Config:
-    """The saved run's settings under the flags given. Its epochs are the ones it trained, and the changes
-    a time budget made to its length on the way (`length_changes`): with nothing overridden it is the same
-    run. The budget is not planned again unless --time-budget is given; an --epochs given starts the
-    schedule afresh."""
+def repeat_config(args: argparse.Namespace) -> tuple[Config, RunPlan | None]:
+    """The saved run's settings under the flags given, and its plan: with nothing overridden it is the same
+    run, its length (and the changes a time budget made to it on the way), views and recipe repeated, nothing
+    planned again. With --epochs or --time-budget given, the run's recipe at that length: planned afresh."""
     path = os.path.join(args.config, rundir.CONFIG) if os.path.isdir(args.config) else args.config
-    saved = rundir.saved_config(path).to_dict()
-    if args.time_budget is None:
-        saved["time_budget"] = 0.0
+    asked, plan = rundir.saved_run(path)
     if args.epochs is not None or args.time_budget:
-        saved["length_changes"] = ()  # another length (or one planned again) than the run's own history
-    return config_from_args(args, "d2l", base=saved)
+        return config_from_args(args, "d2l", base=plan.recipe_of(asked).to_dict()), None  # its recipe, another length
+    return config_from_args(args, "d2l", base=asked.to_dict()), plan
 
 
 def summary(history: list[EpochResult], out: str, epochs: float | None = None) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ..atomic import writable_dir
 from ..config import Config
+from ..errors import LayoutError
 from .archives import find_download
 from .demo import ensure_demo_dataset
 from .folder import class_names
@@ -42,6 +43,10 @@ def kaggle_layout(data_dir: str, cfg: Config, show_progress: bool = True, with_t
     """`data_dir` itself if extracted; for the competition zip or a folder with train.7z / test.7z,
     the layout made from it once in the cache (layout.materialise: test.7z stays an archive;
     train.7z is extracted only `with_train`)."""
+    if not os.path.exists(data_dir):  # (not "<it>/test is missing": it is the download itself that moved)
+        raise LayoutError(f"the data {data_dir} does not exist (moved or deleted?): give --data-dir with the Kaggle "
+                          "download's place now (cifar-10.zip, or the folder with train.7z and test.7z or train/ and "
+                          "test/)")
     download = find_download(data_dir)
     return data_dir if download is None else materialise(download, cache_dir(cfg), show_progress, with_train)
 

@@ -40,16 +40,21 @@ class Checkpoint:
     path: str
     progress: EpochProgress  # where to continue: epoch and batches already done in it
     history: list[dict[str, Any]]  # metrics.csv rows of the finished epochs
-    config: dict[str, Any]
+    config: dict[str, Any]  # the settings asked for (config.json's "config")
     data_fingerprint: str
     best_valid_acc: float | None
+    plan: dict[str, Any] | None = None  # what the run decided (config.json's "plan"); None: written before plans
+
+    def saved(self) -> dict[str, Any]:
+        """The checkpoint's settings and plan, as config.json holds them (training/run_plan.py, read_run)."""
+        return {"config": self.config, **({"plan": self.plan} if self.plan is not None else {})}
 
 
 def save(run: str, net: gluon.Block, trainer: gluon.Trainer, progress: EpochProgress,
-         history: list[dict[str, Any]], config: dict[str, Any], data_fingerprint: str,
+         history: list[dict[str, Any]], config: dict[str, Any], plan: dict[str, Any], data_fingerprint: str,
          best_valid_acc: float | None) -> str:
     """Write RUN/checkpoint-last.zip atomically; `progress` is the position to continue from."""
-    state = {"format": FORMAT, "progress": asdict(progress), "history": history, "config": config,
+    state = {"format": FORMAT, "progress": asdict(progress), "history": history, "config": config, "plan": plan,
              "data_fingerprint": data_fingerprint, "best_valid_acc": best_valid_acc}
     target = os.path.join(run, LAST)
     with tempfile.TemporaryDirectory(dir=run, prefix=".checkpoint-") as scratch:
@@ -63,6 +68,16 @@ def save(run: str, net: gluon.Block, trainer: gluon.Trainer, progress: EpochProg
                 archive.write(states, _STATES)
                 archive.writestr(_STATE, json.dumps(state, indent=1))
     return target
+
+
+def _instead(damaged: str) -> str:
+    """What to do about a damaged checkpoint: resume from the best one where it is another file (it is a hard link
+    to the last one when the last epoch was the best), else start again."""
+    run = os.path.dirname(damaged) or "."
+    best = os.path.join(run, BEST)
+    if os.path.basename(damaged) == LAST and os.path.isfile(best) and not os.path.samefile(damaged, best):
+        return f"Resume from {best} by copying it over {damaged}, or start again"
+    return f"No other checkpoint holds the run: start it again (another --out, or delete {run} first)"
 
 
 def remove_temporaries(run: str) -> None:
@@ -93,7 +108,7 @@ def read(path: str) -> Checkpoint:
         try:
             state = json.loads(archive.read(_STATE))
             return Checkpoint(path, EpochProgress(**state["progress"]), state["history"], state["config"],
-                              state["data_fingerprint"], state["best_valid_acc"])
+                              state["data_fingerprint"], state["best_valid_acc"], state.get("plan"))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{path} holds no valid checkpoint state ({exc}); resume from another "
                               "checkpoint or start the run again") from None
@@ -127,5 +142,4 @@ def _open(path: str) -> Iterator[zipfile.ZipFile]:
                 raise zipfile.BadZipFile(f"member {damaged} is damaged" if damaged else "members missing")
             yield archive
     except zipfile.BadZipFile as exc:
-        raise ConfigError(f"{path} is damaged ({exc}; truncated by a full disk or a copy?). Resume from "
-                          f"{os.path.join(os.path.dirname(path), BEST)} by copying it over, or start again") from None
+        raise ConfigError(f"{path} is damaged ({exc}; truncated by a full disk or a copy?). {_instead(path)}") from None

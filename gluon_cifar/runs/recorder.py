@@ -13,7 +13,8 @@ from mxnet import gluon
 
 from ..config import Config
 from ..training.records import EpochProgress, EpochResult
-from . import checkpoint, events, rundir
+from ..training.run_plan import RunPlan
+from . import checkpoint, events, plots, rundir
 
 
 class NullRecorder:
@@ -32,10 +33,10 @@ class NullRecorder:
     def scalars(self, group: str, step: int, values: dict[str, float | None]) -> None:
         pass
 
-    def settings_changed(self, cfg: Config, info: dict[str, Any]) -> None:
+    def plan_changed(self) -> None:
         pass
 
-    def finish(self, history: list[EpochResult]) -> None:
+    def finish(self, history: list[EpochResult], peak_memory_mb: float | None = None) -> None:
         pass
 
     def close(self) -> None:
@@ -45,17 +46,17 @@ class NullRecorder:
 class RunRecorder(NullRecorder):
     """Writes run directory `path` (held by `open_run`), each file atomically."""
 
-    def __init__(self, path: str, cfg: Config, classes: list[str], data_fingerprint: str,
+    def __init__(self, path: str, cfg: Config, plan: RunPlan, classes: list[str], data_fingerprint: str,
                  best_valid_acc: float | None = None) -> None:
         self.path, self.best_valid_acc = path, best_valid_acc
-        self._cfg, self._classes, self._fingerprint = cfg, classes, data_fingerprint
+        self._cfg, self._plan, self._classes, self._fingerprint = cfg, plan, classes, data_fingerprint
         self._events = events.open_event_log(path, cfg.tensorboard)
 
     def checkpoint(self, net: gluon.Block, trainer: gluon.Trainer, position: EpochProgress,
                    history: list[EpochResult]) -> None:
         """checkpoint-last.zip: the state to continue from `position`."""
         checkpoint.save(self.path, net, trainer, position, [h.as_row() for h in history], self._cfg.to_dict(),
-                        self._fingerprint, self.best_valid_acc)
+                        self._plan.as_record(), self._fingerprint, self.best_valid_acc)
 
     def epoch_end(self, net: gluon.Block, trainer: gluon.Trainer, history: list[EpochResult]) -> None:
         """metrics.csv, model.params, the checkpoint after the epoch, and -best.zip if it improved."""
@@ -75,17 +76,19 @@ class RunRecorder(NullRecorder):
         if self._events is not None:
             self._events.scalars(group, step, values)
 
-    def settings_changed(self, cfg: Config, info: dict[str, Any]) -> None:
-        """The run goes on with `cfg` (a time budget cut it short): config.json says so, with `info` added
-        to what it records, and the checkpoints from now on hold `cfg`."""
-        self._cfg = cfg
-        rundir.save_config(self.path, cfg, info)
+    def plan_changed(self) -> None:
+        """The run's plan changed (a time budget cut the run short or lengthened it): config.json says so;
+        the checkpoints from now on hold it as it is."""
+        rundir.save_plan(self.path, self._plan)
 
-    def finish(self, history: list[EpochResult]) -> None:
-        """curves.png, and the last validation's confusion matrix and per-class accuracy."""
-        rundir.save_curves(self.path, history)
+    def finish(self, history: list[EpochResult], peak_memory_mb: float | None = None) -> None:
+        """curves.png, the last validation's confusion matrix and per-class accuracy, and in config.json the
+        training process's peak resident memory."""
+        if peak_memory_mb is not None:
+            rundir.save_record(self.path, {"peak_memory_mb": round(peak_memory_mb)})
+        plots.save_curves(self.path, history)
         if history[-1].confusion is not None:
-            rundir.save_confusion(self.path, history[-1].confusion, self._classes)
+            plots.save_confusion(self.path, history[-1].confusion, self._classes)
 
     def close(self) -> None:
         if self._events is not None:
@@ -93,10 +96,12 @@ class RunRecorder(NullRecorder):
 
 
 @contextlib.contextmanager
-def open_run(path: str, cfg: Config, classes: list[str], data_fingerprint: str, info: dict[str, Any], *,
-             writes: bool = True, resume_from: checkpoint.Checkpoint | None = None) -> Iterator[NullRecorder]:
-    """Hold run directory `path` for one training (a new run unless `resume_from`, a checkpoint of it),
-    its settings `cfg` final: config.json (with `info` beside them) and classes.txt are written first.
+def open_run(path: str, cfg: Config, plan: RunPlan, classes: list[str], data_fingerprint: str,
+             info: dict[str, Any], *, writes: bool = True,
+             resume_from: checkpoint.Checkpoint | None = None) -> Iterator[NullRecorder]:
+    """Hold run directory `path` for one training (a new run unless `resume_from`, a checkpoint of it) of
+    settings `cfg` (those asked for) as `plan` decided it: config.json (both, with `info` beside them) and
+    classes.txt are written first; `plan`, which the run's hooks update, is written again when it changes.
 
     `writes` False (a distributed worker other than rank 0): a NullRecorder, nothing touched.
     """
@@ -114,8 +119,8 @@ def open_run(path: str, cfg: Config, classes: list[str], data_fingerprint: str, 
                 events.discard(path)  # the events of a killed run that never reached a checkpoint
             recorder = None
             try:
-                rundir.save_start(path, cfg, classes, info)
-                recorder = RunRecorder(path, cfg, classes, data_fingerprint, best)
+                rundir.save_start(path, cfg, plan, classes, info)
+                recorder = RunRecorder(path, cfg, plan, classes, data_fingerprint, best)
                 yield recorder
             except BaseException:
                 if recorder is not None:

@@ -1,13 +1,11 @@
 """The run directory: everything a run leaves behind, each file written atomically.
 
-    config.json    every setting, plus seed, split sizes, class names and library versions
+    config.json    every setting asked for, the run's plan (what it decided: length, views, recipe), split
+                   sizes, class names and library versions
     classes.txt    class names in the network's output order
     metrics.csv    one row per epoch
-    curves.png     loss and accuracies per epoch
     model.params   the trained parameters
-    confusion.csv  validation counts, rows true class, columns predicted class (last epoch)
-    confusion.png  the same as an image
-    per_class.csv  validation accuracy and image count per class
+    curves.png, confusion.csv, confusion.png, per_class.csv: plots.py
 """
 from __future__ import annotations
 
@@ -15,11 +13,11 @@ import contextlib
 import datetime
 import fcntl
 import json
+import logging
 import os
 import socket
 from typing import Any, Iterator
 
-import numpy as np
 import pandas as pd
 
 from .. import __version__
@@ -28,10 +26,12 @@ from ..config import Config
 from ..errors import ConfigError, GluonCifarError
 from ..provenance import versions
 from ..training.records import EpochResult
-from . import checkpoint, events
+from ..training.run_plan import RunPlan, read_run
+from . import checkpoint, events, plots
 
-CONFIG, CLASSES, METRICS, CURVES, PARAMS = "config.json", "classes.txt", "metrics.csv", "curves.png", "model.params"
-CONFUSION_CSV, CONFUSION_PNG, PER_CLASS = "confusion.csv", "confusion.png", "per_class.csv"
+CONFIG, CLASSES, METRICS, PARAMS = "config.json", "classes.txt", "metrics.csv", "model.params"
+log = logging.getLogger(__name__)
+
 LOCK = ".lock"  # held by the one process writing the run, for as long as it runs
 
 
@@ -49,7 +49,8 @@ def has_checkpoint(path: str) -> bool:
 
 
 # What a run writes before its first checkpoint (a killed one may leave them): its own, to replace.
-EARLY_FILES = {CONFIG, CLASSES, METRICS, CURVES, PARAMS, CONFUSION_CSV, CONFUSION_PNG, PER_CLASS, events.FOLDER}
+EARLY_FILES = {CONFIG, CLASSES, METRICS, plots.CURVES, PARAMS, plots.CONFUSION_CSV, plots.CONFUSION_PNG, plots.PER_CLASS,
+               events.FOLDER}
 OWN_FILES = EARLY_FILES | {checkpoint.LAST, checkpoint.BEST}  # what no other output may replace
 
 
@@ -136,75 +137,28 @@ def remove_if_empty(path: str) -> None:
         os.rmdir(path)  # only if empty: never delete what the user put there
 
 
-def save_start(path: str, cfg: Config, classes: list[str], info: dict[str, Any]) -> None:
-    cfg.save(os.path.join(path, CONFIG), {"classes": classes, "versions": versions(), **info})
+def save_start(path: str, cfg: Config, plan: RunPlan, classes: list[str], info: dict[str, Any]) -> None:
+    """config.json (the settings asked for, the plan and `info`) and classes.txt of a run starting."""
+    cfg.save(os.path.join(path, CONFIG), {"plan": plan.as_record(), "classes": classes, "versions": versions(),
+                                          **info})
     write_text(os.path.join(path, CLASSES), "\n".join(classes) + "\n")
 
 
-def save_config(path: str, cfg: Config, added: dict[str, Any]) -> None:
-    """Rewrite config.json with settings `cfg`, and `added` to (or replacing in) what it records beside them."""
-    cfg.save(os.path.join(path, CONFIG), {**info(path), **added})
+def save_plan(path: str, plan: RunPlan) -> None:
+    """Rewrite config.json with `plan` in place of the one it holds."""
+    save_record(path, {"plan": plan.as_record()})
+
+
+def save_record(path: str, added: dict[str, Any]) -> None:
+    """Rewrite config.json with `added` to (or replacing in) what it holds."""
+    with open(os.path.join(path, CONFIG), encoding="utf-8") as f:
+        saved = json.load(f)
+    write_text(os.path.join(path, CONFIG), json.dumps({**saved, **added}, indent=2) + "\n")
 
 
 def save_metrics(path: str, history: list[EpochResult]) -> None:
     with atomic_path(os.path.join(path, METRICS)) as tmp:
         pd.DataFrame([h.as_row() for h in history]).to_csv(tmp, index=False)
-
-
-def save_curves(path: str, history: list[EpochResult]) -> None:
-    plt = _pyplot()
-    epochs = [h.epoch for h in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(epochs, [h.train_loss for h in history], marker="o", label="train loss")
-    ax_loss.legend()
-    ax_acc.plot(epochs, [h.train_acc for h in history], marker="o", label="train acc")
-    if any(h.valid_acc is not None for h in history):
-        ax_acc.plot(epochs, [h.valid_acc for h in history], marker="o", label="valid acc")
-    ax_acc.set_ylim(0, 1)
-    ax_acc.legend()
-    for ax in (ax_loss, ax_acc):
-        ax.set_xlabel("epoch")
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    _save_figure(plt, fig, os.path.join(path, CURVES))
-
-
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")  # files only: no display needed
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save_figure(plt, fig, target: str) -> None:
-    fig.tight_layout()
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-
-
-def save_confusion(path: str, confusion: np.ndarray, classes: list[str]) -> None:
-    """confusion.csv, per_class.csv and confusion.png from a [true, predicted] count matrix."""
-    frame = pd.DataFrame(confusion, index=pd.Index(classes, name="true"), columns=classes)
-    with atomic_path(os.path.join(path, CONFUSION_CSV)) as tmp:
-        frame.to_csv(tmp)
-    totals = confusion.sum(axis=1)
-    per_class = pd.DataFrame({"class": classes, "images": totals,
-                              "accuracy": np.diag(confusion) / np.maximum(totals, 1)})
-    with atomic_path(os.path.join(path, PER_CLASS)) as tmp:
-        per_class.to_csv(tmp, index=False)
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 6))
-    image = ax.imshow(confusion, cmap="Blues")
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for (i, j), count in np.ndenumerate(confusion):
-        ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
-                color="white" if count > confusion.max() / 2 else "black")
-    fig.colorbar(image, ax=ax)
-    _save_figure(plt, fig, os.path.join(path, CONFUSION_PNG))
 
 
 def save_params(path: str, net) -> str:
@@ -214,28 +168,61 @@ def save_params(path: str, net) -> str:
     return target
 
 
-def trained_params(path: str) -> str:
-    """The finished run's parameters file; errors say why it is missing and what to do."""
+def trained_params(path: str, retrain_flag: bool = False) -> str:
+    """The run's parameters file (a warning if the run is still training: its last finished epoch's); errors say
+    why it is missing and what to do (`retrain_flag`: the command has --retrain, which needs none)."""
     params = os.path.join(path, PARAMS)
+    retrain = ", or pass --retrain to train again on every labelled image" if retrain_flag else ""
     if not os.path.isfile(params) and has_checkpoint(path):
         raise ConfigError(f"{params} is missing although run {path} trained (it has {checkpoint.LAST}): it was "
-                          "deleted or moved: put it back, or predict with --retrain")
+                          f"deleted or moved: put it back{retrain}")
     if not os.path.isfile(params):
-        raise ConfigError(f"{params} is missing: run {path} did not finish an epoch; train it or use --retrain")
+        raise ConfigError(f"{params} is missing: run {path} did not finish an epoch; continue it (scripts/train.py "
+                          f"--resume {path}){retrain}")
+    if still_training(path):
+        log.warning("%s is still training: these are the weights of its last finished epoch (%s); use it again "
+                    "once it has finished for the final ones", path, _epochs_done(path))
     return params
 
 
-def info(path: str) -> dict[str, Any]:
-    """What config.json records beside the settings (split sizes, data directory, contexts, ...)."""
-    with open(os.path.join(path, CONFIG), encoding="utf-8") as f:
-        return {k: v for k, v in json.load(f).items() if k != "config"}
-
-
-def saved_config(path: str) -> Config:
-    """The Config in run file `path` (a config.json); if it does not load, the error says which
-    gluon_cifar version wrote it when that is not this one."""
+def still_training(path: str) -> bool:
+    """Whether a process holds run directory `path` (`locked`) at this moment."""
     try:
-        return Config.load(path)
+        with open(os.path.join(path, LOCK), encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False  # no lock file: nobody holds it
+    return False
+
+
+def _epochs_done(path: str) -> str:
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        return f"epoch {int(pd.read_csv(os.path.join(path, METRICS))['epoch'].iloc[-1])}"
+    return "none recorded"
+
+
+def info(path: str) -> dict[str, Any]:
+    """What config.json records beside the settings and the plan (split sizes, data directory, contexts, ...)."""
+    with open(os.path.join(path, CONFIG), encoding="utf-8") as f:
+        return {k: v for k, v in json.load(f).items() if k not in ("config", "plan")}
+
+
+def saved_run(path: str) -> tuple[Config, RunPlan]:
+    """The settings asked for and the plan in run file `path` (a config.json); if they do not load, the
+    error says which gluon_cifar version wrote it when that is not this one."""
+    try:
+        try:
+            with open(path, encoding="utf-8") as f:
+                saved = json.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"{path} does not exist: point to a run directory made by scripts/train.py") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path} is not a gluon_cifar config.json ({exc}); re-run training") from None
+        if not isinstance(saved, dict) or "config" not in saved:
+            raise ConfigError(f"{path} is not a gluon_cifar config.json (no settings in it); re-run training")
+        return read_run(saved, path)
     except ConfigError as exc:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             with open(path, encoding="utf-8") as f:
@@ -247,10 +234,12 @@ def saved_config(path: str) -> Config:
 
 
 def load(path: str) -> tuple[Config, list[str]]:
-    """Config and class names of a finished run; errors say what is missing."""
+    """The settings a finished run trained with (those asked for, as its plan decided them) and its class names;
+    errors say what is missing."""
     if not os.path.isdir(path):
         raise ConfigError(f"run directory {path} does not exist; pass a directory made by scripts/train.py")
-    cfg = saved_config(os.path.join(path, CONFIG))
+    asked, plan = saved_run(os.path.join(path, CONFIG))
+    cfg = plan.settings(asked)
     classes_path = os.path.join(path, CLASSES)
     if not os.path.isfile(classes_path):
         raise ConfigError(f"{classes_path} is missing: {path} is not a complete run; re-run training")

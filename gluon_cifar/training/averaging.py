@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from mxnet import gluon, nd
 
-from .schedules import epochs_at, total_updates
+from .run_plan import RunLength
+from .schedules import total_updates
 
 MAX_DECAY = 0.95 ** 5
 
@@ -24,19 +25,17 @@ MAX_DECAY = 0.95 ** 5
 class Lookahead:
     """Call `lookahead(epoch, batch)` after every update (fit's `after_step`); 1-based both."""
 
-    def __init__(self, net: gluon.Block, every: int, batches_per_epoch: int, epochs: float,
-                 length_changes: tuple[tuple[int, float], ...] = (), max_decay: float = MAX_DECAY) -> None:
+    def __init__(self, net: gluon.Block, every: int, batches_per_epoch: int, length: RunLength,
+                 max_decay: float = MAX_DECAY) -> None:
         self._params = list(net.collect_params().values())
         self._every, self._batches_per_epoch = every, batches_per_epoch
-        # the run's length, which the decay grows over; a time budget may change it (as Config records it)
-        self.epochs, self.length_changes = epochs, length_changes
+        self._length = length  # the run's, which the decay grows over (a time budget may change it)
         self._max_decay = max_decay
         self._average: list[list[nd.NDArray]] | None = None  # per parameter, per context
 
     def decay(self, step: int) -> float:
         """Of the averaging after update `step`: over the run's length as it stood then."""
-        total = total_updates(epochs_at(self.epochs, self.length_changes, step, self._batches_per_epoch),
-                              self._batches_per_epoch)
+        total = total_updates(self._length.at(step, self._batches_per_epoch), self._batches_per_epoch)
         return 1.0 if step >= total else self._max_decay * (step / total) ** 3
 
     def start_from_weights(self) -> None:
@@ -47,7 +46,7 @@ class Lookahead:
     def __call__(self, epoch: int, batch: int) -> None:
         step = (epoch - 1) * self._batches_per_epoch + batch
         if batch % self._every and batch != self._batches_per_epoch and step < total_updates(
-                self.epochs, self._batches_per_epoch):
+                self._length.epochs, self._batches_per_epoch):
             return
         decay = self.decay(step)
         if self._average is None:  # the first averaging step of a fresh run starts from its weights

@@ -17,7 +17,7 @@ compares its pace with the plan (`replan`): where the machine has slowed so much
 end after the budget, the run is cut short, to the epochs that fit at the new pace; where it runs so far
 ahead that more epochs fit, it gets them (and, with `--tta auto`, the six views if at its pace they now
 fit and pay). Either way no rate the run has used changes, and a falling rate goes on down from where it
-is to 0 at the new end (schedules.with_length).
+is to 0 at the new end (schedules.learning_rate, reading the run's RunLength).
 The measuring (workflow/budget.py, by training/timing.py's clock) happens before the run directory is
 opened, and the run rewinds after it: with the chosen epochs it is bit for bit the run `--epochs N
 --time-budget 0` gives. This module is the plan's arithmetic alone; training/replan.py decides again
@@ -61,7 +61,7 @@ def in_tenths(epochs: float) -> float:
 
 @dataclass(frozen=True)
 class BudgetPlan:
-    """Every number the choice was made from; saved in config.json as `time_budget_plan`."""
+    """Every number the choice was made from; saved in config.json's plan (`time_budget`)."""
 
     budget_s: float
     elapsed_s: float  # data preparation and the measurements, before the first epoch

@@ -21,6 +21,7 @@ from ..distributed.cluster import Cluster, initialize_kvstore
 from ..models import build_model
 from .averaging import Lookahead
 from .optim import make_loss, make_trainer
+from .run_plan import RunLength
 from .schedules import learning_rate
 
 
@@ -38,6 +39,11 @@ class TrainingParts:
     learn_first: tuple[int, tuple[gluon.Parameter, ...]] = (0, ())
     # the learning rate of update k (1-based, over the whole run); None: the trainer's own, constant
     schedule: Callable[[int], float] | None = None
+    # the run's length, which `schedule` and `lookahead` read and `fit` trains (run_plan.RunLength, its one
+    # owner); None for parts that only step (a budget's probe, a benchmark)
+    length: RunLength | None = None
+    # each context's slice of a batch goes through in this many pieces, their gradients summed (engine.train_step)
+    pieces: int = 1
 
     @property
     def batches_per_epoch(self) -> int:
@@ -53,6 +59,11 @@ class TrainingParts:
             for param in params:
                 param.grad_req = "null"
 
+    def learns(self, params: Iterable[gluon.Parameter]) -> None:
+        """Let `params` learn again (as a run starts: a budget's probe timed them frozen)."""
+        for param in params:
+            param.grad_req = "add" if self.pieces > 1 else "write"
+
     def learning_rate(self, step: int) -> float:
         """The rate of update `step` (1-based), as `schedule` says (the trainer's own without one)."""
         return self.trainer.learning_rate if self.schedule is None else self.schedule(step)
@@ -67,36 +78,27 @@ def build_network(cfg: Config, ctxs: list[mx.Context], n_classes: int, sample: n
 
 
 def build_training(cfg: Config, ctxs: list[mx.Context], cluster: Cluster, net: gluon.Block, train_data: Iterable,
-                   valid_data: Iterable | None = None, precision: str = "float32") -> TrainingParts:
-    """What trains `net` as cfg says, ready for the first step on every context and worker."""
+                   valid_data: Iterable | None = None, precision: str = "float32",
+                   length: RunLength | None = None) -> TrainingParts:
+    """What trains `net` as cfg says (the settings a RunPlan decided), ready for the first step on every context
+    and worker, for a run `length` long (default: cfg.epochs, never changed)."""
+    length = length or RunLength(cfg.epochs)
     # Lookahead rewrites the weights between steps: they must be the ones the optimizer updates,
     # not a kvstore's copy (which MXNet keeps for several local contexts unless told not to).
     update_on_kvstore = False if cfg.lookahead_every else cluster.update_on_kvstore
     trainer = make_trainer(net, cfg, cluster.kvstore, update_on_kvstore)
     batches = len(train_data)
-    lookahead = (Lookahead(net, cfg.lookahead_every, batches, cfg.epochs, cfg.length_changes)
-                 if cfg.lookahead_every else None)
+    lookahead = Lookahead(net, cfg.lookahead_every, batches, length) if cfg.lookahead_every else None
     if cluster.distributed:
         initialize_kvstore(trainer)
     if precision == "float16":
         amp.init_trainer(trainer)
     learn_first = (cfg.whiten_bias_epochs, (net.whiten.bias,)) if cfg.whiten_bias_epochs else (0, ())
-    return TrainingParts(net, trainer, make_loss(cfg), train_data, valid_data, lookahead, cluster.num_workers,
-                         precision == "float16", learn_first, _schedule(cfg, batches))
-
-
-def reschedule(parts: TrainingParts, cfg: Config) -> None:
-    """Make `parts` (built for a run of cfg's settings but another length) end after cfg.epochs: from the
-    next update on, the learning rate and the averaging's decay are cfg's (schedules.with_length made cfg:
-    a falling rate goes on from where it is). How a time budget cuts short a run the machine has slowed, or
-    lengthens one that runs ahead of its plan."""
-    parts.schedule = _schedule(cfg, parts.batches_per_epoch)
-    if parts.lookahead is not None:
-        parts.lookahead.epochs, parts.lookahead.length_changes = cfg.epochs, cfg.length_changes
-
-
-def _schedule(cfg: Config, batches_per_epoch: int) -> Callable[[int], float]:
-    return functools.partial(learning_rate, cfg, batches_per_epoch=batches_per_epoch)
+    schedule = functools.partial(learning_rate, cfg, batches_per_epoch=batches, length=length)
+    parts = TrainingParts(net, trainer, make_loss(cfg), train_data, valid_data, lookahead, cluster.num_workers,
+                          precision == "float16", learn_first, schedule, length, cfg.batch_pieces)
+    parts.learns(p for p in net.collect_params().values() if p.grad_req != "null")  # pieces add their gradients
+    return parts
 
 
 def weights(net: gluon.Block) -> list[list[nd.NDArray]]:

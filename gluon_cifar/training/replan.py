@@ -1,6 +1,7 @@
 """A budgeted run's length decided again after each epoch (`replan`): cut short where the machine slowed
 down so much that the run would miss its budget, lengthened where it runs so far ahead that more epochs
-fit. The arithmetic alone: training/reporting.py reads the clock and applies the decision."""
+fit. The arithmetic alone: training/reporting.py reads the clock and returns the decision, which the training
+loop applies to the run's length (engine.fit) and the run's plan records."""
 from __future__ import annotations
 
 import math
@@ -21,7 +22,7 @@ from .budget import (
 
 @dataclass(frozen=True)
 class Replan:
-    """A run's length decided again after an epoch; saved in config.json's `time_budget_replans`."""
+    """A run's length decided again after an epoch; saved in config.json's plan (`replans`)."""
 
     after_epoch: int
     epochs_before: float
@@ -80,7 +81,7 @@ def replan(plan: BudgetPlan, epochs: float, done: int, last_epoch_s: float, age_
     margin_s at its pace (a fast epoch may not last: a wider margin than a cut's): early on the plan's own,
     so a run merely on pace keeps its length; late, a quarter of the time left, so the run's last epochs
     spend what the plan kept for a slowdown that did not come. (The schedule follows without a jump either
-    way: schedules.with_length.)
+    way: schedules.learning_rate follows the run's RunLength.)
     Where `--tta auto` chose the views (both were timed), they are weighed again by `six_views_pay`: six
     give way to two if a cut leaves fewer than plan.six_views_from (they cost a young network accuracy),
     and a run ahead of its plan takes six in place of two where, at its pace, they pay (the plan could

@@ -3,19 +3,18 @@ machine slows down so much that it would miss its time budget (or lengthened whe
 it), and the recorder's writes at the moments they are due."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..config import Config
 from ..progress import progress_bar
 from .budget import BudgetPlan
 from .engine import FitHooks
-from .parts import TrainingParts, reschedule
+from .parts import TrainingParts
 from .records import EpochProgress, EpochResult
 from .replan import Replan, replan
-from .schedules import with_length
+from .run_plan import RunPlan
 from .timing import Clock, process_clock
 
 log = logging.getLogger(__name__)
@@ -30,21 +29,22 @@ class Recorder(Protocol):
 
     def scalars(self, group: str, step: int, values: dict[str, float | None]) -> None: ...
 
-    def settings_changed(self, cfg: Config, info: dict[str, Any]) -> None: ...
+    def plan_changed(self) -> None: ...
 
 
 class RunHooks(FitHooks):
-    """fit's hooks for a run of `cfg`: `history` holds the finished epochs (a resumed run's too: the
-    run's one history), and the checkpoint cadence is decided here alone. With a time budget's `plan`,
-    each epoch's pace is held against it (replan.replan), and the run is cut short if it must be, or
-    lengthened if it may, by `clock` (default: the process's; tests pass a fake one)."""
+    """fit's hooks for a run of `cfg` (its plan's settings) as `plan` decided it: `history` holds the finished
+    epochs (a resumed run's too: the run's one history), and the checkpoint cadence is decided here alone. With
+    a time budget's `budget`, each epoch's pace is held against it (replan.replan): `judge` says when the run
+    must be cut short or may be lengthened, by `clock` (default: the process's; tests pass a fake one), and the
+    decision is recorded in `plan` (the recorder's, which config.json and the checkpoints hold)."""
 
     def __init__(self, cfg: Config, parts: TrainingParts, recorder: Recorder, history: list[EpochResult],
-                 plan: BudgetPlan | None = None, show_progress: bool = True, clock: Clock | None = None) -> None:
+                 plan: RunPlan, budget: BudgetPlan | None = None, show_progress: bool = True,
+                 clock: Clock | None = None) -> None:
         self._cfg, self._parts, self._recorder, self.history = cfg, parts, recorder, history
-        self._plan, self._show_progress = plan, show_progress
+        self._plan, self._budget, self._show_progress = plan, budget, show_progress
         self._clock = clock or process_clock()
-        self._replans: list[Replan] = []
         self._epoch_ended_at: float | None = None  # the wall clock, as the budget counts it
 
     @property
@@ -66,42 +66,40 @@ class RunHooks(FitHooks):
         if every and progress.batches % every == 0 and progress.batches < self._parts.batches_per_epoch:
             self._recorder.checkpoint(self._parts.net, self._parts.trainer, progress, self.history)
 
-    def on_epoch_end(self, result: EpochResult) -> None:
+    def judge(self, result: EpochResult) -> Replan | None:
+        """With a time budget: the run's length decided again (replan.replan) where the pace of the epoch just
+        finished would end it after its budget, or so far ahead of it that more epochs fit; the test-time views
+        weighed again where --tta auto chose them. The first epoch is not judged: it carries one-off costs
+        (first passes, workers starting) that the plan's measurement leaves out on purpose, and on short
+        epochs they would look like a slowdown."""
+        if self._budget is None:
+            return None
+        now, last = self._clock(), self._epoch_ended_at
+        self._epoch_ended_at = now
+        if last is None:
+            return None
+        epochs = self._parts.length.epochs
+        decided = replan(self._budget, epochs, result.epoch, now - last, now, self._plan.tta)
+        if decided.epochs == epochs and not decided.changes_views:
+            if decided.uncut_end_s > decided.budget_s:
+                log.warning("%s", decided.summary())  # late, with no epoch left to cut
+            return None
+        (log.warning if decided.epochs < epochs else log.info)("%s", decided.summary())
+        return decided
+
+    def on_epoch_end(self, result: EpochResult, decision: Replan | None) -> None:
+        """The epoch logged and recorded; a budget's `decision` (fit has applied its length) in the plan,
+        before the epoch's checkpoint is written, so that the checkpoint holds the new length."""
         self.history.append(result)
         valid = f", valid acc {result.valid_acc:.4f}" if result.valid_acc is not None else ""
         log.info("epoch %d/%g: lr %.4g, train loss %.4f, train acc %.4f%s, %.1f examples/s, %.0f s",
-                 result.epoch, self._cfg.epochs, result.lr, result.train_loss, result.train_acc, valid,
+                 result.epoch, self._parts.length.epochs, result.lr, result.train_loss, result.train_acc, valid,
                  result.examples_per_sec, result.seconds)
-        if self._plan is not None:
-            self._keep_to_budget(result.epoch)
+        if decision is not None:
+            self._plan.tta = decision.tta or self._plan.tta
+            self._plan.replans.append(decision.as_record())
+            self._recorder.plan_changed()
         self._recorder.scalars("epoch", result.epoch, {
             "train_loss": result.train_loss, "train_acc": result.train_acc, "valid_acc": result.valid_acc,
             "lr": result.lr, "images_per_s": result.examples_per_sec, "seconds": result.seconds})
         self._recorder.epoch_end(self._parts.net, self._parts.trainer, self.history)
-
-    def run_length(self, planned: float) -> float:
-        return self._cfg.epochs
-
-    def _keep_to_budget(self, epoch: int) -> None:
-        """Cut the run short if, at the pace of the epoch just finished, it would end after its budget;
-        lengthen it if it runs so far ahead that more epochs fit; weigh the
-        test-time views again where --tta auto chose them (replan.replan). Before the
-        epoch's checkpoint is written, so that the checkpoint holds the new length. The first epoch is
-        not judged: it carries one-off costs (first passes, workers starting) that the plan's
-        measurement leaves out on purpose, and on short epochs they would look like a slowdown."""
-        now, last = self._clock(), self._epoch_ended_at
-        self._epoch_ended_at = now
-        if last is None:
-            return
-        decided = replan(self._plan, self._cfg.epochs, epoch, now - last, now, self._cfg.tta)
-        if decided.epochs == self._cfg.epochs and not decided.changes_views:
-            if decided.uncut_end_s > decided.budget_s:
-                log.warning("%s", decided.summary())  # late, with no epoch left to cut
-            return
-        (log.warning if decided.epochs < self._cfg.epochs else log.info)("%s", decided.summary())
-        if decided.epochs != self._cfg.epochs:  # (not where only the views change)
-            self._cfg = with_length(self._cfg, decided.epochs, epoch)
-        self._cfg = dataclasses.replace(self._cfg, tta=decided.tta or self._cfg.tta)
-        reschedule(self._parts, self._cfg)
-        self._replans.append(decided)
-        self._recorder.settings_changed(self._cfg, {"time_budget_replans": [r.as_record() for r in self._replans]})

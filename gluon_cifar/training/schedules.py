@@ -6,8 +6,10 @@ epochs, gets its rates from this function like a fresh one.
 
 A run's length may be a fraction of epochs (airbench trains 9.9): its last epoch then stops part-way,
 after `total_updates` updates in all, and the schedule ends there (`last_epoch`, `epoch_batches`). A time
-budget may change the length mid-run (`with_length`), recorded in the config (`Config.length_changes`):
-where the rate was already falling, it then falls from the rate reached to 0 at the new end.
+budget may change the length mid-run (run_plan.RunLength, the length's one owner, records each change):
+before a warm-up's decay begins (and for a step decay, whose steps fall on fixed epochs) the new length's own
+schedule holds; once the rate falls, the longer (or shorter) schedule would jump up (or down) from it, so the
+rate goes on down from where it is to 0 at the new end. No rate the run has used changes.
 
 The formulas are GluonCV's `LRScheduler` ("step", "linear", "cosine") and `LRSequential` (warm-up,
 then decay) as evaluated by MXNet's optimizer, which counts updates from 1; tests/test_schedules.py
@@ -21,6 +23,7 @@ import dataclasses
 import math
 
 from ..config import WARMUP_AUTO, Config
+from .run_plan import RunLength
 
 
 def total_updates(epochs: float, batches_per_epoch: int) -> int:
@@ -39,20 +42,26 @@ def epoch_batches(epochs: float, batches_per_epoch: int, epoch: int) -> int:
     return min(batches_per_epoch, total_updates(epochs, batches_per_epoch) - (epoch - 1) * batches_per_epoch)
 
 
-def learning_rate(cfg: Config, step: int, batches_per_epoch: int) -> float:
-    """The learning rate of update `step` (1-based, counted over the whole run)."""
-    if cfg.length_changes:  # a time budget changed the run's length after epoch `after_epoch`
-        *earlier, (after_epoch, epochs_before) = cfg.length_changes
+def learning_rate(cfg: Config, step: int, batches_per_epoch: int, length: RunLength | None = None) -> float:
+    """The learning rate of update `step` (1-based, counted over the whole run) of a run of cfg's schedule whose
+    length is `length` (default: cfg.epochs, never changed)."""
+    length = length or RunLength(cfg.epochs)
+    return _rate(cfg, length.epochs, length.changes, step, batches_per_epoch)
+
+
+def _rate(cfg: Config, epochs: float, changes: tuple[tuple[int, float], ...], step: int,
+          batches_per_epoch: int) -> float:
+    if changes:  # a time budget changed the run's length after epoch `after_epoch`
+        *earlier, (after_epoch, epochs_before) = changes
         anchor = after_epoch * batches_per_epoch
         if cfg.schedule == "step" or anchor <= cfg.warmup_epochs * batches_per_epoch:
             # the rates so far are the new length's too: its own schedule throughout
-            return learning_rate(dataclasses.replace(cfg, length_changes=tuple(earlier)), step, batches_per_epoch)
-        before = dataclasses.replace(cfg, epochs=epochs_before, length_changes=tuple(earlier))
+            return _rate(cfg, epochs, tuple(earlier), step, batches_per_epoch)
         if step <= anchor:
-            return learning_rate(before, step, batches_per_epoch)
-        return _decay(cfg.schedule, learning_rate(before, anchor, batches_per_epoch), step - anchor,
-                      total_updates(cfg.epochs, batches_per_epoch) - 1 - anchor)
-    total = total_updates(cfg.epochs, batches_per_epoch)
+            return _rate(cfg, epochs_before, tuple(earlier), step, batches_per_epoch)
+        return _decay(cfg.schedule, _rate(cfg, epochs_before, tuple(earlier), anchor, batches_per_epoch),
+                      step - anchor, total_updates(epochs, batches_per_epoch) - 1 - anchor)
+    total = total_updates(epochs, batches_per_epoch)
     if cfg.schedule == "step":
         # lr * lr_decay ** (lr_period epochs completed): decays land on the first update of epochs
         # lr_period + 1, 2 * lr_period + 1, ... (1-based)
@@ -72,24 +81,6 @@ def _decay(schedule: str, start: float, done: int, length: int) -> float:
     if schedule == "cosine":
         return start * ((1 + math.cos(math.pi * done / length)) / 2)
     return start * (1 - done / length)  # "linear"
-
-
-def with_length(cfg: Config, epochs: float, done_epochs: int) -> Config:
-    """cfg for its run made `epochs` long after `done_epochs` epochs (how a time budget cuts or lengthens a
-    run), the change recorded in `length_changes` so that cfg describes the whole run: every rate it has used
-    stays. Before a warm-up's decay begins (and for a step decay, whose steps fall on fixed epochs) the new
-    length's own schedule does that; once the rate falls, the longer (or shorter) schedule would jump up
-    (or down) from it, so the rate goes on down from where it is to 0 at the new end."""
-    return dataclasses.replace(cfg, epochs=epochs, length_changes=(*cfg.length_changes, (done_epochs, cfg.epochs)))
-
-
-def epochs_at(epochs: float, length_changes: tuple[tuple[int, float], ...], step: int, batches_per_epoch: int) -> float:
-    """The length of a run now `epochs` long as it stood at update `step`, given its `length_changes`
-    (Config's): a change after epoch k holds from update k x batches + 1."""
-    for after_epoch, epochs_before in length_changes:
-        if step <= after_epoch * batches_per_epoch:
-            return epochs_before
-    return epochs
 
 
 def auto_warmup_epochs(epochs: float) -> int:

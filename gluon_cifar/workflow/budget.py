@@ -58,13 +58,16 @@ class Measuring:
     network: Callable[[Config], gluon.Block]  # a recipe's network, as a run of that recipe builds it
 
 
-def this_machine(ctxs: list[mx.Context], cluster: Cluster, data: TrainingData, train_data: Iterable,
-                 precision: str, sample: np.ndarray | None, clock: Clock) -> Measuring:
-    """The run's own measuring: its loader, networks built as the run builds them (`sample`: a fastnet's
-    whitening images), trainers of their own, the prediction as submit.py will run it; all by `clock`."""
+def this_machine(ctxs: list[mx.Context], cluster: Cluster, data: TrainingData,
+                 loaders: Callable[[Config], tuple[Iterable, Iterable | None]], precision: str,
+                 sample: np.ndarray | None, clock: Clock) -> Measuring:
+    """The run's own measuring: its loaders (a recipe's own batch size), networks built as the run builds them
+    (`sample`: a fastnet's whitening images), trainers of their own, the prediction as submit.py will run it;
+    all by `clock`."""
     @contextlib.contextmanager
     def probe(recipe: Config, net: gluon.Block) -> Iterator[TrainingParts]:
         initial = weights(net)
+        train_data = loaders(recipe)[0]
         yield build_training(with_warmup_decided(recipe), ctxs, cluster, net, train_data, None, precision)
         rewind(net, initial)  # the run trains bit for bit as `--epochs N` of its recipe would
         train_data.start_at(1)
@@ -84,9 +87,9 @@ def this_machine(ctxs: list[mx.Context], cluster: Cluster, data: TrainingData, t
 
 @dataclasses.dataclass(frozen=True)
 class PlannedRun:
-    cfg: Config  # the run's settings: its epochs and views, and its recipe where the budget chose one
+    cfg: Config  # the recipe planned: the run's own, or airbench95's wider one (presets.widened) where chosen
     net: gluon.Block  # that recipe's network, at its initial weights
-    plan: budget.BudgetPlan
+    plan: budget.BudgetPlan  # its epochs and views among them
 
 
 def plan_run(cfg: Config, data: TrainingData, net: gluon.Block, measuring: Measuring) -> PlannedRun:
@@ -117,8 +120,7 @@ def plan_run(cfg: Config, data: TrainingData, net: gluon.Block, measuring: Measu
         considered = ((cfg.model, narrow.plan.epochs), (wide_cfg.model, wide.plan.epochs if wide else 0))
         chosen = dataclasses.replace(chosen, plan=dataclasses.replace(chosen.plan, recipes_considered=considered,
                                                                       model=chosen.cfg.model))
-    return dataclasses.replace(chosen, cfg=dataclasses.replace(chosen.cfg, epochs=chosen.plan.epochs,
-                                                               tta=chosen.plan.tta, length_changes=()))
+    return chosen
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,8 +154,7 @@ def measure_speeds(cfg: Config, data: TrainingData, probe: TrainingParts, measur
     if first_epochs and gets_past_first_epochs():
         probe.start_epoch(first_epochs + 1)
         speeds = dataclasses.replace(speeds, later_images_per_s=measuring.training_rate(probe, cfg))
-        for param in frozen:
-            param.grad_req = "write"  # as the run starts (the probe's block rewinds the weights)
+        probe.learns(frozen)  # as the run starts (the probe's block rewinds the weights)
     return speeds
 
 

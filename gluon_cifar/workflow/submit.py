@@ -30,7 +30,8 @@ from ..runs import checkpoint, rundir
 from ..submit_options import SubmitOptions
 from ..training.schedules import last_epoch
 from .outputs import check_output
-from .train import resume, resume_config, run_training, training_job, training_precision
+from .resume import resume, resume_config
+from .train import run_training, training_job, training_precision
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def submit(options: SubmitOptions, ctxs: list[mx.Context], show_progress: bool =
     if options.retrain:
         params = [_retrained(cfg, classes, ctxs, data_dir, run, show_progress)]
     else:
-        params = [rundir.trained_params(member) for member, _ in members]
+        params = [rundir.trained_params(member, retrain_flag=True) for member, _ in members]
 
     nets = [cast_for_inference(load_network(member_cfg, classes, p, ctxs), precision, ctxs)
             for (_, member_cfg), p in zip(members, params)]
@@ -134,18 +135,20 @@ def _output(options: SubmitOptions, cfg: Config) -> str:
 
 def _retrained(cfg: Config, classes: list[str], ctxs: list[mx.Context], data_dir: str, run: str,
                show_progress: bool) -> str:
-    """Train on train+valid into RUN/retrain (a retraining that already ran is reused or continued);
+    """Train on train+valid into RUN/retrain (a retraining that already ran is reused or continued) with the
+    run's settings and plan: its length repeated (a time budget's changes included), nothing planned again;
     its parameters file."""
-    precision = training_precision(cfg, ctxs)
-    data = open_training_data(cfg, "train_valid", show_progress, data_dir)
+    asked, plan = rundir.saved_run(os.path.join(run, rundir.CONFIG))
+    precision = training_precision(asked, ctxs)
+    data = open_training_data(asked, "train_valid", show_progress, data_dir)
     if data.classes != classes:
         raise ConfigError(f"the classes of {data_dir} differ from those of run {run}; retrain on the same data")
     out = os.path.join(run, RETRAIN)
     last = os.path.join(out, checkpoint.LAST)
     if not os.path.exists(last):
-        run_training(training_job(cfg, ctxs, data, precision, show_progress), out)
+        run_training(training_job(asked, ctxs, data, precision, show_progress), out, plan=plan.repeated())
     elif checkpoint.read(last).progress.epoch > last_epoch(cfg.epochs):
         log.info("reusing the finished retraining in %s", out)
     else:
-        resume(out, resume_config(out, cfg.to_dict()), ctxs, show_progress, data_dir)
+        resume(out, *resume_config(out, {}), ctxs, show_progress, data_dir)
     return os.path.join(out, rundir.PARAMS)

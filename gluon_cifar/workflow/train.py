@@ -1,9 +1,11 @@
-"""Train a run directory: `train` (a new run), `resume` (continue one), both through `run_training`.
+"""Train a run directory: `train` (a new run, or one repeated with its plan) through `run_training`, which
+`resume` (resume.py) continues a run with too.
 
-A run, top to bottom: open the data once; build the network and loaders once; plan the time budget
-on them (fresh runs with --time-budget: a few steps with a trainer of their own, then the weights
-put back; with --wide-from-epochs, airbench95's wider network too, which may replace the run's);
-build the trainer for the final settings; open the run directory with them; train; finish.
+A run, top to bottom: open the data once; build the network and loaders once; decide the run's plan, once
+(`decide_plan`: with --time-budget, measured on them, a few steps with a trainer of their own, then the
+weights put back; with --wide-from-epochs, airbench95's wider network too, which may replace the run's), or
+take the plan given; build the trainer for the plan's settings; open the run directory with both; train;
+finish.
 """
 from __future__ import annotations
 
@@ -12,23 +14,23 @@ import logging
 import os
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import mxnet as mx
 import numpy as np
+from mxnet import gluon
 
 from .. import STARTUP
 from ..atomic import refuse_inside
-from ..config import RESUMABLE, TTA_AUTO, Config, changed_settings
+from ..config import TTA_AUTO, WARMUP_AUTO, Config
 from ..data.source import TrainingData, open_training_data
 from ..data.split import warn_if_unbalanced
 from ..distributed import cluster as distributed
-from ..errors import ConfigError
 from ..models import check_model_name
 from ..precision import decide
 from ..runs import checkpoint, rundir
 from ..runs.recorder import open_run
-from ..settings import flag
+from ..runtime import peak_memory_mb
 from ..training.budget import BudgetPlan
 from ..training.engine import fit
 from ..training.loaders import make_loaders, whitening_sample
@@ -36,8 +38,9 @@ from ..training.optim import enable_mixed_precision
 from ..training.parts import TrainingParts, build_network, build_training, weights_digest
 from ..training.records import EpochProgress, EpochResult
 from ..training.reporting import RunHooks
-from ..training.schedules import last_epoch, with_warmup_decided
-from ..training.timing import process_clock
+from ..training.run_plan import RunLength, RunPlan
+from ..training.schedules import auto_warmup_epochs
+from ..training.timing import Clock, process_clock
 from .budget import plan_run, this_machine
 
 log = logging.getLogger(__name__)
@@ -87,8 +90,10 @@ def training_job(cfg: Config, ctxs: list[mx.Context], data: TrainingData, precis
     return TrainingJob(cfg, ctxs, distributed.connect(cfg.kvstore, ctxs), data, precision, show_progress)
 
 
-def train(cfg: Config, ctxs: list[mx.Context], out: str, show_progress: bool = True) -> Trained:
-    """Train on the split's train part, validate on its valid part, fill the run directory `out`.
+def train(cfg: Config, ctxs: list[mx.Context], out: str, show_progress: bool = True,
+          plan: RunPlan | None = None) -> Trained:
+    """Train on the split's train part, validate on its valid part, fill the run directory `out`; as `plan`
+    decided (a run repeated: `--config RUN`), or as this run decides.
 
     With cfg.valid_ratio 0: train on every labelled image (train_valid), without validation.
     """
@@ -100,56 +105,93 @@ def train(cfg: Config, ctxs: list[mx.Context], out: str, show_progress: bool = T
     if os.path.isdir(out):  # now, not after minutes of preparation (again, locked, when the run opens it)
         rundir.check_new(out)
     data = open_training_data(cfg, show_progress=show_progress)
-    return run_training(training_job(cfg, ctxs, data, precision, show_progress), out)
+    return run_training(training_job(cfg, ctxs, data, precision, show_progress), out,
+                        plan=plan.repeated() if plan is not None else None)
 
 
-def run_training(job: TrainingJob, out: str, resume_from: checkpoint.Checkpoint | None = None) -> Trained:
-    """Train `job` into run directory `out` (rank 0 writes it; other workers train and write nothing);
-    with `resume_from`, continue that checkpoint of run `out`."""
+def run_training(job: TrainingJob, out: str, resume_from: checkpoint.Checkpoint | None = None,
+                 plan: RunPlan | None = None) -> Trained:
+    """Train `job` into run directory `out` (rank 0 writes it; other workers train and write nothing) as `plan`
+    decided it (a resumed or repeated run's), or, without one, as the run decides now (`decide_plan`); with
+    `resume_from`, continue that checkpoint of run `out`."""
     cfg, ctxs, cluster, data = job.cfg, job.ctxs, job.cluster, job.data
     enable_mixed_precision(job.precision)
     seed_everything(cfg.seed)
     if cluster.is_root:
         warn_if_unbalanced(data.tree.folder(data.part))
-    train_data, valid_data = make_loaders(cfg, data, cluster, ctxs, with_valid=cluster.is_root,  # rank 0 validates
-                                          show_progress=job.show_progress)
+    loaders = recipe_loaders(job)
     sample = whitening_sample(cfg, data) if resume_from is None else None  # a checkpoint holds the filters
-    net = build_network(cfg, ctxs, len(data.classes), sample)
-    plan, clock = None, process_clock()  # the budget's one clock, from its plan to its last replan
-    if cfg.time_budget and resume_from is None:
-        planned = plan_run(cfg, data, net, this_machine(ctxs, cluster, data, train_data, job.precision, sample, clock))
-        cfg, net, plan = planned.cfg, planned.net, planned.plan
-        log.info("%s", plan.summary())
-    elif cfg.tta == TTA_AUTO:
-        cfg = dataclasses.replace(cfg, tta="flip")  # only a time budget weighs six views against epochs
-    decided = with_warmup_decided(cfg)  # --warmup-epochs auto, from the run's length
-    if decided.warmup_epochs != cfg.warmup_epochs:
-        log.info("--warmup-epochs auto: %d epoch(s) of warm-up for a %g-epoch run", decided.warmup_epochs, cfg.epochs)
-    cfg = decided
-    parts = build_training(cfg, ctxs, cluster, net, train_data, valid_data, job.precision)
+    budget, clock = None, process_clock()  # the budget's one clock, from its plan to its last replan
+    if plan is None:
+        plan, net, budget = decide_plan(job, build_network(cfg, ctxs, len(data.classes), sample), loaders, sample,
+                                        clock)
+    else:
+        net = build_network(plan.settings(cfg), ctxs, len(data.classes), sample)
+    settings = plan.settings(cfg)
+    train_data, valid_data = loaders(settings)
+    parts = build_training(settings, ctxs, cluster, net, train_data, valid_data, job.precision, plan.length)
     history, start = _restore(resume_from, parts, ctxs) if resume_from is not None else ([], None)
     log.info("data %s: training on %s of %s tree %s, %s loader, %d batches%s", data.data_dir, data.part,
              data.tree.link_kind, data.tree.root, cfg.loader, len(train_data),
              f" on worker {cluster.rank} of {cluster.num_workers}" if cluster.distributed else "")
-    with open_run(out, cfg, data.classes, data.tree.data_fingerprint, _run_info(job, plan),
+    with open_run(out, cfg, plan, data.classes, data.tree.data_fingerprint, _run_info(job),
                   writes=cluster.is_root, resume_from=resume_from) as recorder:
-        hooks = RunHooks(cfg, parts, recorder, history, plan, job.show_progress, clock)
-        fit(parts, ctxs, cfg.epochs, sync_every=hooks.sync_every, start=start, hooks=hooks)
+        hooks = RunHooks(settings, parts, recorder, history, plan, budget, job.show_progress, clock)
+        fit(parts, ctxs, sync_every=hooks.sync_every, start=start, hooks=hooks)
         if cluster.distributed:
             # Identical on every worker if the updates really were synchronised (a test compares them).
             log.info("worker %d of %d: trained weights digest %s", cluster.rank, cluster.num_workers,
                      weights_digest(parts.net))
-        recorder.finish(hooks.history)
-    return Trained(out, hooks.history, cluster.is_root, hooks.run_length(cfg.epochs))
+        peak_mb = peak_memory_mb()
+        log.info("peak resident memory of the training process: %.2f GB (--batch-pieces %d)", peak_mb / 1024,
+                 settings.batch_pieces)
+        recorder.finish(hooks.history, peak_mb)
+    return Trained(out, hooks.history, cluster.is_root, plan.length.epochs)
 
 
-def _run_info(job: TrainingJob, plan: BudgetPlan | None) -> dict[str, Any]:
-    """What config.json records beside the settings."""
+def recipe_loaders(job: TrainingJob) -> Callable[[Config], tuple[Iterable, Iterable | None]]:
+    """The run's (training, validation) loaders for a recipe's settings, made once per batch size: airbench95's
+    wider recipe, which a time budget may choose, trains on batches of its own size."""
+    made: dict[int, tuple[Iterable, Iterable | None]] = {}
+
+    def loaders(recipe: Config) -> tuple[Iterable, Iterable | None]:
+        if recipe.batch_size not in made:
+            made[recipe.batch_size] = make_loaders(recipe, job.data, job.cluster, job.ctxs,
+                                                   with_valid=job.cluster.is_root,  # rank 0 validates
+                                                   show_progress=job.show_progress)
+        return made[recipe.batch_size]
+    return loaders
+
+
+def decide_plan(job: TrainingJob, net: gluon.Block, loaders: Callable[[Config], tuple[Iterable, Iterable | None]],
+                sample: np.ndarray | None, clock: Clock) -> tuple[RunPlan, gluon.Block, BudgetPlan | None]:
+    """Everything a fresh run decides before its first epoch, once: with --time-budget, its length, views and
+    recipe from this machine's measured speeds (plan_run: the recipe's network is returned, `net` or the wider
+    one's); its warm-up where --warmup-epochs is auto; and the precision already decided."""
+    cfg, budget = job.cfg, None
+    if cfg.time_budget:
+        planned = plan_run(cfg, job.data, net, this_machine(job.ctxs, job.cluster, job.data, loaders, job.precision,
+                                                            sample, clock))
+        recipe, net, budget = planned.cfg, planned.net, planned.plan
+        epochs, tta = budget.epochs, budget.tta
+        log.info("%s", budget.summary())
+    else:  # only a time budget weighs six views against epochs
+        recipe, epochs, tta = cfg, cfg.epochs, "flip" if cfg.tta == TTA_AUTO else cfg.tta
+    warmup = recipe.warmup_epochs
+    if warmup == WARMUP_AUTO:
+        warmup = auto_warmup_epochs(epochs)
+        log.info("--warmup-epochs auto: %d epoch(s) of warm-up for a %g-epoch run", warmup, epochs)
+    changed = {k: v for k, v in recipe.to_dict().items() if getattr(cfg, k) != v and k not in ("epochs", "warmup_epochs", "tta")}
+    plan = RunPlan(RunLength(epochs), warmup, tta, job.precision, changed, budget.as_record() if budget else None)
+    return plan, net, budget
+
+
+def _run_info(job: TrainingJob) -> dict[str, Any]:
+    """What config.json records beside the settings and the plan."""
     data = job.data
     return {"data_dir_resolved": os.path.abspath(data.data_dir), "split_seed": job.cfg.seed, "train_part": data.part,
             "n_train": data.n_train, "n_valid": data.n_valid, "contexts": [str(c) for c in job.ctxs],
-            "workers": job.cluster.num_workers, "precision_used": job.precision, "startup": STARTUP.as_record(),
-            **({"time_budget_plan": plan.as_record()} if plan else {})}
+            "workers": job.cluster.num_workers, "startup": STARTUP.as_record()}
 
 
 def _restore(last: checkpoint.Checkpoint, parts: TrainingParts,
@@ -163,43 +205,3 @@ def _restore(last: checkpoint.Checkpoint, parts: TrainingParts,
     log.info("resuming %s at epoch %d, batch %d of %d", os.path.dirname(last.path), start.epoch, start.batches,
              parts.batches_per_epoch)
     return [EpochResult(**row) for row in last.history], start
-
-
-def resume_config(run: str, overrides: dict[str, Any]) -> Config:
-    """The run's saved config with `overrides` applied; only RESUMABLE settings may change."""
-    saved, _ = rundir.load(run)
-    wanted = Config.from_dict({**saved.to_dict(), **{k: v for k, v in overrides.items() if v is not None}})
-    changed = changed_settings(saved, wanted)
-    if changed:
-        listed = ", ".join(f"--{flag(k)} ({old} -> {new})" for k, (old, new) in changed.items())
-        raise ConfigError(f"cannot change {listed} when resuming {run}: only {', '.join(RESUMABLE)} may change. "
-                          "Start a new run (another --out) to train with different settings")
-    return wanted
-
-
-def resume(run: str, cfg: Config, ctxs: list[mx.Context], show_progress: bool = True,
-           data_dir: str | None = None) -> Trained:
-    """Continue run `run` from RUN/checkpoint-last.zip with `cfg` (from resume_config); `data_dir`:
-    the layout already resolved from cfg.data_dir, if the caller has it."""
-    precision = training_precision(cfg, ctxs)
-    with rundir.locked(run):
-        pass  # only to fail at once, named, while another process still runs it
-    last = checkpoint.read(os.path.join(run, checkpoint.LAST))
-    changed = changed_settings(Config.from_dict(last.config, last.path), cfg)
-    if changed:
-        raise ConfigError(f"{last.path} was written with other settings than {run}/config.json "
-                          f"({', '.join(f'{k}: {a} vs {b}' for k, (a, b) in changed.items())}): it does not belong "
-                          "to this run; start a new run")
-    if last.progress.epoch > last_epoch(cfg.epochs):
-        raise ConfigError(f"{run} already finished its {cfg.epochs} epochs; pass --epochs with a larger number "
-                          "to train longer")
-    part = rundir.info(run).get("train_part", "train")  # RUN/retrain trained on train_valid
-    data = open_training_data(cfg, part, show_progress, data_dir)
-    labels, _, files = last.data_fingerprint.partition(":")  # older checkpoints hold the labels' digest alone
-    if data.tree.labels_sha256 != labels:
-        raise ConfigError(f"{data.data_dir}/trainLabels.csv changed since {run} started: resuming would train on "
-                          "other data. Restore the original labels or start a new run")
-    if files and data.tree.files_sha256 != files:
-        raise ConfigError(f"training images in {data.data_dir} were replaced or modified since {run} started (same "
-                          "labels, other files): resuming would train on other data. Restore them or start a new run")
-    return run_training(training_job(cfg, ctxs, data, precision, show_progress), run, last)
