@@ -80,7 +80,11 @@ def test_ctrl_c_while_the_libraries_load_is_one_line_not_a_traceback(tmp_path):
     started = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--demo", "--out",
                                 str(tmp_path / "run")], stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "GLUON_CIFAR_CACHE": str(tmp_path / "cache")})
-    time.sleep(0.5)  # inside the imports (they take seconds), or just after them: one line either way
+    # Ctrl-C once MXNet's library is mapped: inside `import mxnet`, whose Python modules take a second or more
+    # after it, however slow or busy the host (a fixed delay could land before Python's own start-up ends)
+    deadline = time.monotonic() + 120
+    while not loaded(started.pid, "libmxnet") and started.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     started.send_signal(signal.SIGINT)
     _, err = started.communicate(timeout=120)
     assert started.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
@@ -96,3 +100,12 @@ def test_a_run_whose_download_moved_names_the_download_not_a_folder_inside_it(ru
     code, err = run_in_process("submit.py", "--run", run_copy, "--out", tmp_path / "s.csv", capsys=capsys)
     assert code == 2 and f"the data {moved} does not exist (moved or deleted?): give --data-dir" in err, err
     assert f"{moved}/test" not in err
+
+
+def loaded(pid: int, library: str) -> bool:
+    """Whether process `pid` has mapped a shared library whose name holds `library`."""
+    try:
+        with open(f"/proc/{pid}/maps", encoding="utf-8") as maps:
+            return library in maps.read()
+    except OSError:
+        return False
