@@ -79,9 +79,11 @@ def measure(data_dir: str, preset: str, seed: int, work: str, dtype: str, flags:
             **({"planned_epochs": cuts[0]["epochs_before"], "time_budget_replans": cuts} if cuts else {}),
             **({"contend_after_min": contend_after} if contend_after is not None else {}),
             **({"contend_until_min": contend_until} if contend_until is not None else {}),
+            "trained_model": plan["recipe"].get("model", config["model"]),  # the wider one, where the budget chose it
             "tta": plan["tta"], "train_s": trained.seconds, "submit_s": submitted.seconds,
             "total_s": trained.seconds + submitted.seconds, "holdout_acc": accuracy,
-            "peak_memory": max(trained.peak_memory, submitted.peak_memory), **stamp()}
+            "peak_memory": max(trained.peak_memory, submitted.peak_memory),
+            "train_peak_memory": trained.peak_memory, "submit_peak_memory": submitted.peak_memory, **stamp()}
 
 
 def peer_zips(data_dir: str, out: str) -> tuple[str, str]:

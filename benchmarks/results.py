@@ -40,6 +40,8 @@ class Recipe:
     recipe: str = ""
 
 
+WIDE_MODEL = "fastnet_wide"  # gluon_cifar.presets.WIDE_MODEL, named here: this script needs no MXNet
+
 RECIPES = (
     Recipe("cpu-fast", "cpu-fast", since="b980032", recipe="airbench94_muon's recipe: Muon, batches of 2000"),
     Recipe("cpu-fast-sgd", "cpu-fast", since="037acb6", until="b980032",  # cpu-fast's recipe until b980032
@@ -103,11 +105,14 @@ def rows(records: list[dict]) -> list[str]:
         commits = sorted({r["commit"] for r in runs}, key=lambda c: [r["commit"] for r in runs].index(c))
         epochs = sorted({r["epochs"] for r in runs})
         name = "the peer" if recipe.preset == "peer" else f"`{recipe.preset}`"
+        wider = sorted({r["trained_model"] for r in runs if r.get("trained_model") == WIDE_MODEL})
+        trained = f" ({wider[0]}: the budget chose airbench95's wider recipe)" if wider else ""
         lines.append(f"| {name} ({recipe.recipe}) | {machine} | `{command(recipe, runs[0], seeds)}` | {', '.join(commits)} "
                      f"| {', '.join(map(str, seeds))}{f' ({len(runs)} runs)' if len(runs) > len(seeds) else ''} "
                      f"| **{statistics.mean(accuracy):.4f}** ({min(accuracy):.4f}–{max(accuracy):.4f}) "
                      f"| {statistics.mean(minutes):.1f} ({min(minutes):.1f}–{max(minutes):.1f}) "
-                     f"| {'–'.join(f'{e:g}' for e in (epochs[0], epochs[-1])) if len(epochs) > 1 else f'{epochs[0]:g}'} |")
+                     f"| {'–'.join(f'{e:g}' for e in (epochs[0], epochs[-1])) if len(epochs) > 1 else f'{epochs[0]:g}'}"
+                     f"{trained} |")
     return lines
 
 

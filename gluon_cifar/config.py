@@ -216,7 +216,9 @@ def _upgraded(values: dict[str, Any]) -> dict[str, Any]:
 
 # Settings that may change when a run is resumed: none of them changes what is computed, except
 # `epochs`, which extends (or shortens) the run (its plan's length), and `tta`, its plan's views.
-RESUMABLE = ("epochs", "num_workers", "gpus", "cpus", "sync_every", "checkpoint_every", "tta", "tensorboard")
+# The settings --resume may change: none changes what the run trains on (--data-dir: the same data's new place,
+# checked against the checkpoint's fingerprint).
+RESUMABLE = ("epochs", "num_workers", "gpus", "cpus", "sync_every", "checkpoint_every", "tta", "tensorboard", "data_dir")
 
 
 def changed_settings(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:

@@ -435,3 +435,27 @@ def test_resume_after_a_training_image_was_replaced_says_so(tmp_path, capsys):
     code, err = run("train.py", "--resume", tmp_path / "run", "--epochs", "2", "--no-progress", capsys=capsys)
     assert code == 2 and f"training images in {root} were replaced or modified since {tmp_path / 'run'} started" in err
     assert "Traceback" not in err
+
+
+def test_resume_goes_on_with_the_data_moved_to_where_data_dir_says_and_only_with_the_same_data(tmp_path, capsys):
+    """The data folder moved (to another disk: new paths and inodes) after a run's first epoch: --resume is
+    pointed at the new place with --data-dir, checks it holds the images the run trained on (labels, names and
+    sizes), trains on, and records the new place for submit.py. Other data at the new place is refused."""
+    root = write_layout(tmp_path / "data", LABELS, test_ids=range(1, 5), sample_ids=range(1, 5))
+    code, err = run("train.py", "--data-dir", root, *TRAIN, "--out", tmp_path / "run", capsys=capsys)
+    assert code == 0, err
+    shutil.copytree(root, tmp_path / "elsewhere" / "data")  # new inodes and mtimes: not the same files any more
+    shutil.rmtree(root)
+    code, err = run("train.py", "--resume", tmp_path / "run", "--epochs", "2", capsys=capsys)
+    assert code == 2 and f"the data {root} does not exist (moved or deleted?): give --data-dir" in err, err
+    other = write_layout(tmp_path / "other" / "data", LABELS)
+    Image.new("RGB", (32, 32), (9, 9, 9)).save(os.path.join(other, "train", "3.png"))  # a flat image: smaller
+    code, err = run("train.py", "--resume", tmp_path / "run", "--epochs", "2", "--data-dir", other, capsys=capsys)
+    assert code == 2 and f"the training images in {other} are not those {tmp_path / 'run'} trained on in {root}" in err
+    moved = tmp_path / "elsewhere" / "data"
+    code, err = run("train.py", "--resume", tmp_path / "run", "--epochs", "2", "--data-dir", moved, capsys=capsys)
+    assert code == 0, err
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["config"]["data_dir"] == str(moved) and saved["plan"]["epochs"] == 2
+    code, err = run("submit.py", "--run", tmp_path / "run", "--out", tmp_path / "s.csv", "--no-progress", capsys=capsys)
+    assert code == 0 and len((tmp_path / "s.csv").read_text().splitlines()) == 1 + 4, err

@@ -1,9 +1,9 @@
 """--time-budget: the epochs are chosen from speeds measured on this machine, and the run keeps to it."""
 import contextlib
 import dataclasses
-import importlib
 import json
 import math
+import random
 import re
 from types import SimpleNamespace
 
@@ -13,12 +13,15 @@ import pandas as pd
 import pytest
 from mxnet import gluon
 
-from gluon_cifar import STARTUP, presets
+from gluon_cifar import STARTUP, workflow
 from gluon_cifar.commands.submit import main as submit_command
+from gluon_cifar.commands.train import get_args_parser as train_parser
 from gluon_cifar.commands.train import main as train_command
 from gluon_cifar.config import Config
+from gluon_cifar.contexts import resolve_contexts
 from gluon_cifar.distributed.cluster import connect
 from gluon_cifar.errors import ConfigError
+from gluon_cifar.flags import config_from_args
 from gluon_cifar.presets import PRESETS, widened
 from gluon_cifar.runs import checkpoint, rundir
 from gluon_cifar.runs.recorder import open_run
@@ -28,6 +31,7 @@ from gluon_cifar.training.budget import (
     SAFETY,
     SIX_VIEWS_FROM,
     SIX_VIEWS_FROM_EPOCHS,
+    VALIDATION_COST,
     BudgetPlan,
     choose_epochs,
     choose_tta,
@@ -38,12 +42,12 @@ from gluon_cifar.training.budget import (
 )
 from gluon_cifar.training.engine import fit
 from gluon_cifar.training.parts import build_training
-from gluon_cifar.training.replan import replan
+from gluon_cifar.training.replan import Replan, planned_s, replan
 from gluon_cifar.training.reporting import RunHooks
 from gluon_cifar.training.run_plan import RunLength, RunPlan
 from gluon_cifar.training.schedules import learning_rate
 from gluon_cifar.training.timing import measure_rate
-from gluon_cifar.workflow.budget import Measuring, measure_speeds, plan_measured, plan_run
+from gluon_cifar.workflow.budget import Budgeting, Measuring, measure_speeds, plan_measured, plan_run, this_machine
 from gluon_cifar.workflow.predict_timing import PREDICT_SAMPLE, PredictionTiming, _sample_predictor, prediction_sample
 from tests.conftest import BF16_REFUSED, run_script
 
@@ -216,7 +220,7 @@ def test_a_run_that_slows_down_is_cut_to_the_epochs_that_fit_at_the_new_pace():
     assert cut.epochs == 12.8 and cut.end_s <= chosen.budget_s
     left = chosen.budget_s - age
     assert cut.end_s - age <= SAFETY * left < cut.end_s - age + late_epoch / 10  # as many tenths as fit, none more
-    assert "epoch 10 took 1.67x its planned time" in cut.summary()
+    assert "after epoch 10 the run takes 1.67x its planned time" in cut.summary()
     assert "training ends after 12.8 epochs instead of 14.4" in cut.summary()
     assert cut.as_record()["epochs"] == cut.epochs
 
@@ -256,16 +260,23 @@ def seed0_plan():
 
 
 def test_a_run_ahead_of_its_plan_gets_the_epochs_that_fit():
-    """That run's epoch 2 took 167.0 s of the 184.5 planned; it ended at 18.9 minutes of 24.35 with
-    6 epochs. Lengthened after epoch 2 (the warm-up's last), 7.3 end inside the plan's own margin; 7.4 do not."""
+    """That run's epoch 2 took 167.0 s of the 184.5 planned; it ended at 18.9 minutes of 24.35 with 6 epochs.
+    After epoch 2 (the whitening bias still learning) it is lengthened at that pace for epoch 3 alone: the later,
+    frozen epochs and the prediction, which it has not timed, are not expected to beat their plan (6.8 epochs).
+    Once a frozen epoch ran as fast, to what ends inside the plan's own margin: 7.2; 7.3 would not."""
     chosen = seed0_plan()
     age = 122.84 + 162.49 + 167.01  # the preparation, epochs 1 and 2 as they ran
     longer = replan(chosen, 6.5, 2, 167.01, age)
     assert longer.slowdown == pytest.approx(0.905, abs=0.001) and longer.uncut_end_s < chosen.budget_s
-    assert longer.epochs == 7.3 and longer.end_s <= SAFETY * chosen.budget_s
-    assert longer.end_s + longer.slowdown * chosen.later_epoch_s / 10 > SAFETY * chosen.budget_s  # 7.4 would not
+    assert longer.epochs == 6.8 and longer.end_s == pytest.approx(
+        age + 0.905 * chosen.epoch_s + 3.8 * chosen.later_epoch_s + chosen.predict_s, abs=1)
     assert longer.tta == "flip"  # the views it was planned and timed with
-    assert "training goes on for 7.3 epochs instead of 6.5" in longer.summary()
+    assert "training goes on for 6.8 epochs instead of 6.5" in longer.summary()
+    epoch_3, epoch_4 = 0.905 * chosen.epoch_s, 0.905 * chosen.later_epoch_s
+    assert replan(chosen, 6.8, 3, epoch_3, age + epoch_3, earlier_s={2: 167.01}).epochs == 6.8
+    frozen = replan(chosen, 6.8, 4, epoch_4, age + epoch_3 + epoch_4, earlier_s={2: 167.01, 3: epoch_3})
+    assert frozen.slowdown == pytest.approx(0.905) and frozen.epochs == 7.2 and frozen.end_s <= SAFETY * chosen.budget_s
+    assert frozen.end_s + frozen.slowdown * chosen.later_epoch_s / 10 > SAFETY * chosen.budget_s  # 7.3 would not
     on_pace = replan(chosen, 6.5, 2, chosen.epoch_s, chosen.elapsed_s + 2 * chosen.epoch_s)
     assert on_pace.epochs == 6.5  # on pace: the plan's margin is kept, not spent
 
@@ -274,7 +285,8 @@ def test_a_lengthened_run_takes_six_views_where_they_now_pay():
     """The 24.35-minute run at 961c880 (docs/BENCHMARKS.md): planned 8 epochs (8.6 in tenths) from 322
     img/s, flip views (six would have left 8.5: too young), lengthened to 10 after epoch 2 at 0.82x its
     plan, and still predicted with 2 views; 6 scored 0.24 points more on those weights. Six views timed
-    at 262 img/s."""
+    at 262 img/s. Now: after epoch 2, 9 epochs (epoch 3 at that pace, the frozen epochs and the prediction,
+    not timed yet, at their plan's); after epoch 4, the first frozen one, as fast, 10.2 with six views."""
     flip = plan(budget_s=1461.0, elapsed_s=100.27, train_images_per_s=322.042, train_images=44_032, valid_images=0,
                 test_images=5_000, predict_images_per_s=405.309, min_epochs=3, later_images_per_s=319.562,
                 first_epochs=3, tta="flip")
@@ -284,27 +296,32 @@ def test_a_lengthened_run_takes_six_views_where_they_now_pay():
     chosen = choose_tta(flip, six, six.predict_s)
     assert (flip.epochs, six.epochs, chosen.tta) == (8.6, 8.5, "flip")
     age = 100.27 + 129.256 + 112.495  # the preparation, epochs 1 and 2 as they ran
-    longer = replan(chosen, 8.6, 2, 112.495, age, "flip")
-    assert (longer.epochs, longer.tta, longer.tta_before) == (10.3, "flip-shift", "flip") and longer.changes_views
-    assert longer.end_s == pytest.approx(age + longer.slowdown * (chosen.epoch_s + 7.3 * chosen.later_epoch_s
-                                                                  + six.predict_s))  # epoch 3, then 4-10.3
+    assert replan(chosen, 8.6, 2, 112.495, age, "flip").epochs == 9
+    pace = 112.495 / chosen.epoch_s
+    epoch_3, epoch_4 = pace * chosen.epoch_s, pace * chosen.later_epoch_s
+    longer = replan(chosen, 9, 4, epoch_4, age + epoch_3 + epoch_4, "flip", {2: 112.495, 3: epoch_3})
+    assert (longer.epochs, longer.tta, longer.tta_before) == (10.2, "flip-shift", "flip") and longer.changes_views
+    assert longer.end_s == pytest.approx(age + epoch_3 + epoch_4 + pace * 6.2 * chosen.later_epoch_s
+                                         + six.predict_s)  # epochs 5-10.2 at its pace, the prediction at its plan's
     assert longer.end_s <= SAFETY * chosen.budget_s
-    assert "training goes on for 10.3 epochs instead of 8.6" in longer.summary()
+    assert "training goes on for 10.2 epochs instead of 9" in longer.summary()
     assert "the submission predicts with flip-shift views" in longer.summary()
     # --tta flip given outright: the views stay; six views that would cost an epoch or leave 8: two stay
-    assert replan(flip, 8.6, 2, 112.495, age).tta == "flip"
+    after_4 = (age + epoch_3 + epoch_4, {2: 112.495, 3: epoch_3})
+    assert replan(flip, 9, 4, epoch_4, after_4[0], "", after_4[1]).tta == "flip"
     dear = dataclasses.replace(chosen, predict_s_by_tta=(("flip", flip.predict_s), ("flip-shift", 400.0)))
-    assert replan(dear, 8.6, 2, 112.495, age, "flip").tta == "flip"
-    # 9.2 epochs planned with two views (six, slow here, would leave 8.7); a run a little ahead keeps its
-    # 9.2 epochs and gains the six views: a replan of the views alone
+    assert replan(dear, 9, 4, epoch_4, after_4[0], "flip", after_4[1]).tta == "flip"
+    # 9.2 epochs planned with two views (six, slow here, would leave 8.9); a run a little ahead, epochs of both
+    # kinds timed, keeps its 9.2 epochs and gains the six views: a replan of the views alone
     def with_views(tta: str, rate: float) -> BudgetPlan:
         return plan(budget_s=26 * MIN, elapsed_s=100.27, train_images_per_s=322.042, train_images=44_032,
                     test_images=5_000, predict_images_per_s=rate, min_epochs=3,
                     later_images_per_s=319.562, first_epochs=3, tta=tta)
-    six_slow = with_views("flip-shift", 60.0)
+    six_slow = with_views("flip-shift", 100.0)
     nine = choose_tta(with_views("flip", 405.309), six_slow, six_slow.predict_s)
-    assert (nine.tta, nine.tta_considered) == ("flip", (("flip", 9.2), ("flip-shift", 8.7)))
-    same = replan(nine, 9.2, 2, 0.95 * nine.epoch_s, nine.elapsed_s + 2 * 0.95 * nine.epoch_s, "flip")
+    assert (nine.tta, nine.tta_considered) == ("flip", (("flip", 9.2), ("flip-shift", 8.9)))
+    ran = [0.97 * nine.epoch_s] * 3 + [0.97 * nine.later_epoch_s]
+    same = replan(nine, 9.2, 4, ran[3], nine.elapsed_s + sum(ran), "flip", {2: ran[1], 3: ran[2]})
     assert (same.epochs, same.tta) == (9.2, "flip-shift") and same.end_s <= SAFETY * nine.budget_s
     assert "training keeps its 9.2 epochs" in same.summary() and "predicts with flip-shift views" in same.summary()
 
@@ -330,8 +347,8 @@ def fit_on_a_faked_clock(run, cfg, min_epochs, ages, late_margin=False, plan=Non
     clock = iter(ages or ()).__next__  # read once after each epoch
     history = []
     with open_run(str(run), cfg, plan, list("abcdefghij"), "labels:files", {"n_train": 24}) as recorder:
-        fit(parts, ctxs, hooks=RunHooks(cfg, parts, recorder, history, plan, planned if ages else None,
-                                        show_progress=False, clock=clock))
+        fit(parts, ctxs, hooks=RunHooks(cfg, parts, recorder, history, plan, show_progress=False,
+                                        budget=planned if ages else None, clock=clock))
     with open(run / "config.json") as f:
         return parts, history, json.load(f)
 
@@ -346,7 +363,7 @@ def test_a_slowed_run_is_cut_short_on_the_shorter_schedule_and_says_so_in_its_fi
                                                       [30.0, 50.0, 70.0, 85.0])
     assert [h.epoch for h in history] == [1, 2, 3, 4]
     assert [h.examples for h in history] == [24, 24, 24, 18]  # 4 batches of 6, then 3
-    assert "epoch 2 took 2.00x its planned time" in caplog.text
+    assert "after epoch 2 the run takes 2.00x its planned time" in caplog.text
     assert "training ends after 3.7 epochs instead of 6" in caplog.text
     batches = parts.batches_per_epoch
     last_update = 3 * batches + 3
@@ -364,10 +381,10 @@ def test_a_slowed_run_is_cut_short_on_the_shorter_schedule_and_says_so_in_its_fi
 
 
 def test_a_run_well_ahead_of_its_plan_is_lengthened_on_the_longer_schedule(tmp_path, caplog):
-    """The same mechanism the other way: epoch 2, the warm-up's last, takes half its planned time, so 12.4
-    epochs end inside 90% of the 100-second budget instead of 6; every rate is then the 12.4-epoch run's.
-    --tta auto had chosen two views for 6 epochs; six (a 6-second prediction) fit the 12.4 and pay there
-    (two would fit 12.5)."""
+    """The same mechanism the other way: epoch 2, the warm-up's last, takes half its planned time, so 11.8
+    epochs end inside 90% of the 100-second budget instead of 6 (at that pace; the prediction, not timed since,
+    at its plan's); every rate is then the 11.8-epoch run's. --tta auto had chosen two views for 6 epochs; six
+    (a 6-second prediction) fit the 11.8 and pay there (two would fit 12)."""
     cfg = Config(epochs=6, lr=0.1, schedule="linear", warmup_epochs=2, lookahead_every=2, time_budget=100 / MIN,
                  tta="flip")
     views = {"tta": "flip", "tta_considered": (("flip", 6), ("flip-shift", 6)),
@@ -375,24 +392,24 @@ def test_a_run_well_ahead_of_its_plan_is_lengthened_on_the_longer_schedule(tmp_p
     with caplog.at_level("INFO"):  # 5 s an epoch from epoch 2 on
         parts, history, record = fit_on_a_faked_clock(tmp_path / "run", cfg, 3,
                                                       [30.0] + [35.0 + 5 * k for k in range(12)], **views)
-    assert [h.epoch for h in history] == list(range(1, 14)) and history[-1].examples == 12  # 1.6 batches: 2
-    assert "epoch 2 took 0.50x its planned time" in caplog.text
-    assert "training goes on for 12.4 epochs instead of 6" in caplog.text
-    batches, longer = parts.batches_per_epoch, dataclasses.replace(cfg, epochs=12.4)
-    assert [h.lr for h in history] == [learning_rate(longer, e * batches + 1, batches) for e in range(13)]
-    last_update = 12 * batches + 2
+    assert [h.epoch for h in history] == list(range(1, 13)) and history[-1].examples == 24  # 3.2 batches: 4
+    assert "after epoch 2 the run takes 0.50x its planned time" in caplog.text
+    assert "training goes on for 11.8 epochs instead of 6" in caplog.text
+    batches, longer = parts.batches_per_epoch, dataclasses.replace(cfg, epochs=11.8)
+    assert [h.lr for h in history] == [learning_rate(longer, e * batches + 1, batches) for e in range(12)]
+    last_update = 12 * batches
     assert parts.trainer.learning_rate == parts.learning_rate(last_update) == 0.0
-    assert parts.lookahead.decay(last_update) == 1.0 and parts.lookahead.decay(12 * batches) < 1.0
+    assert parts.lookahead.decay(last_update) == 1.0 and parts.lookahead.decay(last_update - 2) < 1.0
     assert "the submission predicts with flip-shift views" in caplog.text
-    assert (record["plan"]["epochs"], record["plan"]["tta"]) == (12.4, "flip-shift")  # what submit.py reads
+    assert (record["plan"]["epochs"], record["plan"]["tta"]) == (11.8, "flip-shift")  # what submit.py reads
     assert (rundir.load(str(tmp_path / "run"))[0].epochs, rundir.load(str(tmp_path / "run"))[0].tta) == (
-        12.4, "flip-shift")
+        11.8, "flip-shift")
     (longer_plan,) = record["plan"]["replans"]
-    assert (longer_plan["after_epoch"], longer_plan["epochs_before"], longer_plan["epochs"]) == (2, 6, 12.4)
-    assert (longer_plan["slowdown"], longer_plan["uncut_end_s"]) == (0.5, 57.5)
+    assert (longer_plan["after_epoch"], longer_plan["epochs_before"], longer_plan["epochs"]) == (2, 6, 11.8)
+    assert (longer_plan["slowdown"], longer_plan["uncut_end_s"]) == (0.5, 60.0)
     assert longer_plan["end_s"] == pytest.approx(90.0)
     assert (longer_plan["tta_before"], longer_plan["tta"]) == ("flip", "flip-shift")
-    assert checkpoint.read(str(tmp_path / "run" / checkpoint.LAST)).plan["epochs"] == 12.4
+    assert checkpoint.read(str(tmp_path / "run" / checkpoint.LAST)).plan["epochs"] == 11.8
 
 
 def test_a_run_on_pace_spends_the_margin_on_its_last_epochs_and_ends_inside_the_budget(tmp_path, caplog):
@@ -415,9 +432,10 @@ def test_a_run_on_pace_spends_the_margin_on_its_last_epochs_and_ends_inside_the_
 
 
 def test_a_run_lengthened_after_its_rate_began_to_fall_goes_on_down_from_it(tmp_path, monkeypatch, caplog):
-    """Lengthened twice once its decay has begun (warm-up: epoch 1): after epoch 2, on pace, to the 6.5
-    epochs the plan's margin holds (the faked plan says 6); after epoch 4, which took half its time, to
-    10.5. Every rate the run used is the one its saved config gives (what a resumed run trains with), no
+    """Lengthened three times once its decay has begun (warm-up: epoch 1): after epoch 2, on pace, to the 6.5
+    epochs the plan's margin holds (the faked plan says 6); after epoch 4, which took half its time, by the 5
+    s it saved (7 epochs: one fast epoch is not yet a faster host, `pace`); after epoch 5, as fast, to 10 at
+    that pace. Every rate the run used is the one its saved config gives (what a resumed run trains with), no
     rate ever rises after the warm-up, and it ends at 0 with the weights averaged. Repeated with its saved
     plan (as --config RUN and submit --retrain repeat it), it trains the same bits."""
     cfg = Config(epochs=6, lr=0.1, schedule="linear", warmup_epochs=1, lookahead_every=2, time_budget=100 / MIN)
@@ -427,30 +445,32 @@ def test_a_run_lengthened_after_its_rate_began_to_fall_goes_on_down_from_it(tmp_
                         lambda trainer, lr: (used.append(lr), set_rate(trainer, lr)))
     with caplog.at_level("INFO"):
         parts, history, record = fit_on_a_faked_clock(tmp_path / "run", cfg, 2,
-                                                      [30.0, 40.0, 50.0, 55.0, 60.0, 65.0, 70.0, 75.0, 80.0, 85.0,
-                                                       87.5])
+                                                      [30.0, 40.0, 50.0, 55.0, 60.0, 65.0, 70.0, 75.0, 80.0, 85.0])
     assert "training goes on for 6.5 epochs instead of 6" in caplog.text
-    assert "epoch 4 took 0.50x its planned time" in caplog.text
-    assert "training goes on for 10.5 epochs instead of 6.5" in caplog.text
-    assert [h.epoch for h in history] == list(range(1, 12)) and history[-1].examples == 12  # 2 of 4 batches
+    assert "after epoch 4 the run takes 1.00x its planned time" in caplog.text  # the median of epochs 2-4
+    assert "training goes on for 7 epochs instead of 6.5" in caplog.text
+    assert "after epoch 5 the run takes 0.50x its planned time" in caplog.text
+    assert "training goes on for 10 epochs instead of 7" in caplog.text
+    assert [h.epoch for h in history] == list(range(1, 11))
     saved = RunPlan.from_record(record["plan"], "config.json")
-    assert (saved.length.epochs, saved.length.changes) == (10.5, ((2, 6), (4, 6.5)))
-    assert [(r["after_epoch"], r["epochs"]) for r in saved.replans] == [(2, 6.5), (4, 10.5)]
+    assert (saved.length.epochs, saved.length.changes) == (10, ((2, 6), (4, 6.5), (5, 7)))
+    assert [(r["after_epoch"], r["epochs"]) for r in saved.replans] == [(2, 6.5), (4, 7), (5, 10)]
     batches = parts.batches_per_epoch
-    assert used == [learning_rate(cfg, u, batches, saved.length) for u in range(1, 43)]  # 10.5 epochs: 42 updates
+    assert used == [learning_rate(cfg, u, batches, saved.length) for u in range(1, 41)]  # 10 epochs: 40 updates
     assert used[:8] == [learning_rate(cfg, u, batches) for u in range(1, 9)]  # the planned run's, until the change
     assert used[3] == 0.1 and all(b <= a for a, b in zip(used[3:], used[4:]))  # down from the peak, no jump up
-    plain = dataclasses.replace(cfg, epochs=10.5)
-    assert learning_rate(plain, 17, batches) > used[15]  # a plain 10.5-epoch schedule would jump back up
-    assert used[-2] == used[-1] == parts.trainer.learning_rate == 0.0
-    assert parts.lookahead.decay(42) == 1.0 and parts.lookahead.decay(8) == Lookahead(
+    plain = dataclasses.replace(cfg, epochs=10)
+    assert learning_rate(plain, 17, batches) > used[15]  # a plain 10-epoch schedule would jump back up
+    assert used[-1] == parts.trainer.learning_rate == 0.0
+    assert parts.lookahead.decay(40) == 1.0 and parts.lookahead.decay(8) == Lookahead(
         parts.net, 2, batches, RunLength(6)).decay(8)  # the averaging too: over the length as it stood at each step
-    assert checkpoint.read(str(tmp_path / "run" / checkpoint.LAST)).plan["length_changes"] == [[2, 6], [4, 6.5]]
+    assert checkpoint.read(str(tmp_path / "run" / checkpoint.LAST)).plan["length_changes"] == [[2, 6], [4, 6.5],
+                                                                                               [5, 7]]
     # the saved plan is the whole run: trained again without a budget, the same rates and the same bits
     used.clear()
     again, _, repeated = fit_on_a_faked_clock(tmp_path / "again", cfg, 2, None, plan=saved.repeated())
-    assert used == [learning_rate(cfg, u, batches, saved.length) for u in range(1, 43)]
-    assert repeated["plan"]["replans"] == [] and repeated["plan"]["length_changes"] == [[2, 6], [4, 6.5]]
+    assert used == [learning_rate(cfg, u, batches, saved.length) for u in range(1, 41)]
+    assert repeated["plan"]["replans"] == [] and repeated["plan"]["length_changes"] == [[2, 6], [4, 6.5], [5, 7]]
     for param, repeated in zip(parts.net.collect_params().values(), again.net.collect_params().values()):
         np.testing.assert_array_equal(param.data().asnumpy(), repeated.data().asnumpy(), err_msg=param.name)
 
@@ -572,7 +592,7 @@ def test_the_budget_trains_the_wider_recipe_where_enough_of_its_epochs_fit():
 
 def test_the_budget_keeps_the_runs_recipe_where_the_wider_one_would_be_short():
     """23 minutes: fastnet 20.5 epochs, enough to time the wider recipe (twice 10), which then fits 8.8: fastnet
-    trains, planned again for the time both timings took (19.9 epochs). 20 minutes: fastnet 17.6 epochs, the
+    trains, planned once both were timed (19.9 epochs). 20 minutes: fastnet 17.6 epochs, the
     wider one not even timed; nor for another network, or without --wide-from-epochs."""
     planned, timed = plan_recipes(23)
     assert timed == ["fastnet", "put back fastnet", "fastnet_wide", "put back fastnet_wide"]
@@ -664,110 +684,123 @@ def test_a_budgeted_run_plans_itself_inside_the_budget_and_trains_what_it_decide
     assert chosen["epochs"] == left[chosen["tta"]] and f"--tta auto chose {chosen['tta']}" in trained.stderr
 
 
-def budgeted_and_fixed(tmp_path, monkeypatch, epochs: int, flags: list[str], fixed_flags: list[str]) -> tuple:
-    """A --time-budget run of cpu-fast on the demo data with the plan's epochs fixed at `epochs` and the
-    replanning after each epoch off (on a noisy host the budget changes a demo run's few-second epochs' count
-    so often that a twin of its final length would be another run), and the `--epochs` run of `fixed_flags`.
-    Returns both runs' config.json records and the plans made, after checking the two trained bit for bit
-    alike. Timing in chunks of 5 batches, at least 5 (not 10 s: the networks do not change with it)."""
-    plans = []
-    workflow_budget = importlib.import_module("gluon_cifar.workflow.budget")
-    real_plan, real_rate = workflow_budget.plan_measured, workflow_budget.measure_rate
+BUDGET_MIN = 600  # the in-process runs' budget: their lengths are what the given speeds make of it
 
-    def plan_of(*args, **kwargs):
-        plans.append(real_plan(*args, **kwargs))  # every measurement made, only the epochs fixed
-        return dataclasses.replace(plans[-1], epochs=epochs)
 
-    monkeypatch.setattr(workflow_budget, "plan_measured", plan_of)
-    monkeypatch.setattr(workflow_budget, "measure_rate",
-                        lambda *args, **kwargs: real_rate(*args, **{**kwargs, "min_seconds": 0}))
-    monkeypatch.setattr(RunHooks, "judge", lambda self, result: None)
-    common = ["--demo", "--preset", "cpu-fast", "--batch-size", "64", "--precision", "float32",
-              "--no-progress"]  # float32: AMP would stay switched on in this process
-    # (the plan counts this process's age as preparation: in pytest, the whole session's so far)
-    train_command([*common, *flags, "--time-budget", "600", "--out", str(tmp_path / "budgeted")])
-    train_command([*common, *fixed_flags, "--epochs", str(epochs), "--out", str(tmp_path / "fixed")])
+def given_speeds(epochs: dict[str, float], timed: list, replan=None) -> Budgeting:
+    """A run's budgeting whose measuring is this machine's (the run's own networks and loaders stepped and rewound
+    as a run does, the prediction timed as submit.py runs it) but reports the speeds at which a BUDGET_MIN-minute
+    plan trains `epochs[model]` of each recipe's epochs (+ 0.05, which the plan's tenths drop) and predicts in no
+    time: the plans are the real arithmetic's on given numbers, so the test knows each run's length however busy
+    the host. `timed` gets each recipe's (model, parameter count) as it is timed. After each epoch `replan`
+    decides (default: the run keeps its length; a demo epoch of seconds on a 600-minute plan would lengthen it)."""
+    def measuring(ctxs, cluster, data, loaders, precision, sample, clock):
+        real = this_machine(ctxs, cluster, data, loaders, precision, sample, clock)
+
+        def training_rate(probe, recipe):
+            real.training_rate(probe, recipe)  # the probe's steps, as a run takes them
+            timed.append((recipe.model, sum(p.data().size for p in probe.net.collect_params().values())))
+            images = probe.batches_per_epoch * probe.train_data.batch_size + data.n_valid * VALIDATION_COST
+            left_s = SAFETY * BUDGET_MIN * MIN - clock()  # the plan's margin kept, the time spent so far gone
+            return images * (epochs[recipe.model] + 0.05) / left_s
+
+        def prediction(recipe, ttas):
+            timing = real.prediction(recipe, ttas)
+            return dataclasses.replace(timing, images_per_s={views: 1e12 for views in ttas}, startup_s=0.0)
+
+        return dataclasses.replace(real, training_rate=training_rate, prediction=prediction)
+
+    def keeps_its_length(plan, epochs, done, last_epoch_s, age_s, tta="", earlier_s=None):
+        return Replan(done, epochs, epochs, 1.0, 0.0, 0.0, plan.budget_s)
+
+    return Budgeting(measuring=measuring, replan=replan or keeps_its_length)
+
+
+def train_budgeted(flags: list[str], out, budgeting: Budgeting) -> None:
+    """scripts/train.py with `flags` and a BUDGET_MIN-minute budget, kept by `budgeting`, in this process."""
+    args = train_parser().parse_args([*flags, "--time-budget", str(BUDGET_MIN), "--out", str(out), "--no-progress"])
+    cfg = config_from_args(args, args.preset)
+    workflow.train(cfg, resolve_contexts(cfg.gpu_ids(), cfg.cpus), str(out), show_progress=False, budgeting=budgeting)
+
+
+def budgeted_and_fixed(tmp_path, epochs: dict[str, float], flags: list[str], fixed_flags: list[str],
+                       budgeting_of=given_speeds) -> tuple[dict, list]:
+    """A --time-budget run of cpu-fast on the demo data whose plan gives each recipe `epochs[model]` epochs
+    (`given_speeds`), and the `--epochs` run of `fixed_flags` as long as the budgeted one. Returns both runs'
+    config.json records and the recipes timed, after checking the two trained bit for bit alike."""
+    timed = []
+    common = ["--demo", "--preset", "cpu-fast", "--batch-size", "64", "--precision", "float32"]
+    # (float32: AMP would stay switched on in this process)
+    train_budgeted([*common, *flags], tmp_path / "budgeted", budgeting_of(epochs, timed))
+    length = json.loads((tmp_path / "budgeted" / "config.json").read_text())["plan"]["epochs"]
+    train_command([*common, *fixed_flags, "--epochs", str(length), "--out", str(tmp_path / "fixed"), "--no-progress"])
     records = {}
     for run in ("budgeted", "fixed"):
         with open(tmp_path / run / "config.json") as f:
             records[run] = json.load(f)
-        assert records[run]["plan"]["epochs"] == len(pd.read_csv(tmp_path / run / "metrics.csv")) == epochs
-    assert records["budgeted"]["plan"]["time_budget"]["epochs"] == epochs and records["fixed"]["plan"]["time_budget"] is None
+        assert records[run]["plan"]["epochs"] == length
+        assert len(pd.read_csv(tmp_path / run / "metrics.csv")) == math.ceil(length)
+    assert records["fixed"]["plan"]["time_budget"] is None
     budgeted, reference = (mx.nd.load(str(tmp_path / run / "model.params")) for run in ("budgeted", "fixed"))
     assert budgeted.keys() == reference.keys()
     for name, value in reference.items():
         np.testing.assert_array_equal(budgeted[name].asnumpy(), value.asnumpy(), err_msg=name)
-    return records, plans
+    return records, timed
 
 
 @pytest.mark.slow
-def test_the_budgets_measuring_leaves_no_trace(tmp_path, monkeypatch):
+def test_the_budgets_measuring_leaves_no_trace(tmp_path):
     """A budgeted run is bit for bit the `--epochs N` run of its length: the measuring steps the run's own
     network, trainer and loader, and rewinds them."""
     small = ["--model", "fastnet_small"]
-    records, plans = budgeted_and_fixed(tmp_path, monkeypatch, 3, small, small)
-    assert plans and plans[-1].train_images_per_s > 0 and plans[-1].predict_images_per_s > 0
-    assert records["fixed"]["plan"]["tta"] == "flip"  # --tta auto without a budget
+    records, timed = budgeted_and_fixed(tmp_path, {"fastnet_small": 3}, small, small)
+    chosen = records["budgeted"]["plan"]["time_budget"]
+    assert chosen["epochs"] == 3 and chosen["train_images_per_s"] > 0 and [model for model, _ in timed] == [
+        "fastnet_small"]
+    assert records["fixed"]["plan"]["tta"] == "flip" == chosen["tta"]  # --tta auto: without a budget, or 3 epochs
 
 
 @pytest.mark.slow
-def test_a_budgeted_run_is_repeated_by_its_plan_not_planned_again(tmp_path, monkeypatch):
+def test_a_budgeted_run_is_repeated_by_its_plan_not_planned_again(tmp_path):
     """`submit --retrain` and `--config RUN` of a budgeted run repeat its length (cut here from 3 epochs to 2.5
-    after epoch 1, as a slowed host would) and plan nothing: the budget's measuring is not even reachable. The
-    run trains on every image (cpu-fast: no validation), so both repeats train its very bits."""
-    workflow_budget = importlib.import_module("gluon_cifar.workflow.budget")
-    real_plan = workflow_budget.plan_measured
-    monkeypatch.setattr(workflow_budget, "plan_measured",
-                        lambda *args, **kwargs: dataclasses.replace(real_plan(*args, **kwargs), epochs=3))
-    monkeypatch.setattr(RunHooks, "judge", lambda self, result: (
-        SimpleNamespace(epochs=2.5, tta="", as_record=lambda: {"after_epoch": 1, "epochs": 2.5})
-        if result.epoch == 1 else None))
+    after epoch 2, as a slowed host would) and plan nothing: no budget in their plans. The run trains on every
+    image (cpu-fast: no validation), so both repeats train its very bits."""
+    def cut_after_epoch_2(plan, epochs, done, last_epoch_s, age_s, tta="", earlier_s=None):
+        return Replan(done, epochs, 2.5 if done == 2 else epochs, 2.0, 0.0, 0.0, plan.budget_s)
+
     run = tmp_path / "run"
-    common = ["--preset", "cpu-fast", "--model", "fastnet_small", "--batch-size", "64", "--precision", "float32",
-              "--no-progress"]
-    train_command(["--demo", *common, "--time-budget", "600", "--out", str(run)])
+    common = ["--preset", "cpu-fast", "--model", "fastnet_small", "--batch-size", "64", "--precision", "float32"]
+    train_budgeted(["--demo", *common], run, given_speeds({"fastnet_small": 3}, [], cut_after_epoch_2))
     asked, plan = rundir.saved_run(str(run / "config.json"))
-    assert asked.time_budget == 600 and plan.budget["epochs"] == 3 and plan.length.changes == ((1, 3),)
+    assert asked.time_budget == BUDGET_MIN and plan.budget["epochs"] == 3 and plan.length.changes == ((2, 3),)
     assert len(pd.read_csv(run / "metrics.csv")) == 3 and plan.length.epochs == 2.5
-
-    def no_planning(*args, **kwargs):
-        raise AssertionError("a repeated run planned its budget again")
-
-    monkeypatch.setattr(workflow_budget, "plan_run", no_planning)
-    monkeypatch.setattr(importlib.import_module("gluon_cifar.workflow.train"), "plan_run", no_planning)
     assert submit_command(["--run", str(run), "--retrain", "--no-progress"]) == 0
     train_command(["--config", str(run), "--out", str(tmp_path / "again"), "--no-progress"])
     trained = mx.nd.load(str(run / "model.params"))
     for repeat in (run / "retrain", tmp_path / "again"):
         _, repeated = rundir.saved_run(str(repeat / "config.json"))
-        assert (repeated.length.epochs, repeated.length.changes, repeated.budget) == (2.5, ((1, 3),), None)
+        assert (repeated.length.epochs, repeated.length.changes, repeated.budget) == (2.5, ((2, 3),), None)
         again = mx.nd.load(str(repeat / "model.params"))
         for name, value in trained.items():
             np.testing.assert_array_equal(again[name].asnumpy(), value.asnumpy(), err_msg=f"{repeat}: {name}")
 
 
 @pytest.mark.slow
-def test_a_budget_that_chooses_the_wider_recipe_trains_it_as_its_epochs_run_would(tmp_path, monkeypatch):
-    """cpu-fast's fastnet, planned at 1 epoch, with --wide-from-epochs 0.5: the wider recipe is timed on a network
-    of its own and chosen; the run is bit for bit cpu-fast-sgd's `--model fastnet_wide` with airbench95's
-    learning rate and weight decay for 1 epoch (airbench95's recipe, not cpu-fast's Muon), and records both
-    recipes' plans. The wider recipe trains on batches of its own size (airbench95's, here 64), not the run's
-    (32): the fixed twin at 64 proves it."""
-    monkeypatch.setitem(presets.AIRBENCH94_SGD, "batch_size", 64)  # the demo's 900 images hold no batch of 1024
+def test_a_budget_that_chooses_the_wider_recipe_trains_it_as_its_epochs_run_would(tmp_path):
+    """cpu-fast's fastnet, planned at 2 epochs, with --wide-from-epochs 0.5: the wider recipe is timed on a network
+    of its own, planned at 1 epoch and chosen; the run is bit for bit cpu-fast-sgd's `--model fastnet_wide` with
+    airbench95's learning rate and weight decay for 1 epoch (airbench95's recipe, not cpu-fast's Muon), and records
+    both recipes' plans. The wider recipe trains on batches of its own size (here 64: the demo's 900 images hold no
+    batch of airbench95's 1024), not the run's (32): the fixed twin at 64 proves it."""
+    def budgeting(epochs, timed):  # (no warm-up: airbench95's needs 2 epochs at least, where 1 is enough here)
+        return dataclasses.replace(given_speeds(epochs, timed), wider=lambda cfg: dataclasses.replace(
+            widened(cfg), batch_size=64, warmup_epochs=0))
+
     wide = widened(Config(**PRESETS["cpu-fast"]))
-    workflow_budget, timed = importlib.import_module("gluon_cifar.workflow.budget"), []
-    real_speeds = workflow_budget.measure_speeds
-
-    def measure_speeds(cfg, data, probe, measuring):
-        speeds = real_speeds(cfg, data, probe, measuring)  # (after its steps: every shape is known)
-        timed.append((cfg.model, sum(p.data().size for p in probe.net.collect_params().values())))
-        return speeds
-
-    monkeypatch.setattr(workflow_budget, "measure_speeds", measure_speeds)
-    records, plans = budgeted_and_fixed(tmp_path, monkeypatch, 1, ["--model", "fastnet", "--wide-from-epochs", "0.5",
-                                                                   "--batch-size", "32"],
+    records, timed = budgeted_and_fixed(tmp_path, {"fastnet": 2, "fastnet_wide": 1},
+                                        ["--model", "fastnet", "--wide-from-epochs", "0.5", "--batch-size", "32"],
                                         ["--preset", "cpu-fast-sgd", "--model", "fastnet_wide", "--lr", repr(wide.lr),
-                                         "--wd", repr(wide.wd)])
+                                         "--wd", repr(wide.wd), "--warmup-epochs", "0"], budgeting)
     asked, plan = records["budgeted"]["config"], records["budgeted"]["plan"]
     assert asked["model"] == "fastnet" and plan["recipe"] == {  # what was asked for, and what the budget chose
         "model": "fastnet_wide", "optimizer": "sgd", "batch_size": 64, "lr": wide.lr, "wd": wide.wd,
@@ -776,13 +809,10 @@ def test_a_budget_that_chooses_the_wider_recipe_trains_it_as_its_epochs_run_woul
     assert (saved.model, saved.optimizer, saved.lr, saved.wd) == ("fastnet_wide", "sgd", wide.lr, wide.wd)
     assert saved.batch_size == 64 and asked["batch_size"] == 32  # it trained on batches of its own recipe's size
     chosen = plan["time_budget"]
-    assert chosen["model"] == "fastnet_wide" and [model for model, _ in chosen["recipes_considered"]] == [
-        "fastnet", "fastnet_wide"]
-    # each recipe timed on a network of its own (which of them runs faster is the host's business, not the test's:
-    # CI saw the narrow one measured slower while another test ran beside it)
-    (narrow, narrow_size), (wider, wide_size) = timed
+    assert chosen["model"] == "fastnet_wide" and chosen["recipes_considered"] == [["fastnet", 2], ["fastnet_wide", 1]]
+    assert chosen["epochs"] == plan["epochs"] == 1
+    (narrow, narrow_size), (wider, wide_size) = timed  # each recipe timed once, on a network of its own
     assert (narrow, wider) == ("fastnet", "fastnet_wide") and wide_size > 2 * narrow_size
-    assert all(p.train_images_per_s > 0 and p.predict_images_per_s > 0 for p in plans[-2:])
 
 
 @pytest.mark.slow
@@ -802,21 +832,21 @@ def test_bfloat16_training_runs_and_is_recorded(tmp_path):
     assert len(metrics) == 3 and metrics["train_loss"].is_monotonic_decreasing and metrics["train_acc"].iloc[-1] > 0.5
 
 
-def test_a_replan_costs_a_few_dozen_steps_however_long_the_budget_and_agrees_with_stepping(monkeypatch):
+def test_a_replan_costs_a_few_dozen_steps_however_long_the_budget_and_agrees_with_stepping():
     """A week's budget of 1-second epochs: stepping a tenth at a time took minutes, which the run then
-    counted as its own slowdown. The lengths found by bisection are the ones stepping finds."""
+    counted as its own slowdown. replan's one search, longest_tenths, asks a few dozen lengths however long the
+    run; the lengths it finds are the ones stepping finds."""
     from gluon_cifar.training import replan as replanning
     week = plan(budget_s=10080 * MIN, elapsed_s=60.0, train_images_per_s=1000.0, train_images=1000, test_images=0,
                 predict_images_per_s=1.0, min_epochs=1)
     assert week.epochs == in_tenths((SAFETY * 10080 * MIN - 60) / 1.0) == 544_260
-    calls = []
-    spy = replanning.planned_s
-    monkeypatch.setattr(replanning, "planned_s", lambda *args: calls.append(args) or spy(*args))
     ahead = replan(week, week.epochs, 2, 0.5, 62.0)  # twice as fast: lengthened to what ends by the margin
-    assert ahead.epochs == in_tenths(2 + (SAFETY * 10080 * MIN - 62) / 0.5) and len(calls) < 200
-    calls.clear()
+    assert ahead.epochs == in_tenths(2 + (SAFETY * 10080 * MIN - 62) / 0.5)
     behind = replan(week, week.epochs, 2, 2.0, 64.0)  # twice as slow: cut
-    assert behind.epochs == in_tenths(2 + SAFETY * (10080 * MIN - 64) / 2.0) and len(calls) < 200
+    assert behind.epochs == in_tenths(2 + SAFETY * (10080 * MIN - 64) / 2.0)
+    asked = []
+    found = replanning.longest_tenths(week.epochs, lambda n: asked.append(n) or n <= ahead.epochs)
+    assert found == ahead.epochs and len(asked) < 100  # from 544,260 epochs to 1,088,518: 45 lengths asked
     for start, end_by in ((3, 7.25), (3, 3.05), (9.3, 100.0)):  # against a tenth at a time
         stepped = start
         while round(stepped + 0.1, 1) <= end_by:
@@ -824,3 +854,59 @@ def test_a_replan_costs_a_few_dozen_steps_however_long_the_budget_and_agrees_wit
         assert replanning.longest_tenths(start, lambda n: n <= end_by) == stepped
     assert replanning.longest_tenths(3, lambda n: n <= 7.25, below=5) == 4.9  # below `below`, not at it
     assert replanning.longest_tenths(3, lambda n: n <= 3.05, below=5) == 3
+
+
+def run_through(chosen: BudgetPlan, pace_of) -> tuple[list[tuple[int, float]], float]:
+    """A run of `chosen` as RunHooks replans it after each epoch from the second, epoch k taking pace_of(k) times
+    its planned seconds: the (epoch, new length) of each change, and when the run and its prediction end."""
+    epochs, age, earlier, changes, done = chosen.epochs, chosen.elapsed_s, {}, [], 0
+    while done < epochs:
+        done += 1
+        seconds = pace_of(done) * planned_s(chosen, done - 1, min(done, epochs))
+        age += seconds
+        if done > 1:
+            decided = replan(chosen, epochs, done, seconds, age, "", earlier)
+            if decided.epochs != epochs:
+                changes.append((done, decided.epochs))
+                epochs = decided.epochs
+            earlier[done] = seconds
+    return changes, age + chosen.predict_s
+
+
+def test_a_runs_own_noise_does_not_swing_its_length():
+    """--time-budget 1.5 with sub-second epochs, each a fifth faster or slower at random: its length changed
+    39-45 times in 5 such runs, between 70 and 101 epochs, when each epoch's pace alone decided. With the median
+    of the latest epochs (`pace`) and a lengthening worth at least 2% of the budget: at most 8, and every run
+    still ends inside its 90 seconds."""
+    short = plan(budget_s=90.0, elapsed_s=10.0, train_images_per_s=1000.0, train_images=800, test_images=2_000,
+                 predict_images_per_s=1000.0, min_epochs=1, predict_startup_s=3.0)
+    assert short.epochs == 82.5
+    for seed in range(5):
+        rng = random.Random(seed)
+        changes, end_s = run_through(short, lambda epoch: rng.uniform(0.8, 1.2))
+        assert len(changes) <= 8 and 0.9 * short.budget_s < end_s <= short.budget_s, (seed, changes, end_s)
+
+
+def test_the_first_epochs_pace_is_not_taken_for_the_later_ones():
+    """cpu-fast on the Zen 4 (benchmarks/holdout.jsonl, seed 0): epochs 2-3, the whitening bias still learning,
+    ran at 0.79x their probe's time, the frozen ones at 0.98x theirs; the run was lengthened from 18.3 to 24.8
+    epochs, then cut to 20.2 once a frozen epoch showed its pace. Here the later epochs and the prediction are
+    not expected to beat their plan before they have been timed: no cut follows a lengthening."""
+    zen4 = plan(budget_s=45 * MIN, elapsed_s=150.0, train_images_per_s=387.0, later_images_per_s=470.0,
+                first_epochs=3, train_images=44_000, test_images=300_000, predict_images_per_s=700.0, min_epochs=1)
+    changes, end_s = run_through(zen4, lambda epoch: 1.3 if epoch == 1 else 0.79 if epoch <= 3 else 0.98)
+    lengths = [zen4.epochs] + [epochs for _, epochs in changes]
+    assert lengths == sorted(lengths) and lengths[-1] - lengths[0] <= 2 and end_s <= zen4.budget_s
+
+
+def test_a_host_that_slows_down_is_cut_after_two_epochs_and_near_the_end_at_once():
+    """The holdout plan (epochs of 78 s from the 4th on), its host 1.67x slower from epoch k on: from epoch 10,
+    cut after epoch 11 (the median of the latest three shows it); from epoch 13, with under 3 epochs left, after
+    epoch 13 itself. One slow epoch alone changes nothing. Every run ends inside its budget."""
+    chosen = holdout_plan()
+    changes, end_s = run_through(chosen, lambda epoch: 1.67 if epoch >= 10 else 1.0)
+    assert [epoch for epoch, epochs in changes if epochs < chosen.epochs] == [11] and end_s <= chosen.budget_s
+    changes, end_s = run_through(chosen, lambda epoch: 1.67 if epoch >= 13 else 1.0)
+    assert changes[-1][0] == 13 and changes[-1][1] < changes[-2][1] and end_s <= chosen.budget_s
+    changes, end_s = run_through(chosen, lambda epoch: 1.67 if epoch == 6 else 1.0)
+    assert all(epochs >= chosen.epochs for _, epochs in changes) and end_s <= chosen.budget_s

@@ -161,8 +161,9 @@ def iter_pngs(member: Member, folder: str,
 
 @contextlib.contextmanager
 def _libarchive_warnings_logged_quietly() -> Iterator[None]:
-    """libarchive-c logs the C library's warnings (e.g. about a digest it cannot check) at WARNING:
-    noise to a user, since every member is checked here; they go to our debug log instead."""
+    """libarchive-c logs the C library's notes: on import, at INFO, what it lacks (libarchive 3.6: "doesn't
+    support modifying entry digests", on every run from an archive); while reading, at WARNING, a digest it
+    cannot check. Noise to a user, since every member is checked here: they go to our debug log instead."""
     def to_debug(record: logging.LogRecord) -> bool:
         log.debug("libarchive: %s", record.getMessage())
         return False
@@ -246,7 +247,8 @@ def _zip(path: str) -> Iterator[zipfile.ZipFile]:
 
 def _libarchive():
     try:
-        import libarchive
+        with _libarchive_warnings_logged_quietly():  # its import notes, at INFO, what the C library lacks
+            import libarchive
     except (ImportError, OSError) as exc:  # OSError: the binding is there, the system library is not
         raise ConfigError(f"{_INSTALL} ({exc})") from None
     return libarchive

@@ -58,11 +58,18 @@ def files_identity(paths: list[str]) -> str:
     on this is rebuilt rather than served stale; the split tree's hard links keep the old inode
     alive, so it cannot be handed to the new file. Not the change time: linking a split tree (or
     removing an old one) changes every source's ctime, which would invalidate every cache."""
-    digest = hashlib.sha256()
+    return file_identities(paths)[0]
+
+
+def file_identities(paths: list[str]) -> tuple[str, str]:
+    """`files_identity(paths)`, and a digest of the files' names and sizes alone (`portable`): the same files
+    moved to another folder or disk (a resumed run's data, moved) keep it, where their inodes and paths change."""
+    digest, portable = hashlib.sha256(), hashlib.sha256()
     for path in paths:
         st = os.stat(path)
         digest.update(f"{os.path.abspath(path)}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+        portable.update(f"{os.path.basename(path)}\0{st.st_size}\n".encode())
+    return digest.hexdigest(), portable.hexdigest()
 
 
 def first_few(items: list) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..atomic import exclusive
-from .images import files_identity
+from .images import file_identities
 from .kaggle import LabelledImages
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,12 @@ class SplitTree:
     link_kind: str  # "hardlink" or "symlink"
     labels_sha256: str  # of the id,label list: tells whether a run's data changed under it
     files_sha256: str = ""  # images.files_identity of the linked images: tells whether one was replaced
+    names_sha256: str = ""  # their names and sizes alone (images.file_identities): the same images, moved
 
     @property
     def data_fingerprint(self) -> str:
-        """What a checkpoint records of its data: the labels and the images' identity."""
-        return f"{self.labels_sha256}:{self.files_sha256}"
+        """What a checkpoint records of its data: the labels, the images' identity, their names and sizes."""
+        return f"{self.labels_sha256}:{self.files_sha256}:{self.names_sha256}"
 
     def folder(self, part: str) -> str:
         return os.path.join(self.root, part)
@@ -71,8 +72,9 @@ def _fingerprint(images: LabelledImages, data_dir: str, valid_ratio: float, seed
     digest = hashlib.sha256()
     for image_id, label in zip(images.ids, images.labels):
         digest.update(f"{image_id},{label}\n".encode())
+    files, names = file_identities(images.paths)
     return {"version": TREE_VERSION, "data_dir": os.path.abspath(data_dir), "valid_ratio": valid_ratio,
-            "seed": seed, "labels_sha256": digest.hexdigest(), "files_sha256": files_identity(images.paths)}
+            "seed": seed, "labels_sha256": digest.hexdigest(), "files_sha256": files, "names_sha256": names}
 
 
 def _link(src: str, dst: str, use_symlink: bool) -> bool:
@@ -111,7 +113,7 @@ def _reuse_or_build(images: LabelledImages, root: str, fingerprint: dict, valid_
         if manifest.get("fingerprint") == fingerprint:
             log.info("reusing split tree %s", root)
             return SplitTree(root, manifest["n_train"], manifest["n_valid"], manifest["link_kind"],
-                             fingerprint["labels_sha256"], fingerprint["files_sha256"])
+                             fingerprint["labels_sha256"], fingerprint["files_sha256"], fingerprint["names_sha256"])
         log.info("split inputs changed (labels, settings or image files): rebuilding %s", root)
 
     train, valid = split_train_valid(images, valid_ratio, seed)
@@ -133,7 +135,7 @@ def _reuse_or_build(images: LabelledImages, root: str, fingerprint: dict, valid_
     os.replace(tmp, root)
     log.info("built split tree %s (%d train, %d valid, %ss)", root, len(train), len(valid), link_kind)
     return SplitTree(root, len(train), len(valid), link_kind, fingerprint["labels_sha256"],
-                     fingerprint["files_sha256"])
+                     fingerprint["files_sha256"], fingerprint["names_sha256"])
 
 
 FEW = 0.25  # a class with fewer images than this share of the median class is worth a warning

@@ -5,8 +5,9 @@ loop applies to the run's length (engine.fit) and the run's plan records."""
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 from ..settings import whole_if_integral
 from .budget import (
@@ -19,6 +20,15 @@ from .budget import (
     training_s,
 )
 
+# A run ahead of its plan is lengthened only by at least this share of its budget (54 s of 45 minutes): its
+# margin, spent late in the run a quarter of the time left at a time, would otherwise add a tenth of an epoch
+# after nearly every epoch (seen: 40 changes of length in 82 sub-second epochs of a 1.5-minute budget).
+MIN_LENGTHENING = 0.02
+# The run's pace is the median of its latest epochs (`pace`): at least 3, and at least 5% of the budget's
+# seconds of them (sub-second epochs jitter by a fifth, more than the plan's margin over the run left).
+PACE_OF = 3
+PACE_WINDOW = 0.05
+
 
 @dataclass(frozen=True)
 class Replan:
@@ -27,7 +37,7 @@ class Replan:
     after_epoch: int
     epochs_before: float
     epochs: float  # the new length, in tenths (< epochs_before: the run was cut short; >: lengthened)
-    slowdown: float  # the epoch just finished took this many times its planned seconds
+    slowdown: float  # the run's pace (`pace`): its epochs take this many times their planned seconds
     uncut_end_s: float  # when the run would end, its submission included, at that pace with epochs_before
     end_s: float  # the same with `epochs` (and `tta`)
     budget_s: float
@@ -43,8 +53,8 @@ class Replan:
         return bool(self.tta_before) and self.tta != self.tta_before
 
     def summary(self) -> str:
-        pace = (f"epoch {self.after_epoch} took {self.slowdown:.2f}x its planned time: at this pace the run and its "
-                "submission")
+        pace = (f"after epoch {self.after_epoch} the run takes {self.slowdown:.2f}x its planned time: at this pace "
+                "the run and its submission")
         six = (f"; the submission predicts with {self.tta} views (six pay from {self.six_views_from:g} epochs on"
                + (", and they fit)" if self.tta == "flip-shift" else ")")) if self.changes_views else ""
         if self.epochs > self.epochs_before:
@@ -71,28 +81,38 @@ def planned_s(plan: BudgetPlan, start: float, end: float) -> float:
     return until(end) - until(start)
 
 
-def replan(plan: BudgetPlan, epochs: float, done: int, last_epoch_s: float, age_s: float, tta: str = "") -> Replan:
+def replan(plan: BudgetPlan, epochs: float, done: int, last_epoch_s: float, age_s: float, tta: str = "",
+           earlier_s: Mapping[int, float] | None = None) -> Replan:
     """The run's length after `done` of its `epochs` epochs, the last taking `last_epoch_s` (wall clock),
-    `age_s` seconds into the process, predicting with `tta` (default: the plan's views): `epochs` while
-    the remaining epochs and the prediction, at that epoch's pace relative to the plan, still end inside
-    the budget; else the most, in tenths, that fill SAFETY of the time left (the pace of a slowed host, as
-    measured), and never fewer than plan.min_epochs or `done + 1` (the schedule needs an epoch to wind down
-    in). A run ahead of its plan, and not yet at its end, gets the most epochs, in tenths, that end inside
-    margin_s at its pace (a fast epoch may not last: a wider margin than a cut's): early on the plan's own,
-    so a run merely on pace keeps its length; late, a quarter of the time left, so the run's last epochs
-    spend what the plan kept for a slowdown that did not come. (The schedule follows without a jump either
-    way: schedules.learning_rate follows the run's RunLength.)
+    `age_s` seconds into the process, predicting with `tta` (default: the plan's views); `earlier_s`: the
+    wall clock of the run's earlier judged epochs, by epoch. `epochs` while the remaining epochs and the
+    prediction, at the run's pace (`pace`), still end inside the budget; else the most, in tenths, that fill
+    SAFETY of the time left (the pace of a slowed host, as measured), and never fewer than plan.min_epochs or
+    `done + 1` (the schedule needs an epoch to wind down in). A run ahead of its plan, and not yet at its end,
+    gets the most epochs, in tenths, that end inside margin_s at its pace (a fast epoch may not last: a wider
+    margin than a cut's), if they add at least MIN_LENGTHENING of the budget: early on the plan's own margin,
+    so a run merely on pace keeps its length; late, a quarter of the time left, so the run's last epochs spend
+    what the plan kept for a slowdown that did not come. (The schedule follows without a jump either way:
+    schedules.learning_rate follows the run's RunLength.)
     Where `--tta auto` chose the views (both were timed), they are weighed again by `six_views_pay`: six
     give way to two if a cut leaves fewer than plan.six_views_from (they cost a young network accuracy),
     and a run ahead of its plan takes six in place of two where, at its pace, they pay (the plan could
     not afford them)."""
-    slowdown = last_epoch_s / planned_s(plan, done - 1, min(done, epochs))  # the run's last epoch: its share
+    slowdown = pace(plan, epochs, done, {**(earlier_s or {}), done: last_epoch_s})
+    if epochs - done < PACE_OF or planned_s(plan, done, epochs) < PACE_WINDOW * plan.budget_s:
+        # near its end, a slower host is not given the epochs a median takes to show it: none would be left to cut
+        slowdown = max(slowdown, last_epoch_s / planned_s(plan, done - 1, min(done, epochs)))
+    unseen = max(slowdown, 1.0)  # work the run has not timed yet is not expected to beat its plan
     tta = tta or plan.tta
     views = dict(plan.predict_s_by_tta)
     predict_s = views.get(tta, plan.predict_s)
+    phase_end = plan.first_epochs if plan.first_epochs and done <= plan.first_epochs else math.inf
 
     def left_s(length: float, predicting_s: float = predict_s) -> float:  # training up to `length`, predicting
-        return slowdown * (planned_s(plan, min(done, length), length) + predicting_s)  # (none after a part-way last)
+        start = min(done, length)  # (none after a part-way last)
+        this_phase = planned_s(plan, start, min(length, phase_end))
+        later = planned_s(plan, min(max(start, phase_end), length), length) if length > phase_end else 0.0
+        return slowdown * this_phase + unseen * (later + predicting_s)
 
     end_by_s = plan.budget_s - margin_s(plan.budget_s, age_s, plan.late_safety)
 
@@ -105,14 +125,37 @@ def replan(plan: BudgetPlan, epochs: float, done: int, last_epoch_s: float, age_
         if views and tta == "flip-shift" and chosen < plan.six_views_from:
             chosen_tta = "flip"
     elif done < epochs and slowdown > 0:
-        chosen = longest(predict_s)
+        longer = longest(predict_s)
+        if left_s(longer) - left_s(epochs) >= MIN_LENGTHENING * plan.budget_s:
+            chosen = longer
         if views and tta == "flip":
             six = longest(views["flip-shift"])
-            if six_views_pay(chosen, six, plan.six_views_from) and age_s + left_s(six, views["flip-shift"]) <= end_by_s:
+            if six_views_pay(longer, six, plan.six_views_from) and age_s + left_s(six, views["flip-shift"]) <= end_by_s:
                 chosen, chosen_tta = six, "flip-shift"
     return Replan(done, epochs, chosen, slowdown, age_s + left_s(epochs),
                   age_s + left_s(chosen, views.get(chosen_tta, predict_s)), plan.budget_s, chosen_tta,
                   tta if views else "", plan.six_views_from)
+
+
+def pace(plan: BudgetPlan, epochs: float, done: int, epoch_s: Mapping[int, float]) -> float:
+    """How many times its planned seconds the run's work now takes: the median over its latest judged epochs
+    (`epoch_s`, wall clock by epoch, the last `done`) of the same kind as the last (while a fastnet's whitening
+    bias learns, or after it is frozen: the plan timed each kind apart), at least PACE_OF of them and
+    PACE_WINDOW of the budget. One epoch slower or faster than those around it changes nothing; a host that
+    slows down or speeds up for good shows after two."""
+    def kind(epoch: int) -> bool:
+        return bool(plan.first_epochs) and epoch <= plan.first_epochs
+
+    def ratio(epoch: int) -> float:  # an epoch's seconds over its planned seconds (the last, part-way: its part)
+        return epoch_s[epoch] / planned_s(plan, epoch - 1, min(epoch, epochs))
+
+    latest, spent_s = [], 0.0
+    for epoch in sorted((e for e in epoch_s if e <= done and kind(e) == kind(done)), reverse=True):
+        if len(latest) >= PACE_OF and spent_s >= PACE_WINDOW * plan.budget_s:
+            break
+        latest.append(ratio(epoch))
+        spent_s += epoch_s[epoch]
+    return statistics.median(latest)
 
 
 def longest_tenths(start: float, fits: Callable[[float], bool], below: float = math.inf) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Protocol
+from typing import Callable, Protocol
 
 from ..config import Config
 from ..progress import progress_bar
@@ -13,7 +13,8 @@ from .budget import BudgetPlan
 from .engine import FitHooks
 from .parts import TrainingParts
 from .records import EpochProgress, EpochResult
-from .replan import Replan, replan
+from .replan import Replan
+from .replan import replan as replan_after_epoch
 from .run_plan import RunPlan
 from .timing import Clock, process_clock
 
@@ -36,16 +37,17 @@ class RunHooks(FitHooks):
     """fit's hooks for a run of `cfg` (its plan's settings) as `plan` decided it: `history` holds the finished
     epochs (a resumed run's too: the run's one history), and the checkpoint cadence is decided here alone. With
     a time budget's `budget`, each epoch's pace is held against it (replan.replan): `judge` says when the run
-    must be cut short or may be lengthened, by `clock` (default: the process's; tests pass a fake one), and the
-    decision is recorded in `plan` (the recorder's, which config.json and the checkpoints hold)."""
+    must be cut short or may be lengthened, by `clock` (default: the process's) and `replan` (tests pass fakes),
+    and the decision is recorded in `plan` (the recorder's, which config.json and the checkpoints hold)."""
 
     def __init__(self, cfg: Config, parts: TrainingParts, recorder: Recorder, history: list[EpochResult],
-                 plan: RunPlan, budget: BudgetPlan | None = None, show_progress: bool = True,
-                 clock: Clock | None = None) -> None:
+                 plan: RunPlan, show_progress: bool = True, *, budget: BudgetPlan | None = None,
+                 clock: Clock | None = None, replan: Callable[..., Replan] = replan_after_epoch) -> None:
         self._cfg, self._parts, self._recorder, self.history = cfg, parts, recorder, history
-        self._plan, self._budget, self._show_progress = plan, budget, show_progress
-        self._clock = clock or process_clock()
+        self._plan, self._show_progress = plan, show_progress
+        self._budget, self._clock, self._replan = budget, clock or process_clock(), replan
         self._epoch_ended_at: float | None = None  # the wall clock, as the budget counts it
+        self._epoch_s: dict[int, float] = {}  # the judged epochs' wall clock: the run's pace (replan.pace)
 
     @property
     def sync_every(self) -> int:
@@ -78,8 +80,9 @@ class RunHooks(FitHooks):
         self._epoch_ended_at = now
         if last is None:
             return None
-        epochs = self._parts.length.epochs
-        decided = replan(self._budget, epochs, result.epoch, now - last, now, self._plan.tta)
+        epochs, earlier_s = self._parts.length.epochs, dict(self._epoch_s)
+        self._epoch_s[result.epoch] = now - last
+        decided = self._replan(self._budget, epochs, result.epoch, now - last, now, self._plan.tta, earlier_s)
         if decided.epochs == epochs and not decided.changes_views:
             if decided.uncut_end_s > decided.budget_s:
                 log.warning("%s", decided.summary())  # late, with no epoch left to cut

@@ -13,14 +13,16 @@ are timed and planned, and training/budget.py's choose_tta picks one. With `--wi
 wider recipe is timed the same way on a network of its own, and trains instead where N of its epochs fit:
 the budget picks the recipe, not only its length.
 
-Everything plan_run measures with is passed in (`Measuring`): `this_machine` for a run, fakes in the tests.
+Everything plan_run measures with is passed in (`Measuring`), and everything a run keeps its budget with
+(`Budgeting`: the clock, the measuring, the replanning after each epoch): this machine's for a run, fakes in
+the tests. Each recipe timed is planned once, after all are timed, at one elapsed time.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import logging
-from typing import Callable, ContextManager, Iterable, Iterator
+from typing import Callable, ContextManager, Iterable, Iterator, NamedTuple
 
 import mxnet as mx
 import numpy as np
@@ -34,8 +36,9 @@ from ..presets import NARROW_MODEL, widened
 from ..training import budget
 from ..training.engine import train_one_epoch
 from ..training.parts import TrainingParts, build_network, build_training, rewind, weights
+from ..training.replan import Replan, replan
 from ..training.schedules import auto_warmup_epochs, with_warmup_decided
-from ..training.timing import Clock, measure_rate
+from ..training.timing import Clock, measure_rate, process_clock
 from .predict_timing import PredictionTiming, prediction_speeds
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,9 @@ log = logging.getLogger(__name__)
 # fastnet_wide does 2.6x fastnet's multiply-adds a step and trained 2.2-2.3x slower per image (docs/BENCHMARKS.md),
 # and timing it costs about a minute.
 WIDE_COST_AT_LEAST = 2.0
+
+
+Loaders = Callable[[Config], tuple[Iterable, Iterable | None]]  # a recipe's (training, validation) loaders
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +64,7 @@ class Measuring:
     network: Callable[[Config], gluon.Block]  # a recipe's network, as a run of that recipe builds it
 
 
-def this_machine(ctxs: list[mx.Context], cluster: Cluster, data: TrainingData,
-                 loaders: Callable[[Config], tuple[Iterable, Iterable | None]], precision: str,
+def this_machine(ctxs: list[mx.Context], cluster: Cluster, data: TrainingData, loaders: Loaders, precision: str,
                  sample: np.ndarray | None, clock: Clock) -> Measuring:
     """The run's own measuring: its loaders (a recipe's own batch size), networks built as the run builds them
     (`sample`: a fastnet's whitening images), trainers of their own, the prediction as submit.py will run it;
@@ -85,6 +90,31 @@ def this_machine(ctxs: list[mx.Context], cluster: Cluster, data: TrainingData,
                      lambda recipe: build_network(recipe, ctxs, len(data.classes), sample))
 
 
+# this_machine's signature: the Measuring of a run's devices, workers, data, loaders, precision, whitening sample
+MeasuringOf = Callable[[list[mx.Context], Cluster, TrainingData, Loaders, str, np.ndarray | None, Clock], Measuring]
+
+
+@dataclasses.dataclass(frozen=True)
+class Budgeting:
+    """How a run keeps to its --time-budget: the one clock it counts by (from its plan to its last replan), how it
+    measures the machine before the first epoch, and how it decides its length again after each one. The run's
+    own by default; a test passes fakes (a clock that stands still, say: no epoch then looks slow or fast)."""
+
+    clock: Clock = dataclasses.field(default_factory=process_clock)
+    measuring: MeasuringOf = this_machine
+    replan: Callable[..., Replan] = replan  # training/replan.py's, called as RunHooks.judge calls it
+    wider: Callable[[Config], Config] = widened  # the recipe --wide-from-epochs weighs against the run's
+
+
+class Timed(NamedTuple):
+    """A recipe as plan_run timed it: its settings, its network, the probe that stepped it, what was measured."""
+
+    recipe: Config
+    net: gluon.Block
+    probe: TrainingParts
+    speeds: Speeds
+
+
 @dataclasses.dataclass(frozen=True)
 class PlannedRun:
     cfg: Config  # the recipe planned: the run's own, or airbench95's wider one (presets.widened) where chosen
@@ -92,35 +122,48 @@ class PlannedRun:
     plan: budget.BudgetPlan  # its epochs and views among them
 
 
-def plan_run(cfg: Config, data: TrainingData, net: gluon.Block, measuring: Measuring) -> PlannedRun:
+def plan_run(cfg: Config, data: TrainingData, net: gluon.Block, measuring: Measuring,
+             wider: Callable[[Config], Config] = widened) -> PlannedRun:
     """Plan cfg.time_budget for a fresh run: time `net` (built from cfg) and the prediction, and, with
-    cfg.wide_from_epochs where that plan leaves room, airbench95's wider recipe too (`widened`, on a network
-    of its own); take the wider one where it fits at least cfg.wide_from_epochs of its epochs. Every network
+    cfg.wide_from_epochs where the run's recipe would train long enough, airbench95's wider recipe too
+    (`wider`, on a network of its own); then plan each recipe timed, once, at the time all the timing
+    took, and take the wider one where it fits at least cfg.wide_from_epochs of its epochs. Every network
     timed is put back to its initial weights and the loader to its first batch (`measuring.probe`)."""
-    def timed(recipe: Config, network: gluon.Block) -> tuple[TrainingParts, Speeds]:
+    def timed(recipe: Config, network: gluon.Block) -> Timed:
         with measuring.probe(recipe, network) as probe:
-            return probe, measure_speeds(recipe, data, probe, measuring)
+            return Timed(recipe, network, probe, measure_speeds(recipe, data, probe, measuring))
 
-    probe, speeds = timed(cfg, net)
-    chosen = PlannedRun(cfg, net, plan_measured(cfg, data, probe, speeds, measuring.clock()))
-    if cfg.wide_from_epochs and cfg.model == NARROW_MODEL and \
-            chosen.plan.epochs >= WIDE_COST_AT_LEAST * cfg.wide_from_epochs:
-        wide_cfg = widened(cfg)
-        log.info("time budget: %s would train %g epochs; timing %s (airbench95's recipe) too", cfg.model,
-                 chosen.plan.epochs, wide_cfg.model)
-        wide_net = measuring.network(wide_cfg)
-        wide_probe, wide_speeds = timed(wide_cfg, wide_net)
-        elapsed_s = measuring.clock()  # both plans after both timings
-        narrow = dataclasses.replace(chosen, plan=plan_measured(cfg, data, probe, speeds, elapsed_s))
-        try:
-            wide = PlannedRun(wide_cfg, wide_net, plan_measured(wide_cfg, data, wide_probe, wide_speeds, elapsed_s))
-        except ConfigError:
-            wide = None  # not even its warm-up fits
-        chosen = wide if wide is not None and wide.plan.epochs >= cfg.wide_from_epochs else narrow
-        considered = ((cfg.model, narrow.plan.epochs), (wide_cfg.model, wide.plan.epochs if wide else 0))
-        chosen = dataclasses.replace(chosen, plan=dataclasses.replace(chosen.plan, recipes_considered=considered,
-                                                                      model=chosen.cfg.model))
-    return chosen
+    narrow, wide = timed(cfg, net), None
+    if cfg.wide_from_epochs and cfg.model == NARROW_MODEL:
+        would_train = epochs_that_fit(cfg, data, narrow.probe, narrow.speeds, measuring.clock())
+        if would_train >= WIDE_COST_AT_LEAST * cfg.wide_from_epochs:
+            wide_cfg = wider(cfg)
+            log.info("time budget: %s would train %g epochs; timing %s (airbench95's recipe) too", cfg.model,
+                     would_train, wide_cfg.model)
+            wide = timed(wide_cfg, measuring.network(wide_cfg))
+    elapsed_s = measuring.clock()  # every recipe planned once, after all the timing
+    chosen = PlannedRun(cfg, net, plan_measured(cfg, data, narrow.probe, narrow.speeds, elapsed_s))
+    if wide is None:
+        return chosen
+    try:
+        wide_plan = plan_measured(wide.recipe, data, wide.probe, wide.speeds, elapsed_s)
+    except ConfigError:
+        wide_plan = None  # not even its warm-up fits
+    considered = ((cfg.model, chosen.plan.epochs), (wide.recipe.model, wide_plan.epochs if wide_plan else 0))
+    if wide_plan is not None and wide_plan.epochs >= cfg.wide_from_epochs:
+        chosen = PlannedRun(wide.recipe, wide.net, wide_plan)
+    return dataclasses.replace(chosen, plan=dataclasses.replace(chosen.plan, recipes_considered=considered,
+                                                                model=chosen.cfg.model))
+
+
+def epochs_that_fit(cfg: Config, data: TrainingData, probe: TrainingParts, speeds: Speeds, elapsed_s: float,
+                    ttas: tuple[str, ...] | None = None) -> float:
+    """What a plan made now would give (0: not even the fewest epochs fit): the question whether more is worth
+    timing, asked before the plan itself is made."""
+    try:
+        return plan_measured(cfg, data, probe, speeds, elapsed_s, ttas).epochs
+    except ConfigError:
+        return 0.0  # (the plan, made later, says what would fit)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,16 +185,10 @@ def measure_speeds(cfg: Config, data: TrainingData, probe: TrainingParts, measur
     speeds = Speeds(train_rate, None, measuring.prediction(cfg, tta_candidates(cfg)))
     first_epochs, frozen = probe.learn_first
 
-    def gets_past_first_epochs() -> bool:  # even after timing the later ones (a short budget: 20 s for nothing)
-        try:
-            return plan_measured(cfg, data, probe, speeds, clock() + timing_s,
-                                 tta_candidates(cfg)[:1]).epochs > first_epochs
-        except ConfigError:
-            return False  # (the plan says what would fit)
-
     # The epochs after the first ones skip the frozen parameters' backward work: timed too, for a run that
-    # gets to them.
-    if first_epochs and gets_past_first_epochs():
+    # gets to them even after timing them (a short budget: 20 s for nothing).
+    if first_epochs and epochs_that_fit(cfg, data, probe, speeds, clock() + timing_s,
+                                        tta_candidates(cfg)[:1]) > first_epochs:
         probe.start_epoch(first_epochs + 1)
         speeds = dataclasses.replace(speeds, later_images_per_s=measuring.training_rate(probe, cfg))
         probe.learns(frozen)  # as the run starts (the probe's block rewinds the weights)

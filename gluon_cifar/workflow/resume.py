@@ -10,7 +10,7 @@ from typing import Any
 import mxnet as mx
 
 from ..config import RESUMABLE, Config, changed_settings
-from ..data.source import open_training_data
+from ..data.source import TrainingData, open_training_data
 from ..errors import ConfigError
 from ..runs import checkpoint, rundir
 from ..settings import flag
@@ -25,7 +25,10 @@ def resume_config(run: str, overrides: dict[str, Any]) -> tuple[Config, RunPlan]
     """The run's saved settings and plan with `overrides` applied; only RESUMABLE settings may change
     (--epochs and --tta change the plan's length and views)."""
     saved, plan = _saved_or_checkpointed(run)
-    wanted = Config.from_dict({**saved.to_dict(), **{k: v for k, v in overrides.items() if v is not None}})
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if overrides.get("data_dir"):  # the data's new place, saved as the run's (as train saves it)
+        overrides["data_dir"] = os.path.realpath(overrides["data_dir"])
+    wanted = Config.from_dict({**saved.to_dict(), **overrides})
     changed = changed_settings(saved, wanted)
     if changed:
         listed = ", ".join(f"--{flag(k)} ({old} -> {new})" for k, (old, new) in changed.items())
@@ -59,7 +62,9 @@ def resume(run: str, cfg: Config, plan: RunPlan, ctxs: list[mx.Context], show_pr
     with rundir.locked(run):
         pass  # only to fail at once, named, while another process still runs it
     last = checkpoint.read(os.path.join(run, checkpoint.LAST))
-    changed = changed_settings(read_run(last.saved(), last.path)[0], cfg)
+    held = read_run(last.saved(), last.path)[0]
+    trained_on = held.data_dir  # where the data was: --data-dir may give its new place
+    changed = changed_settings(held, cfg)
     if changed:
         raise ConfigError(f"{last.path} was written with other settings than {run}/config.json "
                           f"({', '.join(f'{k}: {a} vs {b}' for k, (a, b) in changed.items())}): it does not belong "
@@ -70,12 +75,28 @@ def resume(run: str, cfg: Config, plan: RunPlan, ctxs: list[mx.Context], show_pr
     # RUN/retrain trained on train_valid; without config.json, the part cfg's split trains
     part = rundir.info(run).get("train_part") if os.path.exists(os.path.join(run, rundir.CONFIG)) else None
     data = open_training_data(cfg, part, show_progress, data_dir)
-    labels, _, files = last.data_fingerprint.partition(":")  # older checkpoints hold the labels' digest alone
-    if data.tree.labels_sha256 != labels:
-        raise ConfigError(f"{data.data_dir}/trainLabels.csv changed since {run} started: resuming would train on "
-                          "other data. Restore the original labels or start a new run")
-    if files and data.tree.files_sha256 != files:
-        raise ConfigError(f"training images in {data.data_dir} were replaced or modified since {run} started (same "
-                          "labels, other files): resuming would train on other data. Restore them or start a new run")
+    check_same_data(run, data, last, moved_from=trained_on if trained_on != cfg.data_dir else None)
     plan = dataclasses.replace(plan, precision=precision)  # this part's (the machine may be another)
     return run_training(training_job(cfg, ctxs, data, precision, show_progress), run, last, plan)
+
+
+def check_same_data(run: str, data: TrainingData, last: checkpoint.Checkpoint, moved_from: str | None) -> None:
+    """ConfigError unless `data` holds the images `run` trained on until checkpoint `last`: the same labels, and
+    the same image files, or, where the data moved (`moved_from`: its old place), files of the same names and
+    sizes."""
+    labels, files, names = (last.data_fingerprint.split(":") + ["", ""])[:3]  # older checkpoints hold fewer
+    if data.tree.labels_sha256 != labels:
+        raise ConfigError(f"{data.data_dir}/trainLabels.csv is not the one {run} trained with (it changed, or it is "
+                          "other data): resuming would train on other data. Restore the original labels or start a "
+                          "new run")
+    if not files or data.tree.files_sha256 == files:
+        return
+    if moved_from is None:
+        raise ConfigError(f"training images in {data.data_dir} were replaced or modified since {run} started (same "
+                          "labels, other files): resuming would train on other data. Restore them or start a new run")
+    if names and data.tree.names_sha256 != names:
+        raise ConfigError(f"the training images in {data.data_dir} are not those {run} trained on in {moved_from} "
+                          "(same labels, other file names or sizes): give --data-dir the folder the data was moved "
+                          "to, or start a new run")
+    log.info("the data %s moved to %s: same labels%s; resuming %s with it (config.json now names it)", moved_from,
+             data.data_dir, ", image names and sizes" if names else "", run)

@@ -14,7 +14,7 @@ import logging
 import os
 import random
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import mxnet as mx
 import numpy as np
@@ -40,8 +40,7 @@ from ..training.records import EpochProgress, EpochResult
 from ..training.reporting import RunHooks
 from ..training.run_plan import RunLength, RunPlan
 from ..training.schedules import auto_warmup_epochs
-from ..training.timing import Clock, process_clock
-from .budget import plan_run, this_machine
+from .budget import Budgeting, Loaders, plan_run
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +90,10 @@ def training_job(cfg: Config, ctxs: list[mx.Context], data: TrainingData, precis
 
 
 def train(cfg: Config, ctxs: list[mx.Context], out: str, show_progress: bool = True,
-          plan: RunPlan | None = None) -> Trained:
+          plan: RunPlan | None = None, budgeting: Budgeting | None = None) -> Trained:
     """Train on the split's train part, validate on its valid part, fill the run directory `out`; as `plan`
-    decided (a run repeated: `--config RUN`), or as this run decides.
+    decided (a run repeated: `--config RUN`), or as this run decides (with a time budget, kept by `budgeting`:
+    this machine's by default).
 
     With cfg.valid_ratio 0: train on every labelled image (train_valid), without validation.
     """
@@ -106,14 +106,14 @@ def train(cfg: Config, ctxs: list[mx.Context], out: str, show_progress: bool = T
         rundir.check_new(out)
     data = open_training_data(cfg, show_progress=show_progress)
     return run_training(training_job(cfg, ctxs, data, precision, show_progress), out,
-                        plan=plan.repeated() if plan is not None else None)
+                        plan=plan.repeated() if plan is not None else None, budgeting=budgeting)
 
 
 def run_training(job: TrainingJob, out: str, resume_from: checkpoint.Checkpoint | None = None,
-                 plan: RunPlan | None = None) -> Trained:
+                 plan: RunPlan | None = None, budgeting: Budgeting | None = None) -> Trained:
     """Train `job` into run directory `out` (rank 0 writes it; other workers train and write nothing) as `plan`
-    decided it (a resumed or repeated run's), or, without one, as the run decides now (`decide_plan`); with
-    `resume_from`, continue that checkpoint of run `out`."""
+    decided it (a resumed or repeated run's), or, without one, as the run decides now (`decide_plan`, a time
+    budget kept by `budgeting`); with `resume_from`, continue that checkpoint of run `out`."""
     cfg, ctxs, cluster, data = job.cfg, job.ctxs, job.cluster, job.data
     enable_mixed_precision(job.precision)
     seed_everything(cfg.seed)
@@ -121,13 +121,14 @@ def run_training(job: TrainingJob, out: str, resume_from: checkpoint.Checkpoint 
         warn_if_unbalanced(data.tree.folder(data.part))
     loaders = recipe_loaders(job)
     sample = whitening_sample(cfg, data) if resume_from is None else None  # a checkpoint holds the filters
-    budget, clock = None, process_clock()  # the budget's one clock, from its plan to its last replan
+    budget, budgeting = None, budgeting or Budgeting()
     if plan is None:
         plan, net, budget = decide_plan(job, build_network(cfg, ctxs, len(data.classes), sample), loaders, sample,
-                                        clock)
+                                        budgeting)
+        settings = plan.settings(cfg)
     else:
-        net = build_network(plan.settings(cfg), ctxs, len(data.classes), sample)
-    settings = plan.settings(cfg)
+        settings = plan.settings(cfg)
+        net = build_network(settings, ctxs, len(data.classes), sample)
     train_data, valid_data = loaders(settings)
     parts = build_training(settings, ctxs, cluster, net, train_data, valid_data, job.precision, plan.length)
     history, start = _restore(resume_from, parts, ctxs) if resume_from is not None else ([], None)
@@ -136,7 +137,8 @@ def run_training(job: TrainingJob, out: str, resume_from: checkpoint.Checkpoint 
              f" on worker {cluster.rank} of {cluster.num_workers}" if cluster.distributed else "")
     with open_run(out, cfg, plan, data.classes, data.tree.data_fingerprint, _run_info(job),
                   writes=cluster.is_root, resume_from=resume_from) as recorder:
-        hooks = RunHooks(settings, parts, recorder, history, plan, budget, job.show_progress, clock)
+        hooks = RunHooks(settings, parts, recorder, history, plan, job.show_progress,
+                         budget=budget, clock=budgeting.clock, replan=budgeting.replan)
         fit(parts, ctxs, sync_every=hooks.sync_every, start=start, hooks=hooks)
         if cluster.distributed:
             # Identical on every worker if the updates really were synchronised (a test compares them).
@@ -149,7 +151,7 @@ def run_training(job: TrainingJob, out: str, resume_from: checkpoint.Checkpoint 
     return Trained(out, hooks.history, cluster.is_root, plan.length.epochs)
 
 
-def recipe_loaders(job: TrainingJob) -> Callable[[Config], tuple[Iterable, Iterable | None]]:
+def recipe_loaders(job: TrainingJob) -> Loaders:
     """The run's (training, validation) loaders for a recipe's settings, made once per batch size: airbench95's
     wider recipe, which a time budget may choose, trains on batches of its own size."""
     made: dict[int, tuple[Iterable, Iterable | None]] = {}
@@ -163,15 +165,16 @@ def recipe_loaders(job: TrainingJob) -> Callable[[Config], tuple[Iterable, Itera
     return loaders
 
 
-def decide_plan(job: TrainingJob, net: gluon.Block, loaders: Callable[[Config], tuple[Iterable, Iterable | None]],
-                sample: np.ndarray | None, clock: Clock) -> tuple[RunPlan, gluon.Block, BudgetPlan | None]:
+def decide_plan(job: TrainingJob, net: gluon.Block, loaders: Loaders, sample: np.ndarray | None,
+                budgeting: Budgeting) -> tuple[RunPlan, gluon.Block, BudgetPlan | None]:
     """Everything a fresh run decides before its first epoch, once: with --time-budget, its length, views and
-    recipe from this machine's measured speeds (plan_run: the recipe's network is returned, `net` or the wider
+    recipe from the speeds `budgeting` measures (plan_run: the recipe's network is returned, `net` or the wider
     one's); its warm-up where --warmup-epochs is auto; and the precision already decided."""
     cfg, budget = job.cfg, None
     if cfg.time_budget:
-        planned = plan_run(cfg, job.data, net, this_machine(job.ctxs, job.cluster, job.data, loaders, job.precision,
-                                                            sample, clock))
+        measuring = budgeting.measuring(job.ctxs, job.cluster, job.data, loaders, job.precision, sample,
+                                        budgeting.clock)
+        planned = plan_run(cfg, job.data, net, measuring, budgeting.wider)
         recipe, net, budget = planned.cfg, planned.net, planned.plan
         epochs, tta = budget.epochs, budget.tta
         log.info("%s", budget.summary())
@@ -181,7 +184,8 @@ def decide_plan(job: TrainingJob, net: gluon.Block, loaders: Callable[[Config], 
     if warmup == WARMUP_AUTO:
         warmup = auto_warmup_epochs(epochs)
         log.info("--warmup-epochs auto: %d epoch(s) of warm-up for a %g-epoch run", warmup, epochs)
-    changed = {k: v for k, v in recipe.to_dict().items() if getattr(cfg, k) != v and k not in ("epochs", "warmup_epochs", "tta")}
+    changed = {k: v for k, v in recipe.to_dict().items()
+               if getattr(cfg, k) != v and k not in ("epochs", "warmup_epochs", "tta")}  # the plan holds those
     plan = RunPlan(RunLength(epochs), warmup, tta, job.precision, changed, budget.as_record() if budget else None)
     return plan, net, budget
 
