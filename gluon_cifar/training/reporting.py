@@ -80,9 +80,9 @@ class RunHooks(FitHooks):
         self._epoch_ended_at = now
         if last is None:
             return None
-        epochs, earlier_s = self._parts.length.epochs, dict(self._epoch_s)
+        epochs = self._parts.length.epochs
+        decided = self._replan(self._budget, epochs, result.epoch, now - last, now, self._plan.tta, self._epoch_s)
         self._epoch_s[result.epoch] = now - last
-        decided = self._replan(self._budget, epochs, result.epoch, now - last, now, self._plan.tta, earlier_s)
         if decided.epochs == epochs and not decided.changes_views:
             if decided.uncut_end_s > decided.budget_s:
                 log.warning("%s", decided.summary())  # late, with no epoch left to cut
