@@ -71,6 +71,11 @@ CPU_FAST: dict[str, Any] = {
     # recipe: airbench95's wider network and its SGD (widened, below) in place of the above where the budget fits
     # at least 10 of its epochs: workflow/budget.py, plan_run
     "wide_from_epochs": 10.0,
+    # memory: each batch through the network in 4 pieces (of 500 images; 256 for the wider recipe), their
+    # gradients summed into the one update (training/engine.py, train_step); BatchNorm normalises each piece, as
+    # 4 devices would. A training run then peaks at a third of its memory (docs/BENCHMARKS.md: 1.5 GB for 1
+    # epoch instead of 3.7 in bfloat16) at 0-3% of its speed, in the 8 GB of a laptop with a browser open
+    "batch_pieces": 4,
     # arithmetic: `precision` stays "auto": bfloat16 where it measured faster (precision.py, decide)
 }
 

@@ -62,7 +62,7 @@ class TrainingParts:
     def learns(self, params: Iterable[gluon.Parameter]) -> None:
         """Let `params` learn again (as a run starts: a budget's probe timed them frozen)."""
         for param in params:
-            param.grad_req = "add" if self.pieces > 1 else "write"
+            param.grad_req = "write"
 
     def learning_rate(self, step: int) -> float:
         """The rate of update `step` (1-based), as `schedule` says (the trainer's own without one)."""
@@ -72,9 +72,15 @@ class TrainingParts:
 def build_network(cfg: Config, ctxs: list[mx.Context], n_classes: int, sample: np.ndarray | None) -> gluon.Block:
     """cfg.model initialised from cfg.seed (`sample`: a fastnet's whitening images), hybridized if asked."""
     net = build_model(cfg.model, n_classes, ctxs, seed=cfg.seed, sample=sample)
+    hybridize(net, cfg)
+    return net
+
+
+def hybridize(net: gluon.Block, cfg: Config) -> None:
+    """Compile `net` into a static graph if cfg says so; again, to drop the graph compiled so far and the
+    activation buffers static_alloc keeps with it (the next step compiles the same graph anew)."""
     if cfg.hybridize:
         net.hybridize(static_alloc=True)
-    return net
 
 
 def build_training(cfg: Config, ctxs: list[mx.Context], cluster: Cluster, net: gluon.Block, train_data: Iterable,
@@ -97,7 +103,6 @@ def build_training(cfg: Config, ctxs: list[mx.Context], cluster: Cluster, net: g
     schedule = functools.partial(learning_rate, cfg, batches_per_epoch=batches, length=length)
     parts = TrainingParts(net, trainer, make_loss(cfg), train_data, valid_data, lookahead, cluster.num_workers,
                           precision == "float16", learn_first, schedule, length, cfg.batch_pieces)
-    parts.learns(p for p in net.collect_params().values() if p.grad_req != "null")  # pieces add their gradients
     return parts
 
 

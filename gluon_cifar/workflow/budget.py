@@ -35,7 +35,7 @@ from ..errors import ConfigError
 from ..presets import NARROW_MODEL, widened
 from ..training import budget
 from ..training.engine import train_one_epoch
-from ..training.parts import TrainingParts, build_network, build_training, rewind, weights
+from ..training.parts import TrainingParts, build_network, build_training, hybridize, rewind, weights
 from ..training.replan import Replan, replan
 from ..training.schedules import auto_warmup_epochs, with_warmup_decided
 from ..training.timing import Clock, measure_rate, process_clock
@@ -76,6 +76,9 @@ def this_machine(ctxs: list[mx.Context], cluster: Cluster, data: TrainingData, l
         yield build_training(with_warmup_decided(recipe), ctxs, cluster, net, train_data, None, precision)
         rewind(net, initial)  # the run trains bit for bit as `--epochs N` of its recipe would
         train_data.start_at(1)
+        # its largest buffers freed, not held beside the next recipe's while that is timed (issue 44: the narrow
+        # and the wide network's together made a run's peak memory)
+        hybridize(net, recipe)
 
     def training_rate(probe: TrainingParts, recipe: Config) -> float:
         def steps(batches: Iterable) -> int:
