@@ -43,7 +43,8 @@ class Recipe:
 WIDE_MODEL = "fastnet_wide"  # gluon_cifar.presets.WIDE_MODEL, named here: this script needs no MXNet
 
 RECIPES = (
-    Recipe("cpu-fast", "cpu-fast", since="b980032", recipe="airbench94_muon's recipe: Muon, batches of 2000"),
+    # batches in 4 pieces since 0f6e331: BatchNorm's statistics per piece
+    Recipe("cpu-fast", "cpu-fast", since="0f6e331", recipe="airbench94_muon's recipe: Muon, batches of 2000 in 4 pieces"),
     Recipe("cpu-fast-sgd", "cpu-fast", since="037acb6", until="b980032",  # cpu-fast's recipe until b980032
            recipe="airbench94's recipe: Nesterov SGD, batches of 1024"),
     Recipe("peer", "peer", since="037acb6", recipe="airbench94 in PyTorch, 9.9 epochs"),
@@ -112,15 +113,28 @@ def rows(records: list[dict]) -> list[str]:
                      f"| **{statistics.mean(accuracy):.4f}** ({min(accuracy):.4f}–{max(accuracy):.4f}) "
                      f"| {statistics.mean(minutes):.1f} ({min(minutes):.1f}–{max(minutes):.1f}) "
                      f"| {'–'.join(f'{e:g}' for e in (epochs[0], epochs[-1])) if len(epochs) > 1 else f'{epochs[0]:g}'}"
-                     f"{trained} |")
+                     f"{trained} | {peak_memory(runs)} |")
     return lines
+
+
+def peak_memory(runs: list[dict]) -> str:
+    """The highest peak of the runs, GB: training / submit.py where the records hold them apart (PSS of each
+    process tree), else the whole run's; "-" where not recorded."""
+    def most(key: str) -> float | None:
+        found = [r[key] for r in runs if r.get(key)]
+        return max(found) / 1e9 if len(found) == len(runs) else None
+
+    train, submit, whole = most("train_peak_memory"), most("submit_peak_memory"), most("peak_memory")
+    if train is not None and submit is not None:
+        return f"{train:.1f} / {submit:.1f}"
+    return f"{whole:.1f} (whole run)" if whole is not None else "-"
 
 
 def table(records: list[dict]) -> str:
     return "\n".join([
         "| recipe | machine (2 cores) | command | commit | seeds | holdout accuracy, mean (range) "
-        "| minutes, raw layout to scored submission | epochs |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |", *rows(records)])
+        "| minutes, raw layout to scored submission | epochs | peak memory, GB (training / submit.py) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |", *rows(records)])
 
 
 def between_markers(text: str, inner: str) -> str:

@@ -692,14 +692,15 @@ def given_speeds(epochs: dict[str, float], timed: list, replan=None) -> Budgetin
     as a run does, the prediction timed as submit.py runs it) but reports the speeds at which a BUDGET_MIN-minute
     plan trains `epochs[model]` of each recipe's epochs (+ 0.05, which the plan's tenths drop) and predicts in no
     time: the plans are the real arithmetic's on given numbers, so the test knows each run's length however busy
-    the host. `timed` gets each recipe's (model, parameter count) as it is timed. After each epoch `replan`
-    decides (default: the run keeps its length; a demo epoch of seconds on a 600-minute plan would lengthen it)."""
+    the host. `timed` gets each recipe's (model, parameter count, pieces per batch) as it is timed. After each
+    epoch `replan` decides (default: the run keeps its length; a demo epoch of seconds on a 600-minute plan would
+    lengthen it)."""
     def measuring(ctxs, cluster, data, loaders, precision, sample, clock):
         real = this_machine(ctxs, cluster, data, loaders, precision, sample, clock)
 
         def training_rate(probe, recipe):
             real.training_rate(probe, recipe)  # the probe's steps, as a run takes them
-            timed.append((recipe.model, sum(p.data().size for p in probe.net.collect_params().values())))
+            timed.append((recipe.model, sum(p.data().size for p in probe.net.collect_params().values()), probe.pieces))
             images = probe.batches_per_epoch * probe.train_data.batch_size + data.n_valid * VALIDATION_COST
             left_s = SAFETY * BUDGET_MIN * MIN - clock()  # the plan's margin kept, the time spent so far gone
             return images * (epochs[recipe.model] + 0.05) / left_s
@@ -751,12 +752,12 @@ def budgeted_and_fixed(tmp_path, epochs: dict[str, float], flags: list[str], fix
 @pytest.mark.slow
 def test_the_budgets_measuring_leaves_no_trace(tmp_path):
     """A budgeted run is bit for bit the `--epochs N` run of its length: the measuring steps the run's own
-    network, trainer and loader, and rewinds them."""
+    network, trainer and loader (cpu-fast's batches in 4 pieces: the speed the run will go at), and rewinds them."""
     small = ["--model", "fastnet_small"]
     records, timed = budgeted_and_fixed(tmp_path, {"fastnet_small": 3}, small, small)
     chosen = records["budgeted"]["plan"]["time_budget"]
-    assert chosen["epochs"] == 3 and chosen["train_images_per_s"] > 0 and [model for model, _ in timed] == [
-        "fastnet_small"]
+    assert chosen["epochs"] == 3 and chosen["train_images_per_s"] > 0
+    assert [(model, pieces) for model, _, pieces in timed] == [("fastnet_small", 4)]
     assert records["fixed"]["plan"]["tta"] == "flip" == chosen["tta"]  # --tta auto: without a budget, or 3 epochs
 
 
@@ -788,9 +789,9 @@ def test_a_budgeted_run_is_repeated_by_its_plan_not_planned_again(tmp_path):
 @pytest.mark.slow
 def test_a_budget_that_chooses_the_wider_recipe_trains_it_as_its_epochs_run_would(tmp_path):
     """cpu-fast's fastnet, planned at 2 epochs, with --wide-from-epochs 0.5: the wider recipe is timed on a network
-    of its own, planned at 1 epoch and chosen; the run is bit for bit cpu-fast-sgd's `--model fastnet_wide` with
-    airbench95's learning rate and weight decay for 1 epoch (airbench95's recipe, not cpu-fast's Muon), and records
-    both recipes' plans. The wider recipe trains on batches of its own size (here 64: the demo's 900 images hold no
+    of its own, planned at 1 epoch and chosen; the run is bit for bit cpu-fast-sgd's `--model fastnet_wide` (in
+    cpu-fast's 4 pieces) with airbench95's learning rate and weight decay for 1 epoch (airbench95's recipe, not
+    cpu-fast's Muon), and records both recipes' plans. The wider recipe trains on batches of its own size (here 64: the demo's 900 images hold no
     batch of airbench95's 1024), not the run's (32): the fixed twin at 64 proves it."""
     def budgeting(epochs, timed):  # (no warm-up: airbench95's needs 2 epochs at least, where 1 is enough here)
         return dataclasses.replace(given_speeds(epochs, timed), wider=lambda cfg: dataclasses.replace(
@@ -799,7 +800,8 @@ def test_a_budget_that_chooses_the_wider_recipe_trains_it_as_its_epochs_run_woul
     wide = widened(Config(**PRESETS["cpu-fast"]))
     records, timed = budgeted_and_fixed(tmp_path, {"fastnet": 2, "fastnet_wide": 1},
                                         ["--model", "fastnet", "--wide-from-epochs", "0.5", "--batch-size", "32"],
-                                        ["--preset", "cpu-fast-sgd", "--model", "fastnet_wide", "--lr", repr(wide.lr),
+                                        ["--preset", "cpu-fast-sgd", "--batch-pieces", "4", "--model", "fastnet_wide",
+                                         "--lr", repr(wide.lr),
                                          "--wd", repr(wide.wd), "--warmup-epochs", "0"], budgeting)
     asked, plan = records["budgeted"]["config"], records["budgeted"]["plan"]
     assert asked["model"] == "fastnet" and plan["recipe"] == {  # what was asked for, and what the budget chose
@@ -811,8 +813,9 @@ def test_a_budget_that_chooses_the_wider_recipe_trains_it_as_its_epochs_run_woul
     chosen = plan["time_budget"]
     assert chosen["model"] == "fastnet_wide" and chosen["recipes_considered"] == [["fastnet", 2], ["fastnet_wide", 1]]
     assert chosen["epochs"] == plan["epochs"] == 1
-    (narrow, narrow_size), (wider, wide_size) = timed  # each recipe timed once, on a network of its own
+    (narrow, narrow_size, narrow_pieces), (wider, wide_size, wide_pieces) = timed  # each once, on a network of its own
     assert (narrow, wider) == ("fastnet", "fastnet_wide") and wide_size > 2 * narrow_size
+    assert narrow_pieces == wide_pieces == 4  # timed as they train: in cpu-fast's pieces
 
 
 @pytest.mark.slow

@@ -33,7 +33,9 @@ def test_presets_set_their_recipe_and_flags_still_win():
     assert (sgd.optimizer, sgd.batch_size, sgd.lookahead_every, sgd.warmup_epochs, sgd.epochs) == (
         "sgd", 1024, 5, "auto", 10)  # airbench94's
     different = {name for name, value in fast.to_dict().items() if sgd.to_dict()[name] != value}
-    assert different == {"optimizer", "batch_size", "lr", "wd", "lookahead_every", "warmup_epochs", "epochs"}
+    assert different == {"optimizer", "batch_size", "lr", "wd", "lookahead_every", "warmup_epochs", "epochs",
+                         "batch_pieces"}
+    assert (fast.batch_pieces, sgd.batch_pieces) == (4, 1)  # cpu-fast in laptop memory; the old recipe as it was
 
 
 @pytest.mark.parametrize("settings,message", [
