@@ -73,8 +73,8 @@ CPU_FAST: dict[str, Any] = {
     "wide_from_epochs": 10.0,
     # memory: each batch through the network in 4 pieces (of 500 images; 256 for the wider recipe), their
     # gradients summed into the one update (training/engine.py, train_step); BatchNorm normalises each piece, as
-    # 4 devices would. A training run then peaks at a third of its memory (docs/BENCHMARKS.md: 1.5 GB for 1
-    # epoch instead of 3.7 in bfloat16) at 0-3% of its speed, in the 8 GB of a laptop with a browser open
+    # 4 devices would. A 45-minute run peaked at 2.8 GB instead of 6.4 on the Xeon with AMX, at 0-4% of its
+    # speed (docs/BENCHMARKS.md, 2026-12-07, night): the 8 GB of a laptop with a browser open
     "batch_pieces": 4,
     # arithmetic: `precision` stays "auto": bfloat16 where it measured faster (precision.py, decide)
 }

@@ -174,17 +174,18 @@ def test_the_results_table_holds_current_recipes_run_as_shipped_on_two_seeds(tmp
     import results
     zen5 = "2 cores (2 logical CPUs), AMD EPYC (family 26, model 2), 24 GB RAM"
     run = dict(preset="cpu-fast", flags=["--time-budget", "45"], machine=zen5, total_s=2700.0, epochs=13)
+    peaks = dict(train_peak_memory=2.79e9, submit_peak_memory=0.91e9)
     records = [
-        {**run, "seed": 0, "holdout_acc": 0.92, "commit": "c7a10b5"},
-        {**run, "seed": 1, "holdout_acc": 0.93, "commit": "c7a10b5"},
-        {**run, "seed": 2, "holdout_acc": 0.80, "commit": "3906237"},  # before the recipe's last change
-        {**run, "seed": 3, "holdout_acc": 0.80, "commit": "c7a10b5", "flags": ["--epochs", "3"]},  # not as shipped
-        {**run, "seed": 0, "holdout_acc": 0.80, "commit": "c7a10b5", "machine": zen5.replace("26, model 2",
+        {**run, "seed": 0, "holdout_acc": 0.92, "commit": "9bdd2c3", **peaks},
+        {**run, "seed": 1, "holdout_acc": 0.93, "commit": "9bdd2c3", **peaks, "train_peak_memory": 2.5e9},
+        {**run, "seed": 2, "holdout_acc": 0.80, "commit": "c7a10b5"},  # before the recipe's last change (pieces)
+        {**run, "seed": 3, "holdout_acc": 0.80, "commit": "9bdd2c3", "flags": ["--epochs", "3"]},  # not as shipped
+        {**run, "seed": 0, "holdout_acc": 0.80, "commit": "9bdd2c3", "machine": zen5.replace("26, model 2",
                                                                                              "25, model 1")},
     ]
     (row,) = results.rows(records)  # the Zen 3 run has one seed: no row
     assert row.startswith("| `cpu-fast` (") and "| AMD Zen 5 |" in row and "--seeds 0 1 --time-budget 45`" in row
-    assert "| **0.9250** (0.9200–0.9300) | 45.0 (45.0–45.0) | 13 |" in row
+    assert "| **0.9250** (0.9200–0.9300) | 45.0 (45.0–45.0) | 13 | 2.8 / 0.9 |" in row  # the higher peak of two
     doc = tmp_path / "README.md"
     doc.write_text(f"above\n{results.BEGIN}\nold\n{results.END}\nbelow\n")
     assert subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "results.py"), "--check", "--readme",
