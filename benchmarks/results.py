@@ -44,7 +44,8 @@ WIDE_MODEL = "fastnet_wide"  # gluon_cifar.presets.WIDE_MODEL, named here: this 
 
 RECIPES = (
     # batches in 4 pieces since 0f6e331: BatchNorm's statistics per piece
-    Recipe("cpu-fast", "cpu-fast", since="0f6e331", recipe="airbench94_muon's recipe: Muon, batches of 2000 in 4 pieces"),
+    Recipe("cpu-fast", "cpu-fast", since="0f6e331",
+           recipe="airbench94_muon's recipe: Muon, batches of 2000 in 4 pieces"),
     Recipe("cpu-fast-sgd", "cpu-fast", since="037acb6", until="b980032",  # cpu-fast's recipe until b980032
            recipe="airbench94's recipe: Nesterov SGD, batches of 1024"),
     Recipe("peer", "peer", since="037acb6", recipe="airbench94 in PyTorch, 9.9 epochs"),

@@ -791,8 +791,9 @@ def test_a_budget_that_chooses_the_wider_recipe_trains_it_as_its_epochs_run_woul
     """cpu-fast's fastnet, planned at 2 epochs, with --wide-from-epochs 0.5: the wider recipe is timed on a network
     of its own, planned at 1 epoch and chosen; the run is bit for bit cpu-fast-sgd's `--model fastnet_wide` (in
     cpu-fast's 4 pieces) with airbench95's learning rate and weight decay for 1 epoch (airbench95's recipe, not
-    cpu-fast's Muon), and records both recipes' plans. The wider recipe trains on batches of its own size (here 64: the demo's 900 images hold no
-    batch of airbench95's 1024), not the run's (32): the fixed twin at 64 proves it."""
+    cpu-fast's Muon), and records both recipes' plans. The wider recipe trains on batches of its own size (here
+    64: the demo's 900 images hold no batch of airbench95's 1024), not the run's (32): the fixed twin at 64 proves
+    it."""
     def budgeting(epochs, timed):  # (no warm-up: airbench95's needs 2 epochs at least, where 1 is enough here)
         return dataclasses.replace(given_speeds(epochs, timed), wider=lambda cfg: dataclasses.replace(
             widened(cfg), batch_size=64, warmup_epochs=0))

@@ -114,6 +114,7 @@ def test_pieces_of_a_batchnorm_network_normalise_each_piece_as_devices_do():
 
 # bfloat16 mixed precision is switched on for a whole process (amp.init): in a process of its own
 PIECES_AND_DEVICES_IN_BFLOAT16 = """
+import gluon_cifar  # first, as every entry point: threads and AMX set before MXNet loads
 import mxnet as mx, numpy as np
 from mxnet import gluon, nd
 from gluon_cifar.config import Config
