@@ -111,14 +111,17 @@ def train_step(parts: TrainingParts, data: nd.NDArray, label: nd.NDArray, ctxs: 
     xs, ys = shard(data, ctxs), shard(label.astype("float32"), ctxs)
     pieces = [_pieces(x, parts.pieces) for x in xs]
     labels = [_pieces(y, parts.pieces) for y in ys]
-    learning = [param for param in net.collect_params().values() if param.grad_req != "null"]
+    # (one piece: nothing to sum, and no walk over the parameters on every step)
+    learning = [param for param in net.collect_params().values() if param.grad_req != "null"] \
+        if parts.pieces > 1 else []
     losses, correct = [], []  # per context, summed over its pieces
     for p in range(max(len(c) for c in pieces)):
         used = [k for k in range(len(xs)) if p < len(pieces[k])]
         # Each piece writes its gradients and the earlier pieces' sum is added back here, not by MXNet's
         # grad_req "add": under bfloat16 oneDNN's convolutions lose part of that sum (measured: the gradient
         # of 2 pieces off by more than either piece's; apache/mxnet#16686 is the same kind of loss).
-        earlier = [param.grad(ctxs[k]).copy() for param in learning for k in used] if p else []
+        grads = [param.grad(ctxs[k]) for param in learning for k in used]  # written in place by backward
+        earlier = [grad.copy() for grad in grads] if p else []
         with autograd.record():
             outputs = [net(pieces[k][p]) for k in used]
             piece_losses = [loss_fn(out, labels[k][p]) for k, out in zip(used, outputs)]
@@ -132,7 +135,7 @@ def train_step(parts: TrainingParts, data: nd.NDArray, label: nd.NDArray, ctxs: 
                     autograd.backward(scaled)
             else:
                 autograd.backward(piece_losses + idle)
-        for grad, before in zip((param.grad(ctxs[k]) for param in learning for k in used), earlier):
+        for grad, before in zip(grads, earlier):
             grad += before
         for k, out, loss in zip(used, outputs, piece_losses):
             hits = (out.argmax(axis=1) == labels[k][p]).sum()
