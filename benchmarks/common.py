@@ -20,19 +20,22 @@ LAYOUT_TOOL = os.path.join(SHARED, "tools", "kaggle_layout.py")  # makes holdout
 
 
 def machine() -> str:
-    """"2 cores (2 logical CPUs), AMD EPYC ..., 24 GB RAM": the line every result is stamped with."""
-    model = platform.processor() or "unknown CPU"
+    """"2 cores (2 logical CPUs), AMD EPYC ..., 24 GB RAM": the line every result is stamped with; ", AMX" at its
+    end where the CPU exposes AMX (an Intel CPU's speed in bfloat16 depends on it, and a record of another
+    program, such as the peer's, has no start-up block of ours to say so)."""
+    model, amx = platform.processor() or "unknown CPU", ""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             info = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines() if ":" in line)
         info = {k.strip(): v.strip() for k, v in info.items()}
         model = f"{info.get('model name', model)} (family {info.get('cpu family')}, model {info.get('model')})"
+        amx = ", AMX" if "amx_tile" in info.get("flags", "").split() else ""
     except OSError:
         pass
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     sys.path.insert(0, ROOT)
     from gluon_cifar.runtime import physical_cores
-    return f"{physical_cores()} cores ({os.cpu_count()} logical CPUs), {model}, {memory:.0f} GB RAM"
+    return f"{physical_cores()} cores ({os.cpu_count()} logical CPUs), {model}, {memory:.0f} GB RAM{amx}"
 
 
 @dataclass

@@ -80,7 +80,8 @@ def measure(data_dir: str, preset: str, seed: int, work: str, dtype: str, flags:
             **({"contend_after_min": contend_after} if contend_after is not None else {}),
             **({"contend_until_min": contend_until} if contend_until is not None else {}),
             "trained_model": plan["recipe"].get("model", config["model"]),  # the wider one, where the budget chose it
-            "tta": plan["tta"], "train_s": trained.seconds, "submit_s": submitted.seconds,
+            "tta": plan["tta"], "test_images": len(os.listdir(os.path.join(data_dir, "test"))),
+            "train_s": trained.seconds, "submit_s": submitted.seconds,
             "total_s": trained.seconds + submitted.seconds, "holdout_acc": accuracy,
             "peak_memory": max(trained.peak_memory, submitted.peak_memory),
             "train_peak_memory": trained.peak_memory, "submit_peak_memory": submitted.peak_memory, **stamp()}
@@ -121,7 +122,9 @@ def measure_peer(python: str, data_dir: str, seed: int, work: str, epochs: float
     with open(report, encoding="utf-8") as f:
         result = json.load(f)
     return {"preset": "peer", "seed": seed, "flags": [], "dtype": result["dtype"], "epochs": result["epochs"],
-            "time_budget": 0, "precision_used": result["dtype"], "tta": "flip-shift", "train_s": ran.seconds,
+            "time_budget": 0, "precision_used": result["dtype"], "tta": "flip-shift",
+            "test_images": len(zipfile.ZipFile(test_zip).namelist()),  # the scored ones: it predicts no other
+            "train_s": ran.seconds,
             "submit_s": 0.0, "total_s": ran.seconds, "holdout_acc": result["tta_test_acc"],
             "holdout_acc_without_tta": result["test_acc"], "torch": result["torch"],
             "epoch_img_per_s": [e["img_per_s"] for e in result["epochs_log"]], "peak_memory": ran.peak_memory,

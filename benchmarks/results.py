@@ -65,8 +65,8 @@ def machine_kind(record: dict) -> str:
     if vendor == "AMD":
         zen = {26: 5, 25: 4 if model >= 0x10 else 3, 23: 2}.get(family)
         return f"AMD Zen {zen}" if zen else f"AMD family {family}"
-    amx = (record.get("startup") or {}).get("amx")
-    return f"Intel Xeon (family {family}, model {model}){' with AMX' if amx == 'enabled' else ''}"
+    amx = (record.get("startup") or {}).get("amx") == "enabled" or record["machine"].endswith(", AMX")
+    return f"Intel Xeon (family {family}, model {model}){' with AMX' if amx else ''}"
 
 
 def measures(recipe: Recipe, record: dict) -> bool:
@@ -83,11 +83,15 @@ def as_shipped(record: dict) -> bool:
 
 
 def command(recipe: Recipe, record: dict, seeds: list[int]) -> str:
-    """The command that measures `record` today (HOLDOUT: a kaggle_layout.py layout with --holdout 5000)."""
+    """The command that measures `record` today. HOLDOUT: `kaggle_layout.py HOLDOUT --holdout 5000 --junk 295000`,
+    Kaggle's 300,000 test images; SCORED: `--holdout 5000` alone, a test folder of the 5,000 scored images, which
+    is all the peer predicts: ours at the peer's wall clock (--peer-time) predicts those too."""
     ours = "" if recipe.preset == "peer" else f" --preset {recipe.preset}"
+    layout = "SCORED" if record.get("peer_time") else "HOLDOUT"
     budget = " --peer-python PY --peer-time" if record.get("peer_time") else "".join(f" {f}" for f in record["flags"])
     peer = " --peer-python PY" if recipe.preset == "peer" else ""
-    return f"python benchmarks/holdout.py --data-dir HOLDOUT{ours} --seeds {' '.join(map(str, seeds))}{budget}{peer}"
+    return (f"python benchmarks/holdout.py --data-dir {layout}{ours} --seeds {' '.join(map(str, seeds))}{budget}"
+            f"{peer}")
 
 
 def rows(records: list[dict]) -> list[str]:

@@ -186,6 +186,15 @@ def test_the_results_table_holds_current_recipes_run_as_shipped_on_two_seeds(tmp
     (row,) = results.rows(records)  # the Zen 3 run has one seed: no row
     assert row.startswith("| `cpu-fast` (") and "| AMD Zen 5 |" in row and "--seeds 0 1 --time-budget 45`" in row
     assert "| **0.9250** (0.9200–0.9300) | 45.0 (45.0–45.0) | 13 | 2.8 / 0.9 |" in row  # the higher peak of two
+    # at the peer's wall clock, on the layout of the scored images alone; the peer's records name AMX in their stamp
+    xeon = "2 cores (2 logical CPUs), Intel(R) Xeon(R) Processor (family 6, model 167), 24 GB RAM"
+    at_peer_time = {**run, "flags": ["--time-budget", "8.07"], "peer_time": True, "machine": xeon + ", AMX"}
+    (row,) = results.rows([{**at_peer_time, "seed": 0, "holdout_acc": 0.91, "commit": "9bdd2c3"},
+                           {**at_peer_time, "seed": 1, "holdout_acc": 0.90, "commit": "9bdd2c3"}])
+    assert "| Intel Xeon (family 6, model 167) with AMX |" in row
+    assert "`python benchmarks/holdout.py --data-dir SCORED --preset cpu-fast --seeds 0 1 --peer-python PY " \
+           "--peer-time`" in row
+    assert results.machine_kind({"machine": xeon}) == "Intel Xeon (family 6, model 167)"
     doc = tmp_path / "README.md"
     doc.write_text(f"above\n{results.BEGIN}\nold\n{results.END}\nbelow\n")
     assert subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "results.py"), "--check", "--readme",
