@@ -15,11 +15,13 @@ With --peer-python (a venv with torch, numpy and Pillow), each seed also runs th
 (../shared/tools/airbench_cpu.py: airbench94, 9.9 epochs, 6 test-time views) on the same split: it
 trains on the layout's training images and scores the same holdout, timed the same way (its
 process from a cold cache to its score). The two sides alternate which goes first from seed to seed,
-so that a host whose speed drifts hits both alike; --peer-time gives ours the last peer run's wall
-clock as its --time-budget (accuracy at equal time); --peer-epochs N shortens the peer's run (with
---epochs N for ours: both recipes at one length):
+so that a host whose speed drifts hits both alike. --peer-time gives ours the wall clock of the peer's
+run of the same seed, just before, as its --time-budget (accuracy at equal time; on a layout whose test
+folder holds the scored images alone, which is all the peer predicts); --peer-epochs N shortens the
+peer's run (with --epochs N for ours: both recipes at one length):
 
-  python benchmarks/holdout.py --data-dir /data/hold5k --seeds 0 1 --peer-python /venvs/torch/bin/python --peer-time
+  python ../shared/tools/kaggle_layout.py /data/scored --holdout 5000
+  python benchmarks/holdout.py --data-dir /data/scored --seeds 0 1 --peer-python /venvs/torch/bin/python --peer-time
 
 Runs one process at a time: on a shared 2-core machine anything else running skews the times.
 """
@@ -162,6 +164,15 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def sides(index: int, peer: bool, peer_time: bool) -> list[str]:
+    """Which runs the `index`-th seed makes, in order: alternated, so that a host whose speed drifts hits both
+    alike; at the peer's time the peer first, so that ours gets the wall clock of the peer's run of its own
+    seed (a host 15% faster by then ran the peer's seed 1 in 6.9 minutes where ours had the 8.1 of its seed 0)."""
+    if not peer:
+        return ["ours"]
+    return ["ours", "peer"] if index % 2 == 1 and not peer_time else ["peer", "ours"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", help="a kaggle_layout.py layout with a scored holdout")
@@ -180,8 +191,8 @@ def main() -> int:
     parser.add_argument("--peer-python", metavar="PYTHON",
                         help="also run the peer's full recipe on the same split, with this venv's python")
     parser.add_argument("--peer-time", action="store_true",
-                        help="with --peer-python: ours gets the last peer run's wall clock as its --time-budget "
-                             "(accuracy at equal time; the first seed runs the peer first)")
+                        help="with --peer-python: ours gets the wall clock of the peer's run of the same seed as its "
+                             "--time-budget (accuracy at equal time; the peer runs first for every seed)")
     parser.add_argument("--peer-epochs", type=float, metavar="N",
                         help="with --peer-python: the peer trains N epochs (default: its own 9.9)")
     args, flags = parser.parse_known_args()  # unknown flags go to train.py
@@ -192,8 +203,7 @@ def main() -> int:
             parser.error("--peer-time needs --peer-python")
         peer_minutes = None
         for index, seed in enumerate(args.seeds):
-            sides = ["ours"] if not args.peer_python else ["peer", "ours"] if index % 2 == 0 else ["ours", "peer"]
-            for side in sides:
+            for side in sides(index, bool(args.peer_python), args.peer_time):
                 if side == "peer":
                     row = measure_peer(args.peer_python, args.data_dir, seed, args.work, args.peer_epochs)
                     peer_minutes = row["total_s"] / 60

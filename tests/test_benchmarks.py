@@ -62,6 +62,16 @@ def test_compute_tuning_benchmark_runs():
     assert "| batch 64 |" in result.stdout and "GFLOP/s" in result.stdout
 
 
+def test_at_the_peers_time_each_seed_runs_the_peer_first_else_the_sides_alternate(monkeypatch):
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
+    import holdout
+
+    assert [holdout.sides(i, peer=True, peer_time=True) for i in range(3)] == [["peer", "ours"]] * 3
+    assert [holdout.sides(i, peer=True, peer_time=False) for i in range(3)] == [
+        ["peer", "ours"], ["ours", "peer"], ["peer", "ours"]]
+    assert holdout.sides(1, peer=False, peer_time=False) == ["ours"]
+
+
 def test_the_peer_learns_from_and_is_scored_on_the_same_images_as_ours(real_layout, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
     import holdout
