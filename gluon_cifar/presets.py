@@ -58,7 +58,7 @@ CPU_FAST: dict[str, Any] = {
     **AIRBENCH94_MUON,
     # loss: training/optim.py, SmoothedCrossEntropy
     "label_smoothing": 0.2,
-    # prediction (inference/tta.py): airbench's 6 views (flip-shift) where the budget gives 8 epochs or more and
+    # prediction (inference/tta.py): airbench's 6 views (flip-shift) where the budget gives 7.5 epochs or more and
     # they cost at most one, as with a 10,000-image test folder; the image and its mirror (flip) for Kaggle's
     # 300,000 (6 views would cost several epochs) and short budgets: training/budget.py, choose_tta. Without a
     # budget: flip
