@@ -645,10 +645,12 @@ def test_the_prediction_is_timed_on_a_sample_scaled_to_the_test_set():
 
 @pytest.mark.slow
 def test_a_budgeted_run_plans_itself_inside_the_budget_and_trains_what_it_decided(tmp_path):
-    """train.py and submit.py with a 3-minute budget on the demo data, judged by the run's own records, not by
+    """train.py and submit.py with a 2-minute budget on the demo data, judged by the run's own records, not by
     the wall clock: a busy host slows a run and the budget answers by cutting it, which is the mechanism at
     work, not a failure (the wall clock of real budgets is measured by benchmarks/holdout.py)."""
-    budget_min = 3.0  # a margin for a slow host's preparation: 1 minute stopped fitting 3 demo epochs on the Xeon
+    # a margin for a slow host's preparation (1 minute did not fit the 3 epochs SGD's warm-up needed on the Xeon;
+    # Muon needs 1), not more: the run fills its budget, and this is the suite's longest test
+    budget_min = 2.0
     trained = run_script("train.py", "--demo", "--preset", "cpu-fast", "--model", "fastnet_small", "--batch-size", "64",
                          "--time-budget", budget_min, "--out", tmp_path / "run", "--no-progress")
     assert trained.returncode == 0, trained.stderr
