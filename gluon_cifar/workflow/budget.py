@@ -83,9 +83,10 @@ def this_machine(ctxs: list[mx.Context], cluster: Cluster, data: TrainingData, l
     def training_rate(probe: TrainingParts, recipe: Config) -> float:
         def steps(batches: Iterable) -> int:
             return train_one_epoch(probe, batches, ctxs, sync_every=1 << 30)[2]  # reads the loss at the end: waits
-        # in chunks of lookahead_every batches: each includes one averaging step
-        return measure_rate(steps, probe.train_data, clock, chunk=max(1, recipe.lookahead_every), min_batches=5,
-                            min_seconds=10.0)
+        # in chunks of lookahead_every batches: each includes one averaging step. measure_rate's 3 batches and 5 s:
+        # every timed step is rewound, and the replans after each epoch correct the plan's speed (5 batches and
+        # 10 s cost 25 s of a 7-minute budget on the AMX Xeon, 8 of them beyond 3 and 5, timing both speeds)
+        return measure_rate(steps, probe.train_data, clock, chunk=max(1, recipe.lookahead_every))
 
     return Measuring(clock, probe, training_rate,
                      lambda recipe, ttas: prediction_speeds(recipe, len(data.classes), ctxs, data.data_dir, ttas,
