@@ -9,10 +9,17 @@ from PIL import Image
 
 # Under pytest-xdist (.ci/run: one worker per core) each worker and every process its tests start computes
 # with its share of the cores: two workers on 2 cores at 2 OpenMP threads each ran the suite slower than
-# one at a time (the threads of one wait spinning for the other's). Before gluon_cifar, which keeps a
-# setting made in the environment.
+# one at a time (the threads of one wait spinning for the other's: two kill -9 tests side by side took 70-76 s
+# each, 11-14 s alone). Before gluon_cifar, which keeps a setting made in the environment. The thread setting
+# the user made is the one the first pytest process found: its own `import gluon_cifar` below sets
+# MXNET_OMP_MAX_THREADS for the whole machine, and xdist's workers inherit its environment (so, read in the
+# workers, that setting had always looked like the user's, and every worker ran with every core).
+_THREAD_VARIABLES = ("MXNET_OMP_MAX_THREADS", "OMP_NUM_THREADS")
+_USER_THREADS = os.environ.setdefault("GLUON_CIFAR_TESTS_USER_THREADS",
+                                      " ".join(v for v in _THREAD_VARIABLES if v in os.environ))
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-if _WORKERS > 1 and not {"MXNET_OMP_MAX_THREADS", "OMP_NUM_THREADS"} & set(os.environ):
+if _WORKERS > 1 and not _USER_THREADS:
+    os.environ.pop("MXNET_OMP_MAX_THREADS", None)  # the first process's, for every core
     os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _WORKERS))
 
 import gluon_cifar  # noqa: E402  (before any test imports mxnet: it sets MXNet's thread count)

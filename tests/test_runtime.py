@@ -36,6 +36,19 @@ def test_a_thread_count_the_user_chose_is_kept():
     assert threads_seen(MXNET_OMP_MAX_THREADS="3") == ["3", "None"]
 
 
+def test_each_test_worker_and_the_processes_it_starts_compute_with_its_share_of_the_cores():
+    """tests/conftest.py: under pytest-xdist every worker gets cores / workers OpenMP threads, which the
+    scripts its tests start inherit (each worker at every core made two tests side by side 5x slower)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers < 2 or os.environ["GLUON_CIFAR_TESTS_USER_THREADS"]:
+        pytest.skip("one test worker, or threads the user set: nothing shared out")
+    share = str(max(1, (os.cpu_count() or 1) // workers))
+    assert "MXNET_OMP_MAX_THREADS" not in os.environ and os.environ["OMP_NUM_THREADS"] == share
+    assert subprocess.run(
+        [sys.executable, "-c", SHOW], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split() == [
+        "None", share]
+
+
 @pytest.mark.slow
 def test_importing_mxnet_first_is_warned_about():
     clean = {k: v for k, v in os.environ.items() if k not in ("MXNET_OMP_MAX_THREADS", "OMP_NUM_THREADS")}

@@ -85,7 +85,8 @@ def this_machine(ctxs: list[mx.Context], cluster: Cluster, data: TrainingData, l
             return train_one_epoch(probe, batches, ctxs, sync_every=1 << 30)[2]  # reads the loss at the end: waits
         # in chunks of lookahead_every batches: each includes one averaging step. measure_rate's 3 batches and 5 s:
         # every timed step is rewound, and the replans after each epoch correct the plan's speed (5 batches and
-        # 10 s cost 25 s of a 7-minute budget on the AMX Xeon, 8 of them beyond 3 and 5, timing both speeds)
+        # 10 s took 25 s of a 7-minute budget on the AMX Xeon, timing both speeds; the time before the first
+        # step went from 40 s to 29, docs/BENCHMARKS.md)
         return measure_rate(steps, probe.train_data, clock, chunk=max(1, recipe.lookahead_every))
 
     return Measuring(clock, probe, training_rate,
