@@ -58,10 +58,10 @@ CPU_FAST: dict[str, Any] = {
     **AIRBENCH94_MUON,
     # loss: training/optim.py, SmoothedCrossEntropy
     "label_smoothing": 0.2,
-    # prediction (inference/tta.py): airbench's 6 views (flip-shift) where the budget gives 7.5 epochs or more and
-    # they cost at most one, as with a 10,000-image test folder; the image and its mirror (flip) for Kaggle's
-    # 300,000 (6 views would cost several epochs) and short budgets: training/budget.py, choose_tta. Without a
-    # budget: flip
+    # prediction (inference/tta.py): airbench's 6 views (flip-shift) where the budget gives 2.5 epochs or more and
+    # they cost at most one, as with a 10,000-image test folder (with Muon they added 0.12-0.54 points from 2.6
+    # to 9.9 epochs, each run predicted both ways); the image and its mirror (flip) for Kaggle's 300,000 (6 views
+    # would cost several epochs): training/budget.py, choose_tta. Without a budget: flip
     "tta": "auto",
     # epochs: as many as fit in 45 minutes with the prediction, to a tenth (the last one stops part-way),
     # measured on this machine before the run (workflow/budget.py, plan_run; training/budget.py, plan);

@@ -150,22 +150,23 @@ def test_auto_tta_gives_up_at_most_one_epoch_and_only_for_enough():
 
 
 def test_six_views_pay_from_the_recipes_own_length():
-    """Muon's network is as far along at 8 epochs as SGD's at 9.9: its plans weigh six views from 7.5 epochs, and a
-    run lengthened (or cut) later weighs them again from there too."""
+    """Muon's network pays for six views from SIX_VIEWS_FROM["muon"] = 2.5 epochs, SGD's from 9: each plan weighs
+    them from its recipe's length, and a run lengthened (or cut) later weighs them again from there too."""
+    assert SIX_VIEWS_FROM == {"sgd": 9, "muon": 2.5}
     flip = plan(budget_s=60 * MIN, elapsed_s=0.0, train_images_per_s=100.0, train_images=1_000, valid_images=0,
                 test_images=0, predict_images_per_s=1.0, min_epochs=1, tta="flip")
     for recipe, views in (("sgd", "flip"), ("muon", "flip-shift")):
         mine = dataclasses.replace(flip, epochs=8.6, six_views_from=SIX_VIEWS_FROM[recipe])
         chosen = choose_tta(mine, dataclasses.replace(mine, epochs=8.4, tta="flip-shift"), flip.predict_s)
         assert chosen.tta == views and chosen.six_views_from == SIX_VIEWS_FROM[recipe]
-    # a run planned with two views at 7.4 epochs (six would leave 7.2), then ahead of its plan: six views once
-    # they leave 7.5 or more
-    two, six = (dataclasses.replace(p, epochs=e, six_views_from=SIX_VIEWS_FROM["muon"])
-                for p, e in zip(plans_by_views(25, 5_000), (7.4, 7.2)))
+    # a run planned with two views at 8.4 epochs (six would leave 8.2, under SGD's 9), then ahead of its plan: six
+    # views once they leave 9 or more
+    two, six = (dataclasses.replace(p, epochs=e, six_views_from=SIX_VIEWS_FROM["sgd"])
+                for p, e in zip(plans_by_views(25, 5_000), (8.4, 8.2)))
     planned = choose_tta(two, six, six.predict_s)
     assert planned.tta == "flip"
-    ahead = replan(planned, 7.4, 2, 0.9 * planned.epoch_s, 2 * planned.epoch_s + 60, "flip")
-    assert ahead.epochs >= 7.5 and ahead.tta == "flip-shift" and "six pay from 7.5 epochs on" in ahead.summary()
+    ahead = replan(planned, 8.4, 2, 0.85 * planned.epoch_s, 2 * planned.epoch_s + 60, "flip")
+    assert ahead.epochs >= 9 and ahead.tta == "flip-shift" and "six pay from 9 epochs on" in ahead.summary()
 
 
 def test_a_budget_too_small_for_the_warm_up_says_what_would_fit():
@@ -681,7 +682,7 @@ def test_a_budgeted_run_plans_itself_inside_the_budget_and_trains_what_it_decide
     # cpu-fast's --tta auto, decided by the budget on both measured views and saved as decided
     left = dict(chosen["tta_considered"])
     six_pay = left["flip-shift"] >= SIX_VIEWS_FROM["muon"] and round(left["flip"] - left["flip-shift"], 6) <= 1
-    assert chosen["six_views_from"] == SIX_VIEWS_FROM["muon"] == 7.5
+    assert chosen["six_views_from"] == SIX_VIEWS_FROM["muon"] == 2.5
     assert chosen["tta"] == ("flip-shift" if six_pay else "flip")
     assert record["plan"]["tta"] == (replans[-1]["tta"] if replans else chosen["tta"])  # a replan may change them
     assert chosen["epochs"] == left[chosen["tta"]] and f"--tta auto chose {chosen['tta']}" in trained.stderr

@@ -45,11 +45,10 @@ VALIDATION_COST = 1 / 3  # a validation image costs about a forward pass: a thir
 # `--tta auto`: flip-shift's 6 views pay from this many epochs on, by optimizer (Config.optimizer). Measured
 # (docs/BENCHMARKS.md, fastnet on the 5,000-image holdout): with SGD, at 9 and 10 epochs they add 0.16-0.22
 # points (4 runs, 3 seeds), more than the 10th epoch adds (+0.04); at 5 epochs they cost 0.18 (the shifted
-# views of a network that young mislead it). Muon's network is as far along at 8 epochs as SGD's at 9.9
-# (airbench94_muon; here 0.8940 and 0.8946 without views, 2 seeds), and 6 views added 0.16 and 0.14 there; at
-# 7.6 epochs 0.16 (0.9052 against 0.9036, the run at the peer's wall clock of 2026-12-07 that lost to the peer by
-# 0.0008 with two views), at 9.9 0.44.
-SIX_VIEWS_FROM = {"sgd": 9, "muon": 7.5}
+# views of a network that young mislead it). With Muon they paid at every length measured, each run predicted
+# both ways (2026-12-07): +0.12 at 2.6 epochs, +0.18 at 6.9, +0.54 at 7.4, +0.46 at 7.5, +0.16 and +0.36 at 7.6,
+# +0.36 at 7.8, +0.16 and +0.14 at 8, +0.44 at 9.9; the shortest of them is Muon's threshold.
+SIX_VIEWS_FROM = {"sgd": 9, "muon": 2.5}
 SIX_VIEWS_FROM_EPOCHS = SIX_VIEWS_FROM["sgd"]  # a plan's default (plans made outside a run: tests, tools)
 # The plan's grain: run lengths in tenths of an epoch. Whole epochs left up to an epoch of a short budget
 # unused (73% of 14.8 minutes, docs/BENCHMARKS.md); a tenth is a few seconds to a minute.
