@@ -14,6 +14,8 @@ from PIL import Image
 # the user made is the one the first pytest process found: its own `import gluon_cifar` below sets
 # MXNET_OMP_MAX_THREADS for the whole machine, and xdist's workers inherit its environment (so, read in the
 # workers, that setting had always looked like the user's, and every worker ran with every core).
+# gluon_cifar.runtime.THREAD_VARIABLES, named here: importing it would run the very import this decides for
+# (benchmarks/common.py's PRISTINE_ENV answers the same question for the benchmarks' children)
 _THREAD_VARIABLES = ("MXNET_OMP_MAX_THREADS", "OMP_NUM_THREADS")
 _USER_THREADS = os.environ.setdefault("GLUON_CIFAR_TESTS_USER_THREADS",
                                       " ".join(v for v in _THREAD_VARIABLES if v in os.environ))
