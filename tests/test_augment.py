@@ -47,6 +47,23 @@ def test_shifted_windows_equal_the_affine_resampling_they_replace():
     np.testing.assert_allclose(gathered, resampled, atol=1e-4)
 
 
+def test_shifted_windows_are_each_pixel_read_from_its_own_shifted_and_mirrored_place():
+    """The windows, cut a shift at a time, hold the very bytes a gather of every pixel by its own index reads."""
+    images = np.random.default_rng(0).integers(0, 256, (300, 32, 32, 3), dtype=np.uint8)
+    for max_shift, reflect in ((2, True), (4, False)):
+        dy, dx, mirror = random_shifts(np.random.default_rng(max_shift), 300, max_shift)
+        padded = np.pad(images, ((0, 0), (max_shift,) * 2, (max_shift,) * 2, (0, 0)),
+                        mode="reflect" if reflect else "constant")
+        ys = (max_shift + dy)[:, None] + np.arange(32)
+        xs = (max_shift + dx)[:, None] + np.arange(32)
+        xs = np.where(mirror[:, None], xs[:, ::-1], xs)
+        gathered = padded[np.arange(300)[:, None, None], ys[:, :, None], xs[:, None, :]]
+        windows, inside = shifted_windows(images, dy, dx, mirror, max_shift, reflect)
+        np.testing.assert_array_equal(windows, gathered)
+        rows, cols = (ys >= max_shift) & (ys < 32 + max_shift), (xs >= max_shift) & (xs < 32 + max_shift)
+        np.testing.assert_array_equal(inside, rows[:, :, None] & cols[:, None])  # not read from the padding
+        assert inside.sum() == ((32 - abs(dy)) * (32 - abs(dx))).sum() and not inside.all()
+
 def test_cutout_blanks_a_square_of_the_given_side():
     masks = cutout_masks(np.random.default_rng(1), 500, (32, 32), 16)
     blanked = (masks == 0).sum(axis=(1, 2, 3))

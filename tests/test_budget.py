@@ -497,6 +497,18 @@ def test_measured_rate_excludes_the_warm_up_batches():
     assert len(ran) == 1 + 6  # at most max_batches, in chunks of 2, cycling the loader
 
 
+def test_a_probe_timed_again_is_not_warmed_up_again(monkeypatch):
+    """The untimed first batch builds a probe's graph; the frozen speed, timed next on the same probe, starts timing
+    at once (a batch less before the first step: about 2 s of cpu-fast's 7-minute budgets on the AMX Xeon)."""
+    warmups = []
+    monkeypatch.setattr(workflow.budget, "measure_rate",
+                        lambda steps, batches, clock, warmup, chunk: warmups.append(warmup) or 1.0)
+    measuring = this_machine([mx.cpu()], None, None, None, "float32", None, lambda: 0.0)
+    narrow, wide = (SimpleNamespace(train_data=[]) for _ in range(2))
+    for probe in (narrow, narrow, wide):
+        measuring.training_rate(probe, Config(lookahead_every=0))
+    assert warmups == [1, 0, 1]
+
 def plan_timed(budget_min: float, tta: str = "flip"):
     """workflow.budget's measure_speeds, then plan_measured, as plan_run uses them, for cpu-fast's shape
     (44,032 images an epoch; the whitening bias learns for 3 epochs) on a fake machine: 300 img/s training

@@ -82,13 +82,20 @@ def shifted_windows(images: np.ndarray, dy: np.ndarray, dx: np.ndarray, mirror: 
     """Each (H, W) window of the (B, H, W, C) `images` padded by `pad` pixels (mirrored borders with
     `reflect`, else zeros), moved by (dy[i], dx[i]) from the centre and mirrored where mirror[i];
     returns the windows and a (B, H, W) mask that is False where a window reads padding."""
-    n, height, width = images.shape[:3]
+    height, width = images.shape[1:3]
     padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect" if reflect else "constant")
+    # One slice per distinct shift and mirror, not a gather of every pixel by its own index: the same bytes in half
+    # the time (cpu-fast's batches of 2000 on the AMX Xeon: 14-16 ms against 26-29, on the thread that feeds the
+    # network)
+    windows = np.empty_like(images)
+    for sy, sx, flip in np.unique(np.stack([dy, dx, mirror], axis=1), axis=0):
+        chosen = np.flatnonzero((dy == sy) & (dx == sx) & (mirror == flip))
+        window = padded[chosen, pad + sy:pad + sy + height, pad + sx:pad + sx + width]
+        windows[chosen] = window[:, :, ::-1] if flip else window
     ys = (pad + dy)[:, None] + np.arange(height)  # (B, H): rows of the padded images
     xs = (pad + dx)[:, None] + np.arange(width)  # (B, W)
     xs = np.where(mirror[:, None], xs[:, ::-1], xs)
-    windows = padded[np.arange(n)[:, None, None], ys[:, :, None], xs[:, None, :]]
-    inside = (((ys >= pad) & (ys < pad + height))[:, :, None] & ((xs >= pad) & (xs < pad + width))[:, None, :])
+    inside = ((ys >= pad) & (ys < pad + height))[:, :, None] & ((xs >= pad) & (xs < pad + width))[:, None, :]
     return windows, inside
 
 

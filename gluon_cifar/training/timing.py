@@ -35,12 +35,14 @@ def measure_rate(run_batches: Callable[[Iterable], int], batches: Iterable, cloc
     """Images per second of `run_batches(iterable of batches) -> images done` on `batches` (cycled), by `clock`.
 
     The first `warmup` batches (graph building, oneDNN primitive creation) are not timed (one is enough:
-    cpu-fast's second batch on the AMX Xeon already ran at the steady pace, the first 0.3-0.6 s slower); then
+    cpu-fast's second batch on the AMX Xeon already ran at the steady pace, the first 0.1-0.6 s slower; 0: the
+    graph is built already); then
     `chunk` batches a call are timed until at least `min_batches` and `min_seconds`, at most
     `max_batches`. `run_batches` must wait for its results (read a value), so the clock sees the work.
     """
     cycle = _endless(batches)
-    run_batches(itertools.islice(cycle, warmup))
+    if warmup:
+        run_batches(itertools.islice(cycle, warmup))
     images, timed, start = 0, 0, clock()
     while timed < min_batches or (clock() - start < min_seconds and timed < max_batches):
         images += run_batches(itertools.islice(cycle, chunk))
