@@ -47,9 +47,9 @@ WIDE_MODEL = "fastnet_wide"  # gluon_cifar.presets.WIDE_MODEL, named here: this 
 
 RECIPES = (
     # batches in 4 pieces since 0f6e331: BatchNorm's statistics per piece
-    # (at the peer's time since 03ae5c2: Muon's six views from 2.5 epochs, not 7.5; since 00b1a25 each speed
-    # timed on 3 batches and 5 s, not 5 and 10: both change budgets of a few minutes only)
-    Recipe("cpu-fast", "cpu-fast", since="0f6e331", peer_time_since="03ae5c2",
+    # (at the peer's time since d029540: the frozen speed timed without a warm-up batch, submit.py's imports
+    # allowed 3 s; since 03ae5c2 Muon's six views from 2.5 epochs, not 7.5: all change budgets of minutes only)
+    Recipe("cpu-fast", "cpu-fast", since="0f6e331", peer_time_since="d029540",
            recipe="airbench94_muon's recipe: Muon, batches of 2000 in 4 pieces"),
     Recipe("cpu-fast-sgd", "cpu-fast", since="037acb6", until="b980032",  # cpu-fast's recipe until b980032
            recipe="airbench94's recipe: Nesterov SGD, batches of 1024"),

@@ -72,9 +72,11 @@ CPU_FAST: dict[str, Any] = {
     # at least 10 of its epochs: workflow/budget.py, plan_run
     "wide_from_epochs": 10.0,
     # memory: each batch through the network in 4 pieces (of 500 images; 256 for the wider recipe), their
-    # gradients summed into the one update (training/engine.py, train_step); BatchNorm normalises each piece, as
-    # 4 devices would. A 45-minute run peaked at 2.8 GB instead of 6.4 on the Xeon with AMX, at 0-4% of its
-    # speed (docs/BENCHMARKS.md, 2026-12-07, night): the 8 GB of a laptop with a browser open
+    # gradients summed into the one update (training/engine.py, train_step). A 45-minute run peaked at 2.8 GB
+    # instead of 6.4 on the Xeon with AMX, at 0-4% of its speed (docs/BENCHMARKS.md, 2026-12-07, night): the 8 GB
+    # of a laptop with a browser open. BatchNorm normalises each piece, as 4 devices would, which costs no accuracy
+    # (2 seeds each, docs/BENCHMARKS.md): this network at 9.9 epochs 0.9101 in pieces, 0.9083 with the whole
+    # batch's statistics; the wider recipe in 45 minutes 0.9203 and 0.9229, a gap a third of its seeds' spread
     "batch_pieces": 4,
     # arithmetic: `precision` stays "auto": bfloat16 where it measured faster (precision.py, decide)
 }
