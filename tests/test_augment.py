@@ -64,6 +64,7 @@ def test_shifted_windows_are_each_pixel_read_from_its_own_shifted_and_mirrored_p
         np.testing.assert_array_equal(inside, rows[:, :, None] & cols[:, None])  # not read from the padding
         assert inside.sum() == ((32 - abs(dy)) * (32 - abs(dx))).sum() and not inside.all()
 
+
 def test_cutout_blanks_a_square_of_the_given_side():
     masks = cutout_masks(np.random.default_rng(1), 500, (32, 32), 16)
     blanked = (masks == 0).sum(axis=(1, 2, 3))

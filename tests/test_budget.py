@@ -509,6 +509,7 @@ def test_a_probe_timed_again_is_not_warmed_up_again(monkeypatch):
         measuring.training_rate(probe, Config(lookahead_every=0))
     assert warmups == [1, 0, 1]
 
+
 def plan_timed(budget_min: float, tta: str = "flip"):
     """workflow.budget's measure_speeds, then plan_measured, as plan_run uses them, for cpu-fast's shape
     (44,032 images an epoch; the whitening bias learns for 3 epochs) on a fake machine: 300 img/s training

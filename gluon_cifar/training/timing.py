@@ -35,10 +35,10 @@ def measure_rate(run_batches: Callable[[Iterable], int], batches: Iterable, cloc
     """Images per second of `run_batches(iterable of batches) -> images done` on `batches` (cycled), by `clock`.
 
     The first `warmup` batches (graph building, oneDNN primitive creation) are not timed (one is enough:
-    cpu-fast's second batch on the AMX Xeon already ran at the steady pace, the first 0.1-0.6 s slower; 0: the
-    graph is built already); then
-    `chunk` batches a call are timed until at least `min_batches` and `min_seconds`, at most
-    `max_batches`. `run_batches` must wait for its results (read a value), so the clock sees the work.
+    cpu-fast's second batch on the AMX Xeon already ran at the steady pace, the first 0.1-0.6 s slower; none
+    where the graph is built already); then `chunk` batches a call are timed until at least `min_batches` and
+    `min_seconds`, at most `max_batches`. `run_batches` must wait for its results (read a value), so the clock
+    sees the work.
     """
     cycle = _endless(batches)
     if warmup:
