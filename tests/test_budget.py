@@ -498,16 +498,16 @@ def test_measured_rate_excludes_the_warm_up_batches():
 
 
 def test_a_probe_timed_again_is_not_warmed_up_again(monkeypatch):
-    """The untimed first batch builds a probe's graph; the frozen speed, timed next on the same probe, starts timing
-    at once (a batch less before the first step: about 2 s of cpu-fast's 7-minute budgets on the AMX Xeon)."""
+    """A probe's first timing steps an untimed batch, which builds its graph; a warm probe's starts timing at once
+    (measure_speeds times the frozen speed on the probe it has just stepped: plan_timed checks it says so; a batch
+    less before the first step, about 2 s of cpu-fast's 7-minute budgets on the AMX Xeon)."""
     warmups = []
     monkeypatch.setattr(workflow.budget, "measure_rate",
                         lambda steps, batches, clock, warmup, chunk: warmups.append(warmup) or 1.0)
     measuring = this_machine([mx.cpu()], None, None, None, "float32", None, lambda: 0.0)
-    narrow, wide = (SimpleNamespace(train_data=[]) for _ in range(2))
-    for probe in (narrow, narrow, wide):
-        measuring.training_rate(probe, Config(lookahead_every=0))
-    assert warmups == [1, 0, 1]
+    for warm in (False, True):
+        measuring.training_rate(SimpleNamespace(train_data=[]), Config(lookahead_every=0), warm)
+    assert warmups == [1, 0]
 
 
 def plan_timed(budget_min: float, tta: str = "flip"):
@@ -523,8 +523,8 @@ def plan_timed(budget_min: float, tta: str = "flip"):
                             learns=lambda params: [setattr(p, "grad_req", "write") for p in params])
     timed, clock = [], [40.0]
 
-    def training_rate(timed_probe, cfg):
-        assert timed_probe is probe
+    def training_rate(timed_probe, cfg, warm):
+        assert timed_probe is probe and warm == (frozen.grad_req == "null")  # timed again: frozen, its graph built
         timed.append(frozen.grad_req)
         clock[0] += 20
         return 300.0 if frozen.grad_req == "write" else 360.0
@@ -571,7 +571,7 @@ def plan_recipes(budget_min: float, wide_from_epochs: float = 10, model: str = "
                               train_data=SimpleNamespace(batch_size=1024))
         timed.append(f"put back {net.model}")
 
-    def training_rate(probe, cfg):
+    def training_rate(probe, cfg, warm):
         timed.append(cfg.model)
         clock[0] += 30
         return speeds[cfg.model][0]
@@ -715,8 +715,8 @@ def given_speeds(epochs: dict[str, float], timed: list, replan=None) -> Budgetin
     def measuring(ctxs, cluster, data, loaders, precision, sample, clock):
         real = this_machine(ctxs, cluster, data, loaders, precision, sample, clock)
 
-        def training_rate(probe, recipe):
-            real.training_rate(probe, recipe)  # the probe's steps, as a run takes them
+        def training_rate(probe, recipe, warm):
+            real.training_rate(probe, recipe, warm)  # the probe's steps, as a run takes them
             timed.append((recipe.model, sum(p.data().size for p in probe.net.collect_params().values()), probe.pieces))
             images = probe.batches_per_epoch * probe.train_data.batch_size + data.n_valid * VALIDATION_COST
             left_s = SAFETY * BUDGET_MIN * MIN - clock()  # the plan's margin kept, the time spent so far gone

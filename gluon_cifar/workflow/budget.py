@@ -59,7 +59,8 @@ class Measuring:
     clock: Clock  # seconds since the process started: what the budget counts
     # A recipe's network stepping with a trainer of its own, put back (weights, loader) when the block ends
     probe: Callable[[Config, gluon.Block], ContextManager[TrainingParts]]
-    training_rate: Callable[[TrainingParts, Config], float]  # images/s of the probe's steps
+    # images/s of the probe's steps; warm: the probe has stepped already (its graph built: no untimed batch first)
+    training_rate: Callable[[TrainingParts, Config, bool], float]
     prediction: Callable[[Config, tuple[str, ...]], PredictionTiming]  # submit.py's, with each of the views
     network: Callable[[Config], gluon.Block]  # a recipe's network, as a run of that recipe builds it
 
@@ -80,19 +81,16 @@ def this_machine(ctxs: list[mx.Context], cluster: Cluster, data: TrainingData, l
         # and the wide network's together made a run's peak memory)
         hybridize(net, recipe)
 
-    stepped: set[int] = set()  # the probes whose network has built its graph
-
-    def training_rate(probe: TrainingParts, recipe: Config) -> float:
+    def training_rate(probe: TrainingParts, recipe: Config, warm: bool) -> float:
         def steps(batches: Iterable) -> int:
             return train_one_epoch(probe, batches, ctxs, sync_every=1 << 30)[2]  # reads the loss at the end: waits
         # in chunks of lookahead_every batches: each includes one averaging step. measure_rate's 3 batches and 5 s:
         # every timed step is rewound, and the replans after each epoch correct the plan's speed (5 batches and
         # 10 s took 25 s of a 7-minute budget on the AMX Xeon, timing both speeds; the time before the first
-        # step went from 40 s to 29, docs/BENCHMARKS.md). The untimed first batch builds the graph: a probe timed
-        # again (its whitening bias frozen) needs none (cpu-fast's first frozen batch 1.81 s, the next 1.78).
-        warmup = 0 if id(probe) in stepped else 1
-        stepped.add(id(probe))
-        return measure_rate(steps, probe.train_data, clock, warmup=warmup, chunk=max(1, recipe.lookahead_every))
+        # step went from 40 s to 29, docs/BENCHMARKS.md). The untimed first batch builds the graph: a warm probe
+        # needs none (cpu-fast's, timed again with its whitening bias frozen: the first batch 1.81 s, the next 1.78).
+        return measure_rate(steps, probe.train_data, clock, warmup=0 if warm else 1,
+                            chunk=max(1, recipe.lookahead_every))
 
     return Measuring(clock, probe, training_rate,
                      lambda recipe, ttas: prediction_speeds(recipe, len(data.classes), ctxs, data.data_dir, ttas,
@@ -190,7 +188,7 @@ def measure_speeds(cfg: Config, data: TrainingData, probe: TrainingParts, measur
     frozen speed only for a run that gets past the first epochs."""
     clock = measuring.clock
     started_s = clock()
-    train_rate = measuring.training_rate(probe, cfg)
+    train_rate = measuring.training_rate(probe, cfg, False)
     timing_s = clock() - started_s  # what timing the frozen speed too would cost
     speeds = Speeds(train_rate, None, measuring.prediction(cfg, tta_candidates(cfg)))
     first_epochs, frozen = probe.learn_first
@@ -200,7 +198,7 @@ def measure_speeds(cfg: Config, data: TrainingData, probe: TrainingParts, measur
     if first_epochs and epochs_that_fit(cfg, data, probe, speeds, clock() + timing_s,
                                         tta_candidates(cfg)[:1]) > first_epochs:
         probe.start_epoch(first_epochs + 1)
-        speeds = dataclasses.replace(speeds, later_images_per_s=measuring.training_rate(probe, cfg))
+        speeds = dataclasses.replace(speeds, later_images_per_s=measuring.training_rate(probe, cfg, True))
         probe.learns(frozen)  # as the run starts (the probe's block rewinds the weights)
     return speeds
 
