@@ -19,6 +19,7 @@ from gluon_cifar.data.folder import (
     EpochShuffleSampler,
     eval_loader,
     image_folder,
+    sample_images,
     train_loader,
 )
 from gluon_cifar.data.images import read_rgb
@@ -130,6 +131,18 @@ def test_decoded_loader_gives_the_folder_loaders_images_in_the_same_batches(layo
     for (x, y), (fx, fy) in zip(DecodedEvalLoader(valid, 4), folder_valid):
         np.testing.assert_array_equal(y.asnumpy(), fy.asnumpy())
         np.testing.assert_allclose(x.asnumpy(), fx.asnumpy(), atol=1e-5)
+
+
+def test_the_whitening_sample_from_the_decoded_array_is_the_files_sample(layout, tmp_path):
+    """A fastnet's whitening filters come from these images: taken from the decoded array, they must be the
+    very bytes folder.sample_images reads from the files, so a run computes the same filters either way."""
+    tree, part = decoded_part_and_tree(layout, tmp_path)
+    loader = DecodedTrainLoader(part, 8, 3, no_augmentation)
+    for n in (5, 34, 100):  # spaced over the part; all of it; more than there are
+        sample = loader.spaced_sample(n)
+        np.testing.assert_array_equal(sample, sample_images(tree.folder("train"), n))
+        assert sample.shape == (min(n, 34), 3, 32, 32) and sample.dtype == np.float32
+    assert len({image.tobytes() for image in loader.spaced_sample(5)}) == 5
 
 
 def test_decoded_stream_is_seeded_and_resumes_mid_epoch(layout, tmp_path):

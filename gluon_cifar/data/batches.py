@@ -89,6 +89,12 @@ class DecodedTrainLoader:
     def __len__(self) -> int:
         return len(self._sampler) // self.batch_size
 
+    def spaced_sample(self, n: int) -> np.ndarray:
+        """Up to `n` of the part's images, evenly spaced over it, as folder.sample_images takes them from the
+        files (the same images, the same bytes): (n, 3, H, W) normalised float32, on the CPU."""
+        rows = self._part.rows[::max(1, len(self._part) // n)][:n]
+        return normalize(to_context(self._part.images[rows], mx.cpu())).asnumpy()
+
 
 class DecodedEvalLoader:
     """In-order, normalised batches of a DecodedPart; the last partial batch is kept."""

@@ -47,6 +47,12 @@ def make_loaders(cfg: Config, data: TrainingData, cluster: Cluster, ctxs: list[m
     return train, valid
 
 
-def whitening_sample(cfg: Config, data: TrainingData) -> np.ndarray | None:
-    """The images a fastnet's whitening filters are computed from (None for other networks)."""
-    return sample_images(data.tree.folder(data.part), WHITENING_SAMPLE) if cfg.model in FASTNETS else None
+def whitening_sample(cfg: Config, data: TrainingData, train: Iterable) -> np.ndarray | None:
+    """The images a fastnet's whitening filters are computed from (None for other networks): from the training
+    loader `train`'s decoded array where it has one (5,000 PNGs read again took 2.2 s before the first step),
+    else from the files."""
+    if cfg.model not in FASTNETS:
+        return None
+    if isinstance(train, DecodedTrainLoader):
+        return train.spaced_sample(WHITENING_SAMPLE)
+    return sample_images(data.tree.folder(data.part), WHITENING_SAMPLE)

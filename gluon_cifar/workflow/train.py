@@ -120,7 +120,8 @@ def run_training(job: TrainingJob, out: str, resume_from: checkpoint.Checkpoint 
     if cluster.is_root:
         warn_if_unbalanced(data.tree.folder(data.part))
     loaders = recipe_loaders(job)
-    sample = whitening_sample(cfg, data) if resume_from is None else None  # a checkpoint holds the filters
+    # a checkpoint holds the filters
+    sample = whitening_sample(cfg, data, loaders(cfg)[0]) if resume_from is None else None
     budget, budgeting = None, budgeting or Budgeting()
     if plan is None:
         plan, net, budget = decide_plan(job, build_network(cfg, ctxs, len(data.classes), sample), loaders, sample,
