@@ -18,7 +18,7 @@ from mxnet.gluon.data.vision import ImageFolderDataset
 
 from ..errors import ConfigError
 from .augment import normalize, to_context
-from .folder import EpochShuffleSampler, require_one_batch
+from .folder import EpochShuffleSampler, evenly_spaced, require_one_batch
 
 # augment((B, H, W, 3) uint8 images, generator, their rows in the decoded array, 0-based epoch, context)
 #   -> (B, 3, H, W) normalised float batch on the context
@@ -90,9 +90,9 @@ class DecodedTrainLoader:
         return len(self._sampler) // self.batch_size
 
     def spaced_sample(self, n: int) -> np.ndarray:
-        """Up to `n` of the part's images, evenly spaced over it, as folder.sample_images takes them from the
+        """Up to `n` of the part's images, `evenly_spaced` over it as folder.sample_images takes them from the
         files (the same images, the same bytes): (n, 3, H, W) normalised float32, on the CPU."""
-        rows = self._part.rows[::max(1, len(self._part) // n)][:n]
+        rows = evenly_spaced(self._part.rows, n)
         return normalize(to_context(self._part.images[rows], mx.cpu())).asnumpy()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import mxnet as mx
 import numpy as np
@@ -155,11 +155,15 @@ def class_names(root: str) -> list[str]:
     return sorted(e.name for e in os.scandir(root) if e.is_dir())
 
 
+def evenly_spaced(items: Sequence, n: int) -> Sequence:
+    """Up to `n` of `items`, evenly spaced over them (a split folder's, in class order: every class is there)."""
+    return items[::max(1, len(items) // n)][:n]
+
+
 def sample_images(folder: str, n: int) -> np.ndarray:
-    """Up to `n` images of a split folder, evenly spaced over it (so every class is there), as an
-    (n, 3, H, W) normalised float32 array: data for a data-dependent initialisation."""
-    items = ImageFolderDataset(folder, flag=1).items
-    chosen = items[::max(1, len(items) // n)][:n]
+    """Up to `n` images of a split folder, `evenly_spaced` over it, as an (n, 3, H, W) normalised float32
+    array: data for a data-dependent initialisation."""
+    chosen = evenly_spaced(ImageFolderDataset(folder, flag=1).items, n)
     return normalize(mx.nd.stack(*[read_rgb(path) for path, _ in chosen])).asnumpy()
 
 

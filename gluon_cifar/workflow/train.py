@@ -120,8 +120,10 @@ def run_training(job: TrainingJob, out: str, resume_from: checkpoint.Checkpoint 
     if cluster.is_root:
         warn_if_unbalanced(data.tree.folder(data.part))
     loaders = recipe_loaders(job)
-    # a checkpoint holds the filters
-    sample = whitening_sample(cfg, data, loaders(cfg)[0]) if resume_from is None else None
+    # from the loader the run (or, without a plan yet, the budget's first probe) steps: no other is made for it.
+    # A checkpoint holds the filters.
+    first = cfg if plan is None else plan.settings(cfg)
+    sample = whitening_sample(first, data, loaders(first)[0]) if resume_from is None else None
     budget, budgeting = None, budgeting or Budgeting()
     if plan is None:
         plan, net, budget = decide_plan(job, build_network(cfg, ctxs, len(data.classes), sample), loaders, sample,
