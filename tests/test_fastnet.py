@@ -27,6 +27,12 @@ def test_whitening_filters_decorrelate_patches():
     patches = patches.transpose(0, 3, 4, 1, 2).reshape(-1, 12)
     responses = patches @ filters[:12].reshape(12, 12).T
     np.testing.assert_allclose(np.cov(responses, rowvar=False), np.eye(12), atol=2e-3)
+    # summed chunk by chunk (7 does not divide 200): numpy's own covariance of every patch at once, in float64
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(patches.astype(np.float64), rowvar=False))
+    expected = (eigenvectors.T / np.sqrt(eigenvalues)[:, None]).reshape(12, 3, 2, 2)
+    chunked = whitening_filters(images, eps=0.0, chunk=7)[:12]
+    signs = np.sign((chunked * expected).sum(axis=(1, 2, 3)))[:, None, None, None]  # an eigenvector's sign is free
+    np.testing.assert_allclose(chunked, expected * signs, rtol=1e-4, atol=1e-5)
 
 
 def test_fastnet_starts_from_data_and_keeps_its_whitening_frozen():

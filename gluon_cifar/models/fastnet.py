@@ -137,15 +137,26 @@ class FastNet(HybridBlock):
             conv.weight.set_data(nd.array(weight))
 
 
-def whitening_filters(images: np.ndarray, eps: float = 5e-4) -> np.ndarray:
+def whitening_filters(images: np.ndarray, eps: float = 5e-4, chunk: int = 250) -> np.ndarray:
     """(2 * 3 * 2 * 2, 3, 2, 2) conv filters: the eigenvectors of the covariance of all 2x2 patches
-    of `images` (N, 3, H, W), each divided by sqrt(eigenvalue + eps), then the same negated."""
+    of `images` (N, 3, H, W), each divided by sqrt(eigenvalue + eps), then the same negated.
+
+    The covariance is summed in float64 over `chunk` images at a time: the 4.8 million patches of 5,000
+    images are never all in memory (230 MB in float32), and float32 sums over them had put the smallest
+    components' filters 0.07 off (0.4 s instead of 3.6-4.6, before the first step of every fastnet run)."""
     n, channels, height, width = images.shape
-    patches = np.stack([images[:, :, i:i + height - PATCH + 1, j:j + width - PATCH + 1]
-                        for i in range(PATCH) for j in range(PATCH)], axis=2)  # (N, C, 4, H-1, W-1)
-    patches = patches.transpose(0, 3, 4, 1, 2).reshape(-1, channels * PATCH * PATCH)
-    centred = patches - patches.mean(axis=0)
-    covariance = (centred.T @ centred).astype(np.float64) / (len(centred) - 1)  # float32 sums: 12x12, plenty
+    size = channels * PATCH * PATCH
+    nhwc = np.ascontiguousarray(images.transpose(0, 2, 3, 1), dtype=np.float64)
+    sums, products, count = np.zeros(size), np.zeros((size, size)), 0
+    for start in range(0, n, chunk):
+        # (chunk, H-1, W-1, C, 2, 2): each patch's pixels in (channel, row, column) order, as the filters hold them
+        windows = np.lib.stride_tricks.sliding_window_view(nhwc[start:start + chunk], (PATCH, PATCH), axis=(1, 2))
+        patches = windows.reshape(-1, size)
+        sums += patches.sum(axis=0)
+        products += patches.T @ patches
+        count += len(patches)
+    mean = sums / count
+    covariance = (products - count * np.outer(mean, mean)) / (count - 1)
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     filters = (eigenvectors.T / np.sqrt(eigenvalues + eps)[:, None]).reshape(-1, channels, PATCH, PATCH)
     return np.concatenate([filters, -filters]).astype(np.float32)
