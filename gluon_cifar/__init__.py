@@ -1,6 +1,6 @@
 """gluon_cifar: the Kaggle CIFAR-10 download to a submission.csv with MXNet Gluon."""
 
-__version__ = "0.5.4"
+__version__ = "0.5.5"
 
 from .runtime import configure
 
