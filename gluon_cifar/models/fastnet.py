@@ -142,8 +142,8 @@ def whitening_filters(images: np.ndarray, eps: float = 5e-4, chunk: int = 250) -
     of `images` (N, 3, H, W), each divided by sqrt(eigenvalue + eps), then the same negated.
 
     The covariance is summed in float64 over `chunk` images at a time: the 4.8 million patches of 5,000
-    images are never all in memory (230 MB in float32), and float32 sums over them had put the smallest
-    components' filters 0.07 off (0.4 s instead of 3.6-4.6, before the first step of every fastnet run)."""
+    images are never all in memory at once (230 MB in float32, whose copies cost 3.6-4.6 s before a run's
+    first step; this takes 0.4), and float32 sums over that many lose the smallest components (filters 0.07 off)."""
     n, channels, height, width = images.shape
     size = channels * PATCH * PATCH
     nhwc = np.ascontiguousarray(images.transpose(0, 2, 3, 1), dtype=np.float64)
