@@ -146,11 +146,11 @@ def whitening_filters(images: np.ndarray, eps: float = 5e-4, chunk: int = 250) -
     first step; this takes 0.4), and float32 sums over that many lose the smallest components (filters 0.07 off)."""
     n, channels, height, width = images.shape
     size = channels * PATCH * PATCH
-    nhwc = np.ascontiguousarray(images.transpose(0, 2, 3, 1), dtype=np.float64)
     sums, products, count = np.zeros(size), np.zeros((size, size)), 0
     for start in range(0, n, chunk):
+        nhwc = np.asarray(images[start:start + chunk].transpose(0, 2, 3, 1), dtype=np.float64)
         # (chunk, H-1, W-1, C, 2, 2): each patch's pixels in (channel, row, column) order, as the filters hold them
-        windows = np.lib.stride_tricks.sliding_window_view(nhwc[start:start + chunk], (PATCH, PATCH), axis=(1, 2))
+        windows = np.lib.stride_tricks.sliding_window_view(nhwc, (PATCH, PATCH), axis=(1, 2))
         patches = windows.reshape(-1, size)
         sums += patches.sum(axis=0)
         products += patches.T @ patches
